@@ -1,0 +1,328 @@
+/**
+ * The engine's handle on one GPUDevice: buffers and tensors (labelled, limit-checked, pooled),
+ * recording of kernel dispatches into one command encoder, uniforms from a per-flush arena,
+ * readback only when asked, and `device.lost` turned into a state and a typed error.
+ *
+ * @example
+ *   const gpu = await Gpu.create(navigator.gpu);
+ *   const x = gpu.tensor([4, 64], 'x');
+ *   rmsnormForward(gpu, out, rstd, x, w, 4, 64, 1e-5); // records a dispatch
+ *   const y = await gpu.read(out);                    // submits, then maps
+ */
+import { EngineError, formatBytes } from '../errors.ts';
+import { requestDevice, type DeviceRequest, type GpuInfo } from './device.ts';
+import { getPipeline, type KernelSpec } from './pipelines.ts';
+import { BufferPool } from './pool.ts';
+import { byteSize, numel, type DType, type Tensor } from './tensor.ts';
+
+export type GpuState = 'ready' | 'lost' | 'destroyed';
+
+/** A uniform field: plain numbers are u32; wrap floats with `f32()` and signed ints with `i32()`. */
+export type Param = number | { f32: number } | { i32: number };
+export const f32 = (v: number): Param => ({ f32: v });
+export const i32 = (v: number): Param => ({ i32: v });
+
+export type Binding = Tensor | GPUBuffer;
+
+const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage without the global)
+const SLOT = 256; // uniform slot stride: minUniformBufferOffsetAlignment is ≤ 256 everywhere
+const ARENA_SLOTS = 2048;
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly info: GpuInfo;
+  state: GpuState = 'ready';
+  lostMessage = '';
+  readonly pool: BufferPool;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private staging = new ArrayBuffer(SLOT * ARENA_SLOTS);
+  private stagingU32 = new Uint32Array(this.staging);
+  private stagingI32 = new Int32Array(this.staging);
+  private stagingF32 = new Float32Array(this.staging);
+  private slots = 0;
+  private lostListeners = new Set<(message: string) => void>();
+  /** Dispatches recorded since creation (for benchmarks and tests). */
+  dispatches = 0;
+
+  private constructor(device: GPUDevice, info: GpuInfo) {
+    this.device = device;
+    this.info = info;
+    this.pool = new BufferPool((size, usage, label) => this.createBuffer(size, usage, label));
+    this.arena = device.createBuffer({
+      label: 'uniform-arena',
+      size: SLOT * ARENA_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    void device.lost.then((info) => {
+      if (this.state === 'destroyed') return;
+      this.state = 'lost';
+      this.lostMessage = info.message || String(info.reason);
+      for (const cb of this.lostListeners) cb(this.lostMessage);
+    });
+  }
+
+  static async create(gpu: GPU | undefined, req: DeviceRequest = {}): Promise<Gpu> {
+    const { device, info } = await requestDevice(gpu, req);
+    return new Gpu(device, info);
+  }
+
+  /** Wraps an existing device (e.g. one shared with web-llm). */
+  static fromDevice(device: GPUDevice, info: GpuInfo): Gpu {
+    return new Gpu(device, info);
+  }
+
+  onLost(cb: (message: string) => void): () => void {
+    this.lostListeners.add(cb);
+    return () => this.lostListeners.delete(cb);
+  }
+
+  /** Throws the typed error for a lost or destroyed device. */
+  assertReady(): void {
+    if (this.state === 'lost') {
+      throw new EngineError(
+        'DEVICE_LOST',
+        `The GPU device was lost (${this.lostMessage || 'no reason given'}). Reload the model; training resumes from its last checkpoint.`,
+      );
+    }
+    if (this.state === 'destroyed') throw new EngineError('DISPOSED', 'This GPU context was closed.');
+  }
+
+  get limits(): Record<string, number> {
+    return this.info.limits;
+  }
+
+  /** Checks a size against the device's limits before allocating, with a message that says what to change. */
+  checkSize(bytes: number, label: string): void {
+    const maxBuf = this.limits.maxBufferSize ?? Infinity;
+    const maxBind = this.limits.maxStorageBufferBindingSize ?? Infinity;
+    const max = Math.min(maxBuf, maxBind);
+    if (bytes > max) {
+      throw new EngineError(
+        'LIMIT_EXCEEDED',
+        `Tensor "${label}" needs ${formatBytes(bytes)} but this GPU allows at most ${formatBytes(max)} per buffer. Use a smaller model, fewer samples or a shorter context.`,
+      );
+    }
+  }
+
+  createBuffer(size: number, usage: number, label: string): GPUBuffer {
+    this.assertReady();
+    this.checkSize(size, label);
+    try {
+      return this.device.createBuffer({ label, size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+    } catch (cause) {
+      throw new EngineError(
+        'OUT_OF_MEMORY',
+        `Could not allocate ${formatBytes(size)} for "${label}": ${String(cause)}`,
+        { cause },
+      );
+    }
+  }
+
+  /** A dedicated (not pooled) storage tensor, zero-filled by WebGPU. For weights and long-lived state. */
+  tensor(shape: readonly number[], label: string, dtype: DType = 'f32'): Tensor {
+    const byteLength = byteSize(shape, dtype);
+    const buffer = this.createBuffer(byteLength, STORAGE, label);
+    return { buffer, shape: [...shape], dtype, label, byteLength };
+  }
+
+  /** A pooled storage tensor (contents undefined until written; call `zero` if you need zeros). */
+  scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): Tensor {
+    const byteLength = byteSize(shape, dtype);
+    const buffer = this.pool.acquire(byteLength, STORAGE, label);
+    return { buffer, shape: [...shape], dtype, label, byteLength };
+  }
+
+  release(t: Tensor): void {
+    this.pool.release(t.buffer);
+  }
+
+  upload(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
+    this.assertReady();
+    if (data.byteLength + byteOffset > t.buffer.size) {
+      throw new EngineError('BAD_ARGUMENT', `upload of ${data.byteLength} bytes overflows "${t.label}"`);
+    }
+    if (data.byteLength % 4 !== 0 || byteOffset % 4 !== 0) {
+      throw new EngineError('BAD_ARGUMENT', `upload to "${t.label}" must be a multiple of 4 bytes`);
+    }
+    this.device.queue.writeBuffer(t.buffer, byteOffset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Creates a dedicated tensor holding `data`. */
+  fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): Tensor {
+    const dtype: DType = data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : 'u32';
+    if (data.length !== numel(shape)) {
+      throw new EngineError('SHAPE_MISMATCH', `"${label}": ${data.length} values for shape [${shape.join(', ')}]`);
+    }
+    const t = this.tensor(shape, label, dtype);
+    this.upload(t, data);
+    return t;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.assertReady();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'engine' });
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private ensureEncoder(): GPUCommandEncoder {
+    this.assertReady();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'engine' });
+    return this.encoder;
+  }
+
+  /**
+   * Records one dispatch. `bindings` fill @binding(1..n) of @group(0) in order; the uniform struct
+   * built from `params` is @binding(0) (omit params when the kernel has no uniforms: then bindings
+   * start at 0).
+   */
+  dispatch(
+    kernel: KernelSpec,
+    workgroups: readonly [number, number?, number?],
+    bindings: readonly Binding[],
+    params?: readonly Param[],
+  ): void {
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new EngineError(
+        'LIMIT_EXCEEDED',
+        `${kernel.op}.${kernel.entry}: ${x}×${y}×${z} workgroups exceed this GPU's ${maxWg} per dimension.`,
+      );
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    if (params && this.slots >= ARENA_SLOTS) this.flush();
+    const pass = this.ensurePass();
+    const pipeline = getPipeline(this.device, kernel);
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    if (params) {
+      const slot = this.slots++;
+      const base = (slot * SLOT) / 4;
+      params.forEach((p, i) => {
+        if (typeof p === 'number') this.stagingU32[base + i] = p;
+        else if ('f32' in p) this.stagingF32[base + i] = p.f32;
+        else this.stagingI32[base + i] = p.i32;
+      });
+      const size = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
+      entries.push({ binding: binding++, resource: { buffer: this.arena, offset: slot * SLOT, size } });
+    }
+    for (const b of bindings) {
+      const buffer = 'buffer' in b ? b.buffer : b;
+      entries.push({ binding: binding++, resource: { buffer } });
+    }
+    const bindGroup = this.device.createBindGroup({
+      label: `${kernel.op}.${kernel.entry}`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+  }
+
+  /** Fills a tensor (or a byte range of it) with zeros, in order with the recorded dispatches. */
+  zero(t: Binding, byteOffset = 0, byteLength?: number): void {
+    const buffer = 'buffer' in t ? t.buffer : t;
+    const len = byteLength ?? ('byteLength' in t ? t.byteLength : buffer.size) - byteOffset;
+    this.ensureEncoder().clearBuffer(buffer, byteOffset, Math.ceil(len / 4) * 4);
+  }
+
+  copy(src: Binding, dst: Binding, bytes: number, srcOffset = 0, dstOffset = 0): void {
+    const s = 'buffer' in src ? src.buffer : src;
+    const d = 'buffer' in dst ? dst.buffer : dst;
+    this.ensureEncoder().copyBufferToBuffer(s, srcOffset, d, dstOffset, bytes);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.slots > 0) {
+      this.device.queue.writeBuffer(this.arena, 0, this.staging, 0, this.slots * SLOT);
+      this.slots = 0;
+    }
+    const cb = this.encoder.finish();
+    this.encoder = null;
+    this.device.queue.submit([cb]);
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.assertReady();
+  }
+
+  /** Reads bytes back (a boundary: loss, sampled tokens, a picture for the UI). */
+  async readBytes(t: Binding, byteOffset = 0, byteLength?: number): Promise<ArrayBuffer> {
+    const buffer = 'buffer' in t ? t.buffer : t;
+    const len = byteLength ?? ('byteLength' in t ? t.byteLength : buffer.size) - byteOffset;
+    const size = Math.ceil(len / 4) * 4;
+    const staging = this.device.createBuffer({
+      label: `readback(${buffer.label})`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.ensureEncoder().copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (cause) {
+      this.assertReady();
+      throw cause;
+    }
+    const out = staging.getMappedRange().slice(0, len);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(t));
+  }
+
+  async readU32(t: Tensor): Promise<Uint32Array> {
+    return new Uint32Array(await this.readBytes(t));
+  }
+
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes; a WebGPU error becomes a typed
+   * EngineError (tests wrap every kernel in this so no validation error goes unseen).
+   */
+  async checked<T>(fn: () => T | Promise<T>): Promise<T> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T;
+    try {
+      result = await fn();
+      this.flush();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      if (oom) throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${oom.message}`);
+      if (validation) throw new EngineError('VALIDATION', `WebGPU validation error: ${validation.message}`);
+    }
+    return result;
+  }
+
+  destroy(): void {
+    if (this.state === 'destroyed') return;
+    this.state = 'destroyed';
+    this.pass = null;
+    this.encoder = null;
+    this.pool.destroy();
+    this.arena.destroy();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,25 @@
+/** rmsnorm: GPU encode functions. Same argument order as ref/rmsnorm.ts, with `gpu` first. */
+import code from '../../../shaders/rmsnorm.wgsl?raw';
+import { f32, type Gpu } from '../gpu/gpu.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+
+const WG = 64;
+const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
+const bwd = { op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: { WG } } as const;
+const bwdW = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } } as const;
+
+/** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. */
+export function rmsnormForward(
+  gpu: Gpu, out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, eps: number,
+): void {
+  gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
+}
+
+/** dinp (N,C) = or += (accumulate) the input gradient; dweight (C) += when given. */
+export function rmsnormBackward(
+  gpu: Gpu, dinp: Tensor, dweight: Tensor | null, dout: Tensor, inp: Tensor, weight: Tensor,
+  rstd: Tensor, N: number, C: number, accumulate: boolean,
+): void {
+  gpu.dispatch(bwd, [N], [dinp, dout, inp, weight, rstd], [N, C, accumulate ? 1 : 0]);
+  if (dweight) gpu.dispatch(bwdW, [Math.ceil(C / WG)], [dweight, dout, inp, rstd], [N, C]);
+}
