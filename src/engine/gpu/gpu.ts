@@ -138,8 +138,13 @@ export class Gpu {
     this.pool.release(t.buffer);
   }
 
+  /**
+   * Writes data into a tensor. Work recorded before is submitted first, so the write lands after
+   * it in queue order (writeBuffer would otherwise overtake unsubmitted dispatches).
+   */
   upload(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
     this.assertReady();
+    if (this.encoder) this.flush();
     if (data.byteLength + byteOffset > t.buffer.size) {
       throw new EngineError('BAD_ARGUMENT', `upload of ${data.byteLength} bytes overflows "${t.label}"`);
     }

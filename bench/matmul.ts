@@ -1,0 +1,74 @@
+/**
+ * matmul benchmark: GFLOP/s (2·B·K·N / time) and GB/s of weight bytes read, for f32 / q8_0 / q4_0
+ * weights of LLaMA-7b's shapes (N,K) = (4096,4096) and (11008,4096), at B = 1 and 16 (decode).
+ * Weights are random bits (valid f16 scales for q types); timing is wall clock around repeated
+ * dispatches after a warm-up, ending with `gpu.sync()`.
+ */
+import type { Gpu } from '../src/engine/gpu/gpu.ts';
+import { byteSize, type Tensor } from '../src/engine/gpu/tensor.ts';
+import { matmulForward } from '../src/engine/ops/matmul.ts';
+import { f32ToF16, type QuantDType } from '../src/engine/quant.ts';
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+const DTYPES = ['f32', 'q8_0', 'q4_0'] as const;
+const SHAPES = [[4096, 4096], [11008, 4096]] as const; // (N, K)
+const BATCHES = [1, 16] as const;
+
+/** A (N,K) weight of random content: f32 values in [-1, 1), or random quants with scales ~0.01. */
+function randomWeight(gpu: Gpu, dtype: 'f32' | QuantDType, N: number, K: number): Tensor {
+  const t = gpu.tensor([N, K], `bench.w.${dtype}`, dtype);
+  const words = new Uint32Array(byteSize([N, K], dtype) / 4);
+  let s = 0x9e3779b9;
+  const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  if (dtype === 'f32') {
+    const f = new Float32Array(words.buffer);
+    for (let i = 0; i < f.length; i++) f[i] = next() / 2 ** 31 - 1;
+  } else {
+    const scaleWords = Math.ceil((N * K) / 64);
+    const quantWords = words.length - scaleWords;
+    for (let i = 0; i < quantWords; i++) words[i] = next();
+    const h = f32ToF16(0.01);
+    words.fill(h | (h << 16), quantWords);
+  }
+  gpu.upload(t, words);
+  return t;
+}
+
+export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  const minMs = opts.quick ? 0 : 500; // full runs keep dispatching until this much time has passed
+  const iters = opts.quick ? 2 : 10;
+  for (const dtype of DTYPES) {
+    for (const [N, K] of SHAPES) {
+      const w = randomWeight(gpu, dtype, N, K);
+      for (const B of BATCHES) {
+        const x = gpu.tensor([B, K], 'bench.x');
+        const out = gpu.tensor([B, N], 'bench.out');
+        matmulForward(gpu, out, x, w, B, K, N); // warm-up: pipeline compile, first touch
+        await gpu.sync();
+        let n = 0;
+        const t0 = performance.now();
+        let t1 = t0;
+        do {
+          for (let i = 0; i < iters; i++) matmulForward(gpu, out, x, w, B, K, N);
+          await gpu.sync();
+          n += iters;
+          t1 = performance.now();
+        } while (t1 - t0 < minMs);
+        const sec = (t1 - t0) / 1000 / n;
+        const name = `matmul_${dtype}_${N}x${K}_b${B}`;
+        results.push({ name, value: (2 * B * K * N) / sec / 1e9, unit: 'GFLOP/s' });
+        results.push({ name: `${name}_gbs`, value: w.byteLength / sec / 1e9, unit: 'GB/s' });
+        x.buffer.destroy();
+        out.buffer.destroy();
+      }
+      w.buffer.destroy();
+    }
+  }
+  return results;
+}

@@ -1,0 +1,82 @@
+/**
+ * Display state of the sampling page: the model, m streaming samples, live tokens/s, and errors
+ * as messages. Worker results are applied latest-wins (a new run supersedes the old one).
+ */
+import type { GpuInfo } from '../../engine/gpu/device.ts';
+import type { ModelInfo, TokenEvent } from '../../engine/api/inference.ts';
+import { Comlink, inference, publicUrl } from '../engine-client.ts';
+
+export type Phase = 'starting' | 'loading' | 'ready' | 'sampling' | 'error';
+
+export class SamplingState {
+  phase = $state<Phase>('starting');
+  gpu = $state.raw<GpuInfo | null>(null);
+  model = $state.raw<ModelInfo | null>(null);
+  error = $state('');
+  prompt = $state('Once upon a time');
+  n = $state(4);
+  steps = $state(200);
+  temperature = $state(0.8);
+  topp = $state(0.9);
+  seed = $state(42);
+  texts = $state<string[]>([]);
+  tokens = $state(0);
+  tokensPerSecond = $state(0);
+  private run = 0;
+  private started = 0;
+
+  async start(): Promise<void> {
+    try {
+      this.phase = 'starting';
+      this.gpu = await inference().init();
+      this.phase = 'loading';
+      this.model = await inference().loadLlama2c(
+        publicUrl('models/stories260K.bin'),
+        publicUrl('models/tok512.bin'),
+        'stories260K',
+      );
+      this.phase = 'ready';
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async sample(): Promise<void> {
+    if (this.phase !== 'ready') return;
+    const run = ++this.run;
+    this.phase = 'sampling';
+    this.texts = Array.from({ length: this.n }, () => '');
+    this.tokens = 0;
+    this.tokensPerSecond = 0;
+    this.started = performance.now();
+    const onTokens = Comlink.proxy((events: TokenEvent[]) => {
+      if (run !== this.run) return;
+      for (const e of events) this.texts[e.seq] = (this.texts[e.seq] ?? '') + e.text;
+      this.tokens += events.length;
+      const s = (performance.now() - this.started) / 1000;
+      if (s > 0) this.tokensPerSecond = this.tokens / s;
+    });
+    try {
+      const stats = await inference().sample(
+        { prompt: this.prompt, n: this.n, steps: this.steps, temperature: this.temperature, topp: this.topp, seed: this.seed },
+        onTokens,
+      );
+      if (run !== this.run) return;
+      this.texts = stats.texts;
+      this.tokensPerSecond = stats.tokensPerSecond;
+      this.phase = 'ready';
+    } catch (e) {
+      if (run === this.run) this.fail(e);
+    }
+  }
+
+  stop(): void {
+    void inference().stop();
+  }
+
+  private fail(e: unknown): void {
+    const err = e as { code?: string; message?: string };
+    this.error = err.message ?? String(e);
+    this.phase = 'error';
+  }
+}

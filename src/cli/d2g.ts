@@ -1,0 +1,38 @@
+/**
+ * The `d2g` command (Node): `npm run d2g -- <command> [options]`.
+ *   generate   sample text from a llama2.c model, printed exactly as llama2.c's run.c prints it
+ */
+import { EngineError } from '../engine/errors.ts';
+import { generateCommand } from './generate.ts';
+
+const USAGE = `usage: npm run d2g -- <command> [options]
+
+commands:
+  generate --model <file> --tokenizer <file> [--prompt TEXT] --steps N [--temperature T]
+           [--top-p P] [--seed S] [--n M] [--backend gpu|cpu] [--quant f32|q8_0|q4_0]
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'generate':
+      return generateCommand(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command ? 0 : 1;
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof EngineError) process.stderr.write(`error (${e.code}): ${e.message}\n`);
+    else process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

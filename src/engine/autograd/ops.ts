@@ -1,0 +1,197 @@
+/**
+ * Differentiable ops on the tape: each runs the forward kernel now and records its backward.
+ * Shapes: rows N = B·T tokens; features last.
+ */
+import type { BackendTensor } from '../backend/types.ts';
+import { Tape, Var } from './tape.ts';
+
+/** out (N,C) = wte[tokens]. The embedding is frozen here (LoRA never targets it). */
+export function embedding<T extends BackendTensor>(tape: Tape<T>, tokens: T, wte: Var<T>, N: number): Var<T> {
+  const C = wte.shape[1]!;
+  const out = tape.output([N, C], 'emb', [wte]);
+  tape.be.ops.embeddingForward(out.t, tokens, wte.t, N, C);
+  tape.record('embedding', [out], () => {
+    if (wte.requiresGrad) {
+      tape.be.ops.embeddingBackward(tape.grad(wte).grad, out.grad!, tokens, N, C, wte.shape[0]!);
+    }
+  });
+  return out;
+}
+
+export function rmsnorm<T extends BackendTensor>(tape: Tape<T>, x: Var<T>, w: Var<T>, eps: number): Var<T> {
+  const [N, C] = x.shape as [number, number];
+  const out = tape.output([N, C], 'rmsnorm', [x, w]);
+  const rstd = tape.alloc([N], 'rstd');
+  tape.be.ops.rmsnormForward(out.t, rstd, x.t, w.t, N, C, eps);
+  tape.record('rmsnorm', [out], () => {
+    const dw = w.requiresGrad ? tape.grad(w).grad : null;
+    if (x.requiresGrad) {
+      const g = tape.grad(x);
+      tape.be.ops.rmsnormBackward(g.grad, dw, out.grad!, x.t, w.t, rstd, N, C, g.accumulate);
+    } else if (dw) {
+      const scratch = tape.alloc([N, C], 'rmsnorm.dx(unused)');
+      tape.be.ops.rmsnormBackward(scratch, dw, out.grad!, x.t, w.t, rstd, N, C, false);
+    }
+  });
+  return out;
+}
+
+/** A LoRA adapter at one linear site: y += scale · B (A · drop(x)). */
+export interface LoraSite<T extends BackendTensor> {
+  readonly A: Var<T> & { readonly shape: readonly number[] }; // (R, K)
+  readonly B: Var<T>; // (N, R)
+  readonly scale: number;
+  readonly dropout: number;
+  /** Dropout seed for this step and site (the backward regenerates the same mask). */
+  readonly seed: number;
+}
+
+/**
+ * y (rows, N) = x (rows, K) · Wᵀ [+ LoRA]. W is frozen (f32 or quantized); LoRA A/B are trainable.
+ * The LoRA scale is applied to the rank-R intermediate (cheap) rather than to the output.
+ */
+export function linear<T extends BackendTensor>(
+  tape: Tape<T>,
+  x: Var<T>,
+  W: Var<T>,
+  lora: LoraSite<T> | null = null,
+  label = 'linear',
+): Var<T> {
+  const { ops } = tape.be;
+  const [rows, K] = x.shape as [number, number];
+  const N = W.shape[0]!;
+  const inputs = lora ? [x, W, lora.A, lora.B] : [x, W];
+  const y = tape.output([rows, N], label, inputs);
+  ops.matmulForward(y.t, x.t, W.t, rows, K, N, false);
+  let xd: T = x.t;
+  let u: T | null = null;
+  const R = lora ? lora.A.shape[0]! : 0;
+  if (lora) {
+    if (lora.dropout > 0) {
+      xd = tape.alloc([rows, K], `${label}.drop`);
+      ops.dropoutForward(xd, x.t, rows * K, lora.dropout, lora.seed);
+    }
+    u = tape.alloc([rows, R], `${label}.lora_u`);
+    ops.matmulForward(u, xd, lora.A.t, rows, K, R, false);
+    ops.scaleInplace(u, lora.scale, rows * R);
+    ops.matmulForward(y.t, u, lora.B.t, rows, R, N, true);
+  }
+  tape.record(label, [y], () => {
+    const dy = y.grad!;
+    let dxdrop: T | null = null;
+    if (lora && u) {
+      if (lora.B.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.B).grad, dy, u, rows, R, N);
+      const du = tape.alloc([rows, R], `${label}.d_lora_u`);
+      ops.matmulBackwardInput(du, dy, lora.B.t, rows, R, N, false);
+      ops.scaleInplace(du, lora.scale, rows * R);
+      if (lora.A.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.A).grad, du, xd, rows, K, R);
+      if (x.requiresGrad) {
+        if (lora.dropout > 0) {
+          dxdrop = tape.alloc([rows, K], `${label}.d_drop`);
+          ops.matmulBackwardInput(dxdrop, du, lora.A.t, rows, K, R, false);
+        } else {
+          const g = tape.grad(x);
+          ops.matmulBackwardInput(g.grad, du, lora.A.t, rows, K, R, g.accumulate);
+        }
+      }
+    }
+    if (x.requiresGrad) {
+      const g = tape.grad(x);
+      ops.matmulBackwardInput(g.grad, dy, W.t, rows, K, N, g.accumulate);
+      if (dxdrop && lora) ops.dropoutBackward(g.grad, dxdrop, rows * K, lora.dropout, lora.seed, true);
+    }
+  });
+  return y;
+}
+
+export function rope<T extends BackendTensor>(
+  tape: Tape<T>, x: Var<T>, positions: T, NH: number, HS: number, theta: number,
+): Var<T> {
+  const N = x.shape[0]!;
+  const out = tape.output(x.shape, 'rope', [x]);
+  tape.be.ops.ropeForward(out.t, x.t, positions, N, NH, HS, theta);
+  tape.record('rope', [out], () => {
+    if (!x.requiresGrad) return;
+    const g = tape.grad(x);
+    tape.be.ops.ropeBackward(g.grad, out.grad!, positions, N, NH, HS, theta, g.accumulate);
+  });
+  return out;
+}
+
+/** Causal GQA attention over B sequences of T tokens. q (B·T, NH·HS), k/v (B·T, NKV·HS). */
+export function attention<T extends BackendTensor>(
+  tape: Tape<T>, q: Var<T>, k: Var<T>, v: Var<T>, B: number, T: number, NH: number, NKV: number, HS: number,
+): Var<T> {
+  const out = tape.output([B * T, NH * HS], 'attn', [q, k, v]);
+  const att = tape.alloc([B, NH, T, T], 'att');
+  tape.be.ops.attentionForward(out.t, att, q.t, k.t, v.t, B, T, NH, NKV, HS);
+  tape.record('attention', [out], () => {
+    if (!q.requiresGrad && !k.requiresGrad && !v.requiresGrad) return;
+    // The kernel writes all three input gradients with one flag: give it fresh buffers when the
+    // flags would differ, then fold them in.
+    const gq = tape.grad(q), gk = tape.grad(k), gv = tape.grad(v);
+    const datt = tape.alloc([B, NH, T, T], 'datt');
+    const same = gq.accumulate === gk.accumulate && gk.accumulate === gv.accumulate;
+    if (same) {
+      tape.be.ops.attentionBackward(gq.grad, gk.grad, gv.grad, datt, out.grad!, q.t, k.t, v.t, att, B, T, NH, NKV, HS, gq.accumulate);
+      return;
+    }
+    const tq = tape.alloc(q.shape, 'dq'), tk = tape.alloc(k.shape, 'dk'), tv = tape.alloc(v.shape, 'dv');
+    tape.be.ops.attentionBackward(tq, tk, tv, datt, out.grad!, q.t, k.t, v.t, att, B, T, NH, NKV, HS, false);
+    addInto(tape, gq, tq, Tape.size(q));
+    addInto(tape, gk, tk, Tape.size(k));
+    addInto(tape, gv, tv, Tape.size(v));
+  });
+  return out;
+}
+
+function addInto<T extends BackendTensor>(tape: Tape<T>, g: { grad: T; accumulate: boolean }, src: T, n: number): void {
+  if (g.accumulate) tape.be.ops.addInplace(g.grad, src, n);
+  else tape.be.copy(src, g.grad, n);
+}
+
+export function add<T extends BackendTensor>(tape: Tape<T>, a: Var<T>, b: Var<T>): Var<T> {
+  const n = Tape.size(a);
+  const out = tape.output(a.shape, 'add', [a, b]);
+  tape.be.ops.residualForward(out.t, a.t, b.t, n);
+  tape.record('add', [out], () => {
+    for (const v of [a, b]) if (v.requiresGrad) addInto(tape, tape.grad(v), out.grad!, n);
+  });
+  return out;
+}
+
+export function swiglu<T extends BackendTensor>(tape: Tape<T>, gate: Var<T>, up: Var<T>): Var<T> {
+  const n = Tape.size(gate);
+  const out = tape.output(gate.shape, 'swiglu', [gate, up]);
+  tape.be.ops.swigluForward(out.t, gate.t, up.t, n);
+  tape.record('swiglu', [out], () => {
+    const gg = tape.grad(gate), gu = tape.grad(up);
+    if (gg.accumulate === gu.accumulate) {
+      tape.be.ops.swigluBackward(gg.grad, gu.grad, out.grad!, gate.t, up.t, n, gg.accumulate);
+    } else {
+      const tg = tape.alloc(gate.shape, 'dgate'), tu = tape.alloc(up.shape, 'dup');
+      tape.be.ops.swigluBackward(tg, tu, out.grad!, gate.t, up.t, n, false);
+      addInto(tape, gg, tg, n);
+      addInto(tape, gu, tu, n);
+    }
+  });
+  return out;
+}
+
+/**
+ * Fused logits → cross-entropy: per-row losses (N) now, and d(logits) = weights·(softmax − onehot)
+ * written straight into the logits' gradient (the loss is Σ weights·losses).
+ */
+export function crossentropy<T extends BackendTensor>(
+  tape: Tape<T>, logits: Var<T>, targets: T, weights: T,
+): T {
+  const [N, V] = logits.shape as [number, number];
+  const losses = tape.alloc([N], 'losses');
+  if (logits.requiresGrad) {
+    const g = tape.grad(logits);
+    tape.be.ops.crossentropyForwardBackward(losses, g.grad, logits.t, targets, weights, N, V);
+  } else {
+    tape.be.ops.crossentropyForwardBackward(losses, null, logits.t, targets, weights, N, V);
+  }
+  return losses;
+}

@@ -1,0 +1,75 @@
+/** The CPU backend: the plain-TS references, run on Float32Arrays. Slow, readable, the law. */
+import { EngineError } from '../errors.ts';
+import { numel, type DType } from '../gpu/tensor.ts';
+import { dequantize, type QuantDType } from '../quant.ts';
+import * as RefOps from '../ref/index.ts';
+import type { Backend, BackendTensor, Ops } from './types.ts';
+
+export interface CpuTensor extends BackendTensor {
+  readonly data: Float32Array | Uint32Array;
+}
+
+function make(shape: readonly number[], label: string, dtype: DType): CpuTensor {
+  const n = numel(shape);
+  const data = dtype === 'u32' || dtype === 'i32' ? new Uint32Array(n) : new Float32Array(n);
+  return { shape: [...shape], label, dtype: dtype === 'u32' || dtype === 'i32' ? dtype : 'f32', data };
+}
+
+function unwrap(a: unknown): unknown {
+  return a !== null && typeof a === 'object' && 'data' in a && 'shape' in a ? (a as CpuTensor).data : a;
+}
+
+export class CpuBackend implements Backend<CpuTensor> {
+  readonly kind = 'cpu';
+  readonly ops: Ops<CpuTensor>;
+  constructor() {
+    const ops: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(RefOps)) {
+      if (typeof fn === 'function') {
+        ops[name] = (...args: unknown[]) => (fn as (...a: unknown[]) => unknown)(...args.map(unwrap));
+      }
+    }
+    this.ops = ops as Ops<CpuTensor>;
+  }
+  scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
+    return make(shape, label, dtype);
+  }
+  zeros(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
+    return make(shape, label, dtype);
+  }
+  release(): void {}
+  fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): CpuTensor {
+    if (data.length !== numel(shape)) {
+      throw new EngineError('SHAPE_MISMATCH', `"${label}": ${data.length} values for shape [${shape.join(', ')}]`);
+    }
+    const t = make(shape, label, data instanceof Float32Array ? 'f32' : 'u32');
+    t.data.set(data instanceof Int32Array ? new Uint32Array(data.buffer, data.byteOffset, data.length) : data);
+    return t;
+  }
+  weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): CpuTensor {
+    const values = data instanceof Float32Array ? data : dequantize(dtype as QuantDType, data, shape[0] * shape[1]);
+    return this.fromData(shape, values, label);
+  }
+  write(t: CpuTensor, data: Float32Array | Uint32Array | Int32Array): void {
+    if (t.data instanceof Float32Array && !(data instanceof Float32Array)) {
+      t.data.set(new Float32Array(data.buffer, data.byteOffset, data.length));
+    } else if (t.data instanceof Uint32Array && !(data instanceof Uint32Array)) {
+      t.data.set(new Uint32Array(data.buffer, data.byteOffset, data.length));
+    } else t.data.set(data);
+  }
+  zero(t: CpuTensor): void {
+    t.data.fill(0);
+  }
+  copy(src: CpuTensor, dst: CpuTensor, elements: number): void {
+    dst.data.set(src.data.subarray(0, elements));
+  }
+  async read(t: CpuTensor): Promise<Float32Array> {
+    return t.data instanceof Float32Array ? t.data.slice() : new Float32Array(t.data.buffer.slice(0));
+  }
+  async readU32(t: CpuTensor): Promise<Uint32Array> {
+    return t.data instanceof Uint32Array ? t.data.slice() : new Uint32Array(t.data.buffer.slice(0));
+  }
+  flush(): void {}
+  async sync(): Promise<void> {}
+  destroy(): void {}
+}

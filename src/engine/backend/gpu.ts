@@ -1,0 +1,59 @@
+/** The GPU backend: each op records its WGSL kernel(s) on the `Gpu`'s encoder. */
+import type { Gpu } from '../gpu/gpu.ts';
+import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
+import * as GpuOps from '../ops/index.ts';
+import { uploadWeight, type QuantDType } from '../quant.ts';
+import type { Backend, Ops } from './types.ts';
+
+export class GpuBackend implements Backend<Tensor> {
+  readonly kind = 'gpu';
+  readonly ops: Ops<Tensor>;
+  constructor(readonly gpu: Gpu) {
+    const ops: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(GpuOps)) {
+      if (typeof fn === 'function') ops[name] = (...args: unknown[]) => (fn as (...a: unknown[]) => unknown)(gpu, ...args);
+    }
+    this.ops = ops as Ops<Tensor>;
+  }
+  scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): Tensor {
+    return this.gpu.scratch(shape, label, dtype);
+  }
+  zeros(shape: readonly number[], label: string, dtype: DType = 'f32'): Tensor {
+    const t = this.gpu.scratch(shape, label, dtype);
+    this.gpu.zero(t);
+    return t;
+  }
+  release(t: Tensor): void {
+    this.gpu.release(t);
+  }
+  fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): Tensor {
+    return this.gpu.fromData(shape, data, label);
+  }
+  weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): Tensor {
+    return uploadWeight(this.gpu, dtype as 'f32' | QuantDType, data, shape[0], shape[1], label);
+  }
+  write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
+    this.gpu.upload(t, data);
+  }
+  zero(t: Tensor): void {
+    this.gpu.zero(t);
+  }
+  copy(src: Tensor, dst: Tensor, elements: number): void {
+    this.gpu.copy(src, dst, elements * 4);
+  }
+  async read(t: Tensor): Promise<Float32Array> {
+    return new Float32Array(await this.gpu.readBytes(t, 0, numel(t.shape) * 4));
+  }
+  async readU32(t: Tensor): Promise<Uint32Array> {
+    return new Uint32Array(await this.gpu.readBytes(t, 0, numel(t.shape) * 4));
+  }
+  flush(): void {
+    this.gpu.flush();
+  }
+  sync(): Promise<void> {
+    return this.gpu.sync();
+  }
+  destroy(t: Tensor): void {
+    t.buffer.destroy();
+  }
+}

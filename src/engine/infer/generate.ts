@@ -1,0 +1,135 @@
+/**
+ * Batched generation with llama2.c's run.c semantics per sequence: positions count from 0 with
+ * BOS, prompt tokens are forced, `steps` bounds the positions (BOS and prompt included), and a
+ * sequence ends when it samples a stop token (BOS, as in run.c; EOS too by default). m sequences
+ * with different prompts run together: one prefill over all prompt rows, then one decode row per
+ * live sequence per step. Each sequence has its own seeded sampler, so a batch of one reproduces
+ * run.c and the GPU and the CPU reference give the same text for the same seed.
+ */
+import type { BackendTensor } from '../backend/types.ts';
+import { EngineError } from '../errors.ts';
+import type { StreamDecoder } from '../io/tokenizer.ts';
+import type { LlamaRunner, Row } from './runner.ts';
+import { createSamplers } from './sampler.ts';
+
+/** What generation needs of a tokenizer (llama2.c's BPE and our char tokenizer both fit). */
+export interface TextTokenizer {
+  readonly bos: number;
+  readonly eos: number;
+  readonly vocabSize: number;
+  encode(text: string, bos: boolean, eos: boolean): number[];
+  decodeBytes(prev: number, token: number): Uint8Array;
+  createStreamDecoder(): StreamDecoder;
+}
+
+export interface GenerateOptions {
+  /** Positions per sequence, BOS and prompt included (run.c's -n). */
+  steps: number;
+  temperature: number;
+  topp: number;
+  seed: number;
+  /** Tokens that end a sequence (not printed). Default [BOS, EOS]; run.c stops on BOS only. */
+  stopTokens?: readonly number[];
+  /** Called for every printed piece, as soon as its sequence's token is known. */
+  onToken?: (seq: number, token: number, text: string) => void;
+  /** Checked between steps: return true to stop early. */
+  shouldStop?: () => boolean;
+}
+
+export interface GenerateResult {
+  texts: string[];
+  /** Tokens after BOS (prompt included), per sequence. */
+  tokens: number[][];
+  /** Tokens sampled (not forced), per sequence. */
+  generated: number[];
+  prefillMs: number;
+  decodeMs: number;
+  /** Decode steps run (each one row per live sequence). */
+  decodeSteps: number;
+}
+
+/** run.c's safe_printf: a lone control byte prints nothing. */
+function printable(bytes: Uint8Array): boolean {
+  if (bytes.length !== 1) return bytes.length > 0;
+  const b = bytes[0]!;
+  return b >= 0x80 || (b >= 0x20 && b < 0x7f) || (b >= 0x09 && b <= 0x0d);
+}
+
+export async function generate<T extends BackendTensor>(
+  runner: LlamaRunner<T>, tok: TextTokenizer, prompts: readonly (readonly number[])[], opts: GenerateOptions,
+): Promise<GenerateResult> {
+  const m = prompts.length;
+  if (m === 0) throw new EngineError('BAD_ARGUMENT', 'nothing to generate: no prompts');
+  if (m > runner.slots) {
+    throw new EngineError('BAD_ARGUMENT', `${m} sequences but the runner has ${runner.slots} slots.`);
+  }
+  const steps = Math.min(opts.steps > 0 ? opts.steps : runner.maxT, runner.maxT);
+  const stop = new Set(opts.stopTokens ?? [tok.bos, tok.eos]);
+  const samplers = createSamplers(tok.vocabSize, opts.temperature, opts.topp, opts.seed, m);
+  const decoders = prompts.map(() => tok.createStreamDecoder());
+  const texts = prompts.map(() => '');
+  const tokens: number[][] = prompts.map(() => []);
+  const generated = new Array<number>(m).fill(0);
+  const last = prompts.map((p) => p[0] ?? tok.bos);
+  const pos = new Array<number>(m).fill(0);
+  const live = new Array<boolean>(m).fill(true);
+
+  const emit = (s: number, next: number) => {
+    tokens[s]!.push(next);
+    const piece = printable(tok.decodeBytes(last[s]!, next)) ? decoders[s]!.push(last[s]!, next) : '';
+    texts[s] += piece;
+    opts.onToken?.(s, next, piece);
+    last[s] = next;
+  };
+
+  // Prefill: every prompt position up to the last (capped by steps); forced tokens print as run.c.
+  const t0 = performance.now();
+  const rows: Row[] = [];
+  const outputs: number[] = [];
+  const outSeq: number[] = [];
+  prompts.forEach((p, s) => {
+    if (p.length === 0) throw new EngineError('BAD_ARGUMENT', `prompt ${s} is empty (it needs at least BOS).`);
+    const n = Math.min(p.length, steps);
+    for (let i = 0; i < n; i++) rows.push({ slot: s, pos: i, token: p[i]! });
+    for (let i = 1; i < n; i++) emit(s, p[i]!);
+    pos[s] = n;
+    if (n === p.length) (outputs.push(rows.length - 1), outSeq.push(s));
+    else live[s] = false; // the prompt alone used up the steps
+  });
+  let logits = await runner.forward(rows, outputs);
+  const V = tok.vocabSize;
+  const prefillMs = performance.now() - t0;
+
+  const t1 = performance.now();
+  let decodeSteps = 0;
+  let active = outSeq;
+  for (;;) {
+    const nextRows: Row[] = [];
+    const nextSeq: number[] = [];
+    active.forEach((s, j) => {
+      const next = samplers[s]!.sample(logits.subarray(j * V, (j + 1) * V));
+      if (stop.has(next)) {
+        live[s] = false;
+        return;
+      }
+      generated[s]!++;
+      emit(s, next);
+      if (pos[s]! >= steps) {
+        live[s] = false;
+        return;
+      }
+      nextRows.push({ slot: s, pos: pos[s]!, token: next });
+      nextSeq.push(s);
+      pos[s]!++;
+    });
+    if (nextRows.length === 0 || opts.shouldStop?.()) break;
+    logits = await runner.forward(nextRows, nextRows.map((_, i) => i));
+    decodeSteps++;
+    active = nextSeq;
+  }
+  for (let s = 0; s < m; s++) {
+    const rest = decoders[s]!.flush();
+    if (rest) (texts[s] += rest, opts.onToken?.(s, -1, rest));
+  }
+  return { texts, tokens, generated, prefillMs, decodeMs: performance.now() - t1, decodeSteps };
+}

@@ -1,0 +1,179 @@
+/**
+ * Batched inference: one forward over R rows, each row a token of some sequence slot at some
+ * position. Prefill (many rows of one slot) and decode (one row per slot) are the same call: each
+ * row's K/V go into its slot's cache, and each row attends to positions 0..pos of its slot.
+ * Buffers are allocated once for `maxRows`; a longer batch runs in chunks.
+ */
+import type { Backend, BackendTensor } from '../backend/types.ts';
+import { EngineError, formatBytes } from '../errors.ts';
+import { headSize, kvDim } from '../model/config.ts';
+import { SITE_OF_TARGET, type LinearSite, type LlamaModel, type LoraTarget } from '../model/llama.ts';
+import type { LoraAdapter } from '../model/lora.ts';
+
+export interface Row {
+  slot: number;
+  pos: number;
+  token: number;
+}
+
+export interface RunnerOptions {
+  /** Sequence slots in the KV cache (m). */
+  slots: number;
+  /** Positions per slot (context length). */
+  maxT: number;
+  /** Rows per forward chunk (≥ slots; prefill uses up to this many at a time). */
+  maxRows?: number;
+}
+
+export class LlamaRunner<T extends BackendTensor> {
+  readonly slots: number;
+  readonly maxT: number;
+  readonly maxRows: number;
+  private readonly be: Backend<T>;
+  private kcache: T[] = [];
+  private vcache: T[] = [];
+  private buf: Record<string, T> = {};
+  private owned: T[] = [];
+  private adapter: LoraAdapter<T> | null = null;
+  private siteTargets = new Map<LinearSite, LoraTarget>();
+
+  constructor(readonly model: LlamaModel<T>, opts: RunnerOptions) {
+    const c = model.config;
+    this.be = model.be;
+    this.slots = opts.slots;
+    this.maxT = Math.min(opts.maxT, c.maxSeqLen);
+    this.maxRows = Math.max(opts.maxRows ?? 64, opts.slots);
+    const KV = kvDim(c), C = c.dim, H = c.hiddenDim, V = c.vocabSize, R = this.maxRows;
+    const cacheBytes = 2 * c.nLayers * this.slots * this.maxT * KV * 4;
+    try {
+      for (let l = 0; l < c.nLayers; l++) {
+        this.kcache.push(this.alloc([this.slots, this.maxT, KV], `kcache.${l}`));
+        this.vcache.push(this.alloc([this.slots, this.maxT, KV], `vcache.${l}`));
+      }
+      const shapes: Record<string, [number[], 'f32' | 'u32']> = {
+        x: [[R, C], 'f32'], h: [[R, C], 'f32'], q: [[R, C], 'f32'], k: [[R, KV], 'f32'], v: [[R, KV], 'f32'],
+        att: [[R, C], 'f32'], o: [[R, C], 'f32'], g: [[R, H], 'f32'], u: [[R, H], 'f32'], s: [[R, H], 'f32'],
+        rstd: [[R], 'f32'], sel: [[R, C], 'f32'], logits: [[R, V], 'f32'], lora: [[R, 64], 'f32'],
+        tokens: [[R], 'u32'], positions: [[R], 'u32'], rowInfo: [[2 * R], 'u32'], outIdx: [[R], 'u32'],
+      };
+      for (const [name, [shape, dtype]] of Object.entries(shapes)) this.buf[name] = this.alloc(shape, `run.${name}`, dtype);
+    } catch (e) {
+      this.destroy();
+      if (e instanceof EngineError && e.code === 'LIMIT_EXCEEDED') {
+        throw new EngineError(
+          'LIMIT_EXCEEDED',
+          `${e.message} (the KV cache for ${this.slots} sequences × ${this.maxT} positions needs ${formatBytes(cacheBytes)}: ask for fewer samples or a shorter context.)`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  private alloc(shape: number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {
+    const t = this.be.fromData(shape, dtype === 'u32' ? new Uint32Array(shape.reduce((a, b) => a * b, 1)) : new Float32Array(shape.reduce((a, b) => a * b, 1)), label);
+    this.owned.push(t);
+    return t;
+  }
+
+  /** Uses `adapter` (LoRA) in subsequent forwards; null for the base model. */
+  setAdapter(adapter: LoraAdapter<T> | null): void {
+    if (adapter && adapter.config.rank > 64) {
+      throw new EngineError('BAD_ARGUMENT', `LoRA rank ${adapter.config.rank} is above the runner's limit of 64.`);
+    }
+    this.adapter = adapter;
+    this.siteTargets.clear();
+    for (const t of adapter?.config.targets ?? []) this.siteTargets.set(SITE_OF_TARGET[t], t);
+  }
+
+  private linear(l: number, site: LinearSite, out: T, inp: T, rows: number, K: number, N: number): void {
+    const { ops } = this.be;
+    ops.matmulForward(out, inp, this.model.layers[l]![site], rows, K, N, false);
+    const target = this.siteTargets.get(site);
+    const pair = target ? this.adapter?.layers[l]?.[target] : undefined;
+    if (pair && this.adapter) {
+      const R = this.adapter.config.rank;
+      const u = this.buf.lora!;
+      ops.matmulForward(u, inp, pair.A.value, rows, K, R, false);
+      ops.scaleInplace(u, this.adapter.config.alpha / R, rows * R);
+      ops.matmulForward(out, u, pair.B.value, rows, R, N, true);
+    }
+  }
+
+  /**
+   * Runs `rows` through the model; returns the logits (outputs.length, V) of the rows whose
+   * indices are in `outputs`. Rows of one slot must come in position order.
+   */
+  async forward(rows: readonly Row[], outputs: readonly number[]): Promise<Float32Array> {
+    const V = this.model.config.vocabSize;
+    const result = new Float32Array(outputs.length * V);
+    let done = 0;
+    for (let start = 0; start < rows.length; start += this.maxRows) {
+      const chunk = rows.slice(start, start + this.maxRows);
+      const local: number[] = [];
+      const where: number[] = [];
+      outputs.forEach((o, i) => {
+        if (o >= start && o < start + chunk.length) (local.push(o - start), where.push(i));
+      });
+      const logits = this.encodeChunk(chunk, local);
+      if (local.length > 0) {
+        const all = await this.be.read(logits);
+        where.forEach((dst, j) => result.set(all.subarray(j * V, (j + 1) * V), dst * V));
+        done += local.length;
+      } else {
+        this.be.flush();
+      }
+    }
+    return result;
+  }
+
+  /** Records one chunk's forward; returns the logits tensor holding `outputs.length` rows. */
+  private encodeChunk(rows: readonly Row[], outputs: readonly number[]): T {
+    const c = this.model.config;
+    const { ops } = this.be;
+    const b = this.buf as Record<string, T>;
+    const R = rows.length, C = c.dim, H = c.hiddenDim, KV = kvDim(c), HS = headSize(c), V = c.vocabSize;
+    for (const r of rows) {
+      if (r.slot < 0 || r.slot >= this.slots || r.pos < 0 || r.pos >= this.maxT) {
+        throw new EngineError('BAD_ARGUMENT', `row (slot ${r.slot}, pos ${r.pos}) is outside the KV cache (${this.slots} slots × ${this.maxT} positions).`);
+      }
+      if (!(r.token >= 0 && r.token < V)) throw new EngineError('BAD_ARGUMENT', `token ${r.token} is outside the vocabulary (${V}).`);
+    }
+    this.be.write(b.tokens!, Uint32Array.from(rows, (r) => r.token));
+    this.be.write(b.positions!, Uint32Array.from(rows, (r) => r.pos));
+    this.be.write(b.rowInfo!, Uint32Array.from(rows.flatMap((r) => [r.slot, r.pos])));
+    ops.embeddingForward(b.x!, b.tokens!, this.model.tokenEmbedding, R, C);
+    for (let l = 0; l < c.nLayers; l++) {
+      const layer = this.model.layers[l]!;
+      ops.rmsnormForward(b.h!, b.rstd!, b.x!, layer.rmsAtt, R, C, c.normEps);
+      this.linear(l, 'wq', b.q!, b.h!, R, C, C);
+      this.linear(l, 'wk', b.k!, b.h!, R, C, KV);
+      this.linear(l, 'wv', b.v!, b.h!, R, C, KV);
+      ops.ropeForwardInplace(b.q!, b.positions!, R, c.nHeads, HS, c.ropeTheta);
+      ops.ropeForwardInplace(b.k!, b.positions!, R, c.nKvHeads, HS, c.ropeTheta);
+      ops.kvCacheWrite(this.kcache[l]!, this.vcache[l]!, b.k!, b.v!, b.rowInfo!, R, c.nKvHeads, HS, this.maxT);
+      ops.attentionDecode(b.att!, b.q!, this.kcache[l]!, this.vcache[l]!, b.rowInfo!, R, c.nHeads, c.nKvHeads, HS, this.maxT);
+      this.linear(l, 'wo', b.o!, b.att!, R, C, C);
+      ops.addInplace(b.x!, b.o!, R * C);
+      ops.rmsnormForward(b.h!, b.rstd!, b.x!, layer.rmsFfn, R, C, c.normEps);
+      this.linear(l, 'w1', b.g!, b.h!, R, C, H);
+      this.linear(l, 'w3', b.u!, b.h!, R, C, H);
+      ops.swigluForward(b.s!, b.g!, b.u!, R * H);
+      this.linear(l, 'w2', b.o!, b.s!, R, H, C);
+      ops.addInplace(b.x!, b.o!, R * C);
+    }
+    if (outputs.length === 0) return b.logits!;
+    // Only the rows whose next token we need go through the final norm and the classifier.
+    this.be.write(b.outIdx!, Uint32Array.from(outputs));
+    ops.embeddingForward(b.sel!, b.outIdx!, b.x!, outputs.length, C);
+    ops.rmsnormForward(b.h!, b.rstd!, b.sel!, this.model.rmsFinal, outputs.length, C, c.normEps);
+    ops.matmulForward(b.logits!, b.h!, this.model.wcls, outputs.length, C, V, false);
+    return b.logits!;
+  }
+
+  destroy(): void {
+    for (const t of this.owned) this.be.destroy(t);
+    this.owned = [];
+    this.kcache = [];
+    this.vcache = [];
+  }
+}

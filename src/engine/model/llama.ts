@@ -1,0 +1,111 @@
+/**
+ * A LLaMA model's weights on a backend: per-layer tensors, matrices frozen in f32 or block-quantized
+ * (q8_0 / q4_0, dequantized inside the matmul kernels), norms and embedding in f32.
+ *
+ * @example
+ *   const { config, weights } = parseLlama2c(await file.arrayBuffer());
+ *   const model = loadLlama(new GpuBackend(gpu), config, weights, { matrices: 'q8_0' });
+ */
+import type { Backend, BackendTensor } from '../backend/types.ts';
+import type { DType } from '../gpu/tensor.ts';
+import { quantize, type QuantDType } from '../quant.ts';
+import { kvDim, validateConfig, type LlamaConfig } from './config.ts';
+import { checkWeights, type LlamaWeightsF32 } from './weights.ts';
+
+/** Linear sites of a layer: llama2.c names, with the HF/PEFT names used for LoRA targets. */
+export const LINEAR_SITES = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] as const;
+export type LinearSite = (typeof LINEAR_SITES)[number];
+export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'down' | 'up';
+export const SITE_OF_TARGET: Record<LoraTarget, LinearSite> = {
+  q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'w1', down: 'w2', up: 'w3',
+};
+
+export interface LlamaLayer<T> {
+  rmsAtt: T; // (C)
+  wq: T; // (C, C)
+  wk: T; // (KV, C)
+  wv: T; // (KV, C)
+  wo: T; // (C, C)
+  rmsFfn: T; // (C)
+  w1: T; // (H, C)  gate
+  w2: T; // (C, H)  down
+  w3: T; // (H, C)  up
+}
+
+export interface LlamaModel<T extends BackendTensor> {
+  readonly be: Backend<T>;
+  readonly config: LlamaConfig;
+  readonly tokenEmbedding: T; // (V, C)
+  readonly layers: LlamaLayer<T>[];
+  readonly rmsFinal: T; // (C)
+  readonly wcls: T; // (V, C)
+  /** Every tensor this model allocated, for destroy(). */
+  readonly tensors: T[];
+}
+
+export interface LoadOptions {
+  /** Storage of the large matrices (and the classifier when unshared). Default f32. */
+  matrices?: DType;
+}
+
+/** (out, in) shape of a layer matrix. */
+export function siteShape(c: LlamaConfig, site: LinearSite): [number, number] {
+  const C = c.dim, H = c.hiddenDim, KV = kvDim(c);
+  switch (site) {
+    case 'wq': case 'wo': return [C, C];
+    case 'wk': case 'wv': return [KV, C];
+    case 'w1': case 'w3': return [H, C];
+    case 'w2': return [C, H];
+  }
+}
+
+/**
+ * Uploads f32 weights, quantizing matrices on the way when asked. A matrix whose input width is
+ * not a multiple of 32 stays f32 (q8_0/q4_0 blocks are 32 wide). On failure everything already
+ * allocated is freed before the error propagates.
+ */
+export function loadLlama<T extends BackendTensor>(
+  be: Backend<T>, config: LlamaConfig, w: LlamaWeightsF32, opts: LoadOptions = {},
+): LlamaModel<T> {
+  validateConfig(config);
+  checkWeights(config, w);
+  const tensors: T[] = [];
+  const dtype = opts.matrices ?? 'f32';
+  const vec = (data: Float32Array, label: string): T => {
+    const t = be.fromData([data.length], data, label);
+    tensors.push(t);
+    return t;
+  };
+  const mat = (data: Float32Array, shape: [number, number], label: string, q: boolean): T => {
+    const d: DType = q && dtype !== 'f32' && shape[1] % 32 === 0 ? dtype : 'f32';
+    const t = d === 'f32' ? be.weight('f32', shape, data, label) : be.weight(d, shape, quantize(d as QuantDType, data), label);
+    tensors.push(t);
+    return t;
+  };
+  try {
+    const { dim: C, nLayers: L, vocabSize: V } = config;
+    const tokenEmbedding = mat(w.tokenEmbedding, [V, C], 'tok_embeddings', false);
+    const layers: LlamaLayer<T>[] = [];
+    for (let l = 0; l < L; l++) {
+      const layer = { rmsAtt: vec(w.rmsAtt.subarray(l * C, (l + 1) * C), `layers.${l}.attention_norm`) } as LlamaLayer<T>;
+      for (const site of LINEAR_SITES) {
+        const shape = siteShape(config, site);
+        const n = shape[0] * shape[1];
+        layer[site] = mat(w[site].subarray(l * n, (l + 1) * n), shape, `layers.${l}.${site}`, true);
+      }
+      layer.rmsFfn = vec(w.rmsFfn.subarray(l * C, (l + 1) * C), `layers.${l}.ffn_norm`);
+      layers.push(layer);
+    }
+    const rmsFinal = vec(w.rmsFinal, 'norm');
+    const wcls = config.sharedClassifier ? tokenEmbedding : mat(w.wcls, [V, C], 'output', true);
+    return { be, config, tokenEmbedding, layers, rmsFinal, wcls, tensors };
+  } catch (e) {
+    for (const t of tensors) be.destroy(t);
+    throw e;
+  }
+}
+
+export function destroyLlama<T extends BackendTensor>(m: LlamaModel<T>): void {
+  for (const t of m.tensors) m.be.destroy(t);
+  m.tensors.length = 0;
+}

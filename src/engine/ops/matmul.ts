@@ -1,0 +1,98 @@
+/**
+ * matmul: GPU encode functions. Same argument order as ref/matmul.ts, with `gpu` first.
+ * out (B,N) = inp (B,K) · Wᵀ with W (N,K) f32, q8_0 or q4_0 (frozen, dequantized in-kernel).
+ * Small B (decode) runs the memory-bound kernels of shaders/matmul_gemv.wgsl; larger B and both
+ * backwards run the register-tiled kernels of shaders/matmul.wgsl.
+ */
+import code from '../../../shaders/matmul.wgsl?raw';
+import gemvCode from '../../../shaders/matmul_gemv.wgsl?raw';
+import { EngineError } from '../errors.ts';
+import type { Gpu } from '../gpu/gpu.ts';
+import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
+
+/** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
+export const GEMV_MAX_B = 16;
+const GEMV = { TPR: 16, RPW: 4 };
+const DTYPE_ID: Partial<Record<DType, number>> = { f32: 0, q8_0: 8, q4_0: 4 };
+
+/** Tiles: TX × TY threads, 4×4 outputs each. SwiftShader runs a workgroup's threads as fibers
+ * that switch at every barrier, so it gets smaller workgroups. */
+function tiles(gpu: Gpu): { TX: number; TY: number; TK: number } {
+  return gpu.info.software ? { TX: 8, TY: 8, TK: 16 } : { TX: 16, TY: 16, TK: 16 };
+}
+
+function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
+  const id = DTYPE_ID[weight.dtype];
+  if (id === undefined) {
+    throw new EngineError('BAD_ARGUMENT', `${fn}: weight "${weight.label}" has dtype ${weight.dtype}; use f32, q8_0 or q4_0.`);
+  }
+  if (numel(weight.shape) !== N * K || (id !== 0 && K % 32 !== 0)) {
+    throw new EngineError(
+      'SHAPE_MISMATCH',
+      `${fn}: weight "${weight.label}" [${weight.shape.join(', ')}] ${weight.dtype} is not (N=${N}, K=${K})` +
+        (id !== 0 ? ' with K a multiple of 32' : '') + '.',
+    );
+  }
+  return id;
+}
+
+function tiled(gpu: Gpu, entry: string, DTYPE: number, rows: number, cols: number): [{ op: string; code: string; entry: string; constants: Record<string, number> }, [number, number]] {
+  const t = tiles(gpu);
+  return [
+    { op: 'matmul', code, entry, constants: { ...t, DTYPE } },
+    [Math.ceil(cols / (4 * t.TX)), Math.ceil(rows / (4 * t.TY))],
+  ];
+}
+
+/** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ; weight (N,K) f32 | q8_0 | q4_0. */
+export function matmulForward(
+  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+): void {
+  if (B <= GEMV_MAX_B && K % 4 === 0) matmulForwardGemv(gpu, out, inp, weight, B, K, N, accumulate);
+  else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate);
+}
+
+/** The decode kernel: each weight row read once for all B rows (any B; meant for B ≤ 16). Needs K % 4 == 0. */
+export function matmulForwardGemv(
+  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+): void {
+  const DTYPE = dtypeId(weight, N, K, 'matmulForward');
+  if (K % 4 !== 0) throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
+  let BT = 1;
+  while (BT < Math.min(B, GEMV_MAX_B)) BT *= 2;
+  const groups = Math.ceil(N / GEMV.RPW);
+  const wx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
+  const wy = Math.ceil(groups / Math.max(wx, 1));
+  const spec = DTYPE === 0
+    ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { ...GEMV, BT } }
+    : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { ...GEMV, BT, DTYPE } };
+  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight];
+  gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
+}
+
+/** The register-tiled kernel (any B, any K for f32). */
+export function matmulForwardTiled(
+  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+): void {
+  const [spec, grid] = tiled(gpu, 'matmul_forward', dtypeId(weight, N, K, 'matmulForward'), B, N);
+  gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
+}
+
+/** dinp (B,K) = or += (accumulate) dout (B,N) · weight; weight (N,K) f32 | q8_0 | q4_0. */
+export function matmulBackwardInput(
+  gpu: Gpu, dinp: Tensor, dout: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate: boolean,
+): void {
+  const [spec, grid] = tiled(gpu, 'matmul_backward', dtypeId(weight, N, K, 'matmulBackwardInput'), B, K);
+  gpu.dispatch(spec, grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
+}
+
+/** dweight (N,K) += doutᵀ (N,B) · inp (B,K); f32 only (trainable matrices, e.g. LoRA). */
+export function matmulBackwardWeight(
+  gpu: Gpu, dweight: Tensor, dout: Tensor, inp: Tensor, B: number, K: number, N: number,
+): void {
+  if (dtypeId(dweight, N, K, 'matmulBackwardWeight') !== 0) {
+    throw new EngineError('BAD_ARGUMENT', `matmulBackwardWeight: "${dweight.label}" must be f32 (quantized weights are frozen).`);
+  }
+  const [spec, grid] = tiled(gpu, 'matmul_backward_weight', 0, N, K);
+  gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);
+}

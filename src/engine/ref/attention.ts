@@ -1,0 +1,141 @@
+/**
+ * attention CPU reference (the law for shaders/attention.wgsl and shaders/attention_decode.wgsl):
+ * causal grouped-query attention. Query head h reads kv head h / (NH / NKV); scale = 1/sqrt(HS).
+ * Training: q, out (B,T,NH,HS); k, v (B,T,NKV,HS); att (B,NH,T,T) softmax probabilities.
+ * Inference: a KV cache (S, maxT, NKV, HS) per layer and rowInfo = [seq0, pos0, seq1, pos1, ...].
+ */
+import type { FloatArray } from './types.ts';
+
+export function attentionForward(
+  out: FloatArray, att: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
+  B: number, T: number, NH: number, NKV: number, HS: number,
+): void {
+  const scale = 1 / Math.sqrt(HS);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < NH; h++) {
+        const kvh = Math.floor(h / (NH / NKV));
+        const qo = ((b * T + t) * NH + h) * HS;
+        const ao = ((b * NH + h) * T + t) * T;
+        // scores and max (for a stable softmax)
+        let max = -Infinity;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const ko = ((b * T + t2) * NKV + kvh) * HS;
+          let s = 0;
+          for (let d = 0; d < HS; d++) s += q[qo + d]! * k[ko + d]!;
+          att[ao + t2] = s * scale;
+          if (att[ao + t2]! > max) max = att[ao + t2]!;
+        }
+        let sum = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          att[ao + t2] = Math.exp(att[ao + t2]! - max);
+          sum += att[ao + t2]!;
+        }
+        for (let t2 = 0; t2 < T; t2++) att[ao + t2] = t2 <= t ? att[ao + t2]! / sum : 0;
+        for (let d = 0; d < HS; d++) {
+          let acc = 0;
+          for (let t2 = 0; t2 <= t; t2++) acc += att[ao + t2]! * v[((b * T + t2) * NKV + kvh) * HS + d]!;
+          out[qo + d] = acc;
+        }
+      }
+    }
+  }
+}
+
+/** dq, dk, dv = or += (accumulate); datt (B,NH,T,T) is scratch (ends holding d(pre-softmax)). */
+export function attentionBackward(
+  dq: FloatArray, dk: FloatArray, dv: FloatArray, datt: FloatArray, dout: FloatArray,
+  q: FloatArray, k: FloatArray, v: FloatArray, att: FloatArray,
+  B: number, T: number, NH: number, NKV: number, HS: number, accumulate: boolean,
+): void {
+  const scale = 1 / Math.sqrt(HS);
+  if (!accumulate) {
+    dq.fill(0, 0, B * T * NH * HS);
+    dk.fill(0, 0, B * T * NKV * HS);
+    dv.fill(0, 0, B * T * NKV * HS);
+  }
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < NH; h++) {
+        const kvh = Math.floor(h / (NH / NKV));
+        const qo = ((b * T + t) * NH + h) * HS;
+        const ao = ((b * NH + h) * T + t) * T;
+        // datt = dout · v, and the softmax backward needs Σ att · datt
+        let dot = 0;
+        for (let t2 = 0; t2 <= t; t2++) {
+          const vo = ((b * T + t2) * NKV + kvh) * HS;
+          let s = 0;
+          for (let d = 0; d < HS; d++) s += dout[qo + d]! * v[vo + d]!;
+          datt[ao + t2] = s;
+          dot += att[ao + t2]! * s;
+        }
+        for (let t2 = 0; t2 <= t; t2++) {
+          const o = ((b * T + t2) * NKV + kvh) * HS; // row t2 of k, v, dk, dv
+          const a = att[ao + t2]!;
+          const dpre = a * (datt[ao + t2]! - dot);
+          datt[ao + t2] = dpre;
+          for (let d = 0; d < HS; d++) {
+            dq[qo + d] = dq[qo + d]! + scale * dpre * k[o + d]!;
+            dk[o + d] = dk[o + d]! + scale * dpre * q[qo + d]!;
+            dv[o + d] = dv[o + d]! + a * dout[qo + d]!;
+          }
+        }
+      }
+    }
+  }
+}
+
+function rowSlot(rowInfo: Uint32Array, r: number, maxT: number): [number, number] {
+  const seq = rowInfo[2 * r]!, pos = rowInfo[2 * r + 1]!;
+  if (pos >= maxT) throw new Error(`attention: row ${r} has position ${pos}, beyond the cache's ${maxT}`);
+  return [seq, pos];
+}
+
+/** Writes k, v rows (R, NKV*HS) into the caches (S, maxT, NKV, HS) at (seq_r, pos_r). */
+export function kvCacheWrite(
+  kcache: FloatArray, vcache: FloatArray, k: FloatArray, v: FloatArray, rowInfo: Uint32Array,
+  R: number, NKV: number, HS: number, maxT: number,
+): void {
+  const C = NKV * HS;
+  for (let r = 0; r < R; r++) {
+    const [seq, pos] = rowSlot(rowInfo, r, maxT);
+    for (let i = 0; i < C; i++) {
+      kcache[(seq * maxT + pos) * C + i] = k[r * C + i]!;
+      vcache[(seq * maxT + pos) * C + i] = v[r * C + i]!;
+    }
+  }
+}
+
+/** out (R, NH*HS): row r attends to positions 0..pos_r of cache slot seq_r. */
+export function attentionDecode(
+  out: FloatArray, q: FloatArray, kcache: FloatArray, vcache: FloatArray, rowInfo: Uint32Array,
+  R: number, NH: number, NKV: number, HS: number, maxT: number,
+): void {
+  const scale = 1 / Math.sqrt(HS);
+  const scores = new Float64Array(maxT);
+  for (let r = 0; r < R; r++) {
+    const [seq, pos] = rowSlot(rowInfo, r, maxT);
+    for (let h = 0; h < NH; h++) {
+      const kvh = Math.floor(h / (NH / NKV));
+      const qo = (r * NH + h) * HS;
+      const row = (t2: number) => ((seq * maxT + t2) * NKV + kvh) * HS;
+      let max = -Infinity;
+      for (let t2 = 0; t2 <= pos; t2++) {
+        let s = 0;
+        for (let d = 0; d < HS; d++) s += q[qo + d]! * kcache[row(t2) + d]!;
+        scores[t2] = s * scale;
+        max = Math.max(max, scores[t2]!);
+      }
+      let sum = 0;
+      for (let t2 = 0; t2 <= pos; t2++) {
+        scores[t2] = Math.exp(scores[t2]! - max);
+        sum += scores[t2]!;
+      }
+      for (let d = 0; d < HS; d++) {
+        let acc = 0;
+        for (let t2 = 0; t2 <= pos; t2++) acc += scores[t2]! * vcache[row(t2) + d]!;
+        out[qo + d] = acc / sum;
+      }
+    }
+  }
+}

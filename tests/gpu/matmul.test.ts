@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/engine/gpu/gpu.ts';
+import type { Tensor } from '../../src/engine/gpu/tensor.ts';
+import * as gpuOp from '../../src/engine/ops/matmul.ts';
+import { dequantize, quantize, uploadWeight, type QuantDType } from '../../src/engine/quant.ts';
+import * as ref from '../../src/engine/ref/matmul.ts';
+import { checkOp } from '../helpers/checkop.ts';
+import { randArray } from '../helpers/fd.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+type WDType = 'f32' | QuantDType;
+
+/** The reference's weight: the values the kernel multiplies with (dequantized for q types). */
+function refWeight(dtype: WDType, w: Float32Array): Float32Array {
+  return dtype === 'f32' ? w : dequantize(dtype, quantize(dtype, w), w.length);
+}
+
+// (B, K, N): every B in {1, 3, 16, 37}, K in {32, 96, 256}, N in {1, 5, 64, 100}; none is a
+// multiple of the tiles (32 or 64 rows) except where the sizes say so.
+const SHAPES = [
+  [1, 32, 1], [1, 256, 100], [1, 96, 64], [3, 96, 5], [3, 32, 64],
+  [16, 256, 64], [16, 96, 100], [37, 32, 5], [37, 256, 100], [37, 96, 1],
+] as const;
+
+async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number): Promise<void> {
+  const tag = dtype === 'f32' ? 'matmul' : `matmul_${dtype}`;
+  const w = randArray(Float32Array, N * K, 1);
+  const x = randArray(Float32Array, B * K, 2);
+  const dout = randArray(Float32Array, B * N, 3);
+  const prevOut = randArray(Float32Array, B * N, 4);
+  const prevDinp = randArray(Float32Array, B * K, 5);
+  const wr = refWeight(dtype, w);
+
+  const out = new Float32Array(B * N);
+  ref.matmulForward(out, x, wr, B, K, N);
+  const outAcc = new Float32Array(prevOut);
+  ref.matmulForward(outAcc, x, wr, B, K, N, true);
+  const dinp = new Float32Array(B * K);
+  ref.matmulBackwardInput(dinp, dout, wr, B, K, N, false);
+  const dinpAcc = new Float32Array(prevDinp);
+  ref.matmulBackwardInput(dinpAcc, dout, wr, B, K, N, true);
+
+  await gpu.checked(async () => {
+    const made: Tensor[] = [];
+    const t = (shape: number[], data: Float32Array, label: string): Tensor => {
+      const r = gpu.fromData(shape, data, label);
+      made.push(r);
+      return r;
+    };
+    const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
+    made.push(tw);
+    const tx = t([B, K], x, 'x'), tdout = t([B, N], dout, 'dout');
+    const gemv = t([B, N], prevOut, 'gemv'), tiled = t([B, N], prevOut, 'tiled');
+    const acc1 = t([B, N], prevOut, 'acc1'), acc2 = t([B, N], prevOut, 'acc2');
+    const dx = t([B, K], prevDinp, 'dx'), dxAcc = t([B, K], prevDinp, 'dxAcc');
+
+    gpuOp.matmulForwardGemv(gpu, gemv, tx, tw, B, K, N);
+    gpuOp.matmulForwardTiled(gpu, tiled, tx, tw, B, K, N);
+    gpuOp.matmulForwardGemv(gpu, acc1, tx, tw, B, K, N, true);
+    gpuOp.matmulForwardTiled(gpu, acc2, tx, tw, B, K, N, true);
+    gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false);
+    gpuOp.matmulBackwardInput(gpu, dxAcc, tdout, tw, B, K, N, true);
+
+    checkOp(`${tag}_forward`, await gpu.read(gemv), out);
+    checkOp(`${tag}_forward`, await gpu.read(tiled), out);
+    checkOp(`${tag}_forward`, await gpu.read(acc1), outAcc);
+    checkOp(`${tag}_forward`, await gpu.read(acc2), outAcc);
+    checkOp(`${tag}_backward`, await gpu.read(dx), dinp);
+    checkOp(`${tag}_backward`, await gpu.read(dxAcc), dinpAcc);
+
+    if (dtype === 'f32') {
+      const prevDw = randArray(Float32Array, N * K, 6);
+      const dw = new Float32Array(prevDw);
+      ref.matmulBackwardWeight(dw, dout, x, B, K, N);
+      const tdw = t([N, K], prevDw, 'dw');
+      gpuOp.matmulBackwardWeight(gpu, tdw, tdout, tx, B, K, N);
+      checkOp('matmul_backward_weight', await gpu.read(tdw), dw);
+    }
+    for (const b of made) b.buffer.destroy();
+  });
+}
+
+describe('matmul GPU vs reference', () => {
+  for (const dtype of ['f32', 'q8_0', 'q4_0'] as const) {
+    for (const [B, K, N] of SHAPES) {
+      it(`${dtype} B=${B} K=${K} N=${N} (gemv, tiled, accumulate, backward)`, async () => {
+        await run(await testGpu(), dtype, B, K, N);
+      });
+    }
+  }
+
+  it('f32 K not a multiple of 4 or of the tile (tiled forward, backward, dweight)', async () => {
+    const gpu = await testGpu();
+    for (const [B, K, N] of [[2, 7, 3], [37, 1, 65], [1, 33, 1]] as const) {
+      const w = randArray(Float32Array, N * K, 1), x = randArray(Float32Array, B * K, 2);
+      const out = new Float32Array(B * N);
+      ref.matmulForward(out, x, w, B, K, N);
+      await gpu.checked(async () => {
+        const tw = gpu.fromData([N, K], w, 'w'), tx = gpu.fromData([B, K], x, 'x'), to = gpu.tensor([B, N], 'out');
+        gpuOp.matmulForward(gpu, to, tx, tw, B, K, N);
+        checkOp('matmul_forward', await gpu.read(to), out);
+        for (const b of [tw, tx, to]) b.buffer.destroy();
+      });
+    }
+  });
+
+  // More row groups than one grid dimension holds: the decode kernel folds them into 2D.
+  for (const [dtype, K] of [['f32', 4], ['q4_0', 32]] as const) {
+    it(`${dtype} N=262149 rows (2D grid, scale offset past 1M blocks)`, async () => {
+      const gpu = await testGpu();
+      const N = 4 * 65535 + 9, B = 2;
+      const w = randArray(Float32Array, N * K, 7), x = randArray(Float32Array, B * K, 8);
+      const out = new Float32Array(B * N);
+      ref.matmulForward(out, x, refWeight(dtype, w), B, K, N);
+      await gpu.checked(async () => {
+        const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
+        const tx = gpu.fromData([B, K], x, 'x'), to = gpu.tensor([B, N], 'out');
+        gpuOp.matmulForward(gpu, to, tx, tw, B, K, N);
+        checkOp(`${dtype === 'f32' ? 'matmul' : 'matmul_q4_0'}_forward`, await gpu.read(to), out);
+        for (const b of [tw, tx, to]) b.buffer.destroy();
+      });
+    });
+  }
+
+  it('GGUF bytes and f32 values upload the same weight; bad shapes are refused', async () => {
+    const gpu = await testGpu();
+    const N = 3, K = 64;
+    const w = randArray(Float32Array, N * K, 9);
+    await gpu.checked(async () => {
+      const a = uploadWeight(gpu, 'q8_0', w, N, K, 'a');
+      const b = uploadWeight(gpu, 'q8_0', quantize('q8_0', w), N, K, 'b');
+      expect(await gpu.readU32(a)).toEqual(await gpu.readU32(b));
+      const x = gpu.tensor([1, K], 'x'), o = gpu.tensor([1, N], 'o');
+      expect(() => gpuOp.matmulForward(gpu, o, x, a, 1, K, 5)).toThrow(/SHAPE|not \(N=5/);
+      expect(() => gpuOp.matmulBackwardWeight(gpu, a, o, x, 1, K, N)).toThrow(/f32/);
+      for (const t of [a, b, x, o]) t.buffer.destroy();
+    });
+  });
+});
