@@ -4,7 +4,7 @@
 // seq_r and attends to that slot's positions 0..pos_r (causality comes from pos alone, so a
 // prompt of length P is P rows at positions 0..P-1, written to the cache first).
 // kv_cache_write    bindings: 0 params, 1 kcache, 2 vcache, 3 k (R,NKV*HS), 4 v (R,NKV*HS), 5 rowInfo
-//                   one thread per element over a 2-D grid; rows with pos ≥ maxT are skipped.
+//                   one thread per element over a 2-D grid; rows outside the cache are skipped.
 // attention_decode  bindings: 0 params, 1 out (R,NH*HS), 2 q (R,NH*HS), 3 kcache, 4 vcache, 5 rowInfo
 //                   workgroups (NH, R): one per (row, head). Positions go by in chunks of WG
 //                   with an online (flash-style) softmax, so pos has no shared-memory limit; each
@@ -33,7 +33,7 @@ fn kv_cache_write(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg
   if (r >= pw.R) { return; }
   let seq = w_info[2u * r];
   let pos = w_info[2u * r + 1u];
-  if (pos >= pw.maxT) { return; }
+  if (pos >= pw.maxT || seq >= arrayLength(&w_kcache) / (pw.maxT * C)) { return; }
   let dst = (seq * pw.maxT + pos) * C + i % C;
   w_kcache[dst] = w_k[i];
   w_vcache[dst] = w_v[i];

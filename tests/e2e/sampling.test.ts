@@ -23,7 +23,7 @@ describe('app: sampling page', () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const { page, errors } = await openPage(ctx, app.url);
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 60_000 });
-    await page.getByLabel('Steps').fill('60');
+    await page.getByLabel('Steps', { exact: true }).fill('60');
     await page.getByTestId('sample').click();
     await page.waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 }).catch(() => {});
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
@@ -43,9 +43,9 @@ describe('app: sampling page', () => {
     const { page, errors } = await openPage(ctx, app.url);
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 60_000 });
     await page.getByTestId('prompt').fill('');
-    await page.getByLabel('Samples').fill('1');
-    await page.getByLabel('Temperature').fill('0');
-    await page.getByLabel('Steps').fill('200');
+    await page.getByLabel('Samples', { exact: true }).fill('1');
+    await page.getByLabel('Temperature', { exact: true }).fill('0');
+    await page.getByLabel('Steps', { exact: true }).fill('200');
     await page.getByTestId('sample').click();
     await page.waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 }).catch(() => {});
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });

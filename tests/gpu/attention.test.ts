@@ -32,6 +32,7 @@ describe('attention (training) GPU vs reference', () => {
     [1, 7, 2, 2, 8, 'rand'],
     [2, 3, 8, 1, 16, 'rand'],
     [1, 67, 2, 1, 64, 'rand'],
+    [1, 3, 2, 1, 128, 'rand'],
     [2, 9, 4, 2, 16, 'extreme'],
   ] as const;
   for (const [B, T, NH, NKV, HS, range] of cases) {
@@ -129,10 +130,27 @@ describe('attention against a KV cache', () => {
     });
   }
 
+  it('kvCacheWrite skips rows outside the cache instead of writing into another slot', async () => {
+    const gpu = await testGpu();
+    const S = 2, maxT = 3, NKV = 1, HS = 8, R = 2;
+    const info = new Uint32Array([0, maxT, S, 0]); // position past the end; slot past the end
+    const kc = randArray(Float32Array, S * maxT * NKV * HS, 1);
+    await gpu.checked(async () => {
+      const [up, destroy] = uploader(gpu);
+      const tkc = up(kc, 'kcache'), tvc = up(kc, 'vcache');
+      const kv = up(randArray(Float32Array, R * NKV * HS, 2), 'kv');
+      gpuOp.kvCacheWrite(gpu, tkc, tvc, kv, kv, up(info, 'rowInfo'), R, NKV, HS, maxT);
+      checkOp('kv_cache_write', await gpu.read(tkc), kc);
+      checkOp('kv_cache_write', await gpu.read(tvc), kc);
+      destroy();
+    });
+  });
+
   const decodes = [
     // rows [slot, pos], S, maxT, NH, NKV, HS, values (extreme: integer q, k)
     [[[0, 149], [1, 64], [1, 0], [0, 63]], 2, 150, 4, 2, 16, 'extreme'],
     [[[1, 100], [0, 5]], 2, 128, 4, 4, 64, 'rand'],
+    [[[0, 70]], 1, 71, 2, 2, 128, 'rand'],
     [[[0, 2047], [0, 1000]], 1, 2048, 2, 1, 8, 'rand'],
   ] as const;
   for (const [rowList, S, maxT, NH, NKV, HS, range] of decodes) {
