@@ -22,11 +22,11 @@ const SHAPES = [
   [16, 256, 64], [16, 96, 100], [37, 32, 5], [37, 256, 100], [37, 96, 1],
 ] as const;
 
-async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number): Promise<void> {
+async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xScale = 1): Promise<void> {
   const tag = dtype === 'f32' ? 'matmul' : `matmul_${dtype}`;
-  const w = randArray(Float32Array, N * K, 1);
-  const x = randArray(Float32Array, B * K, 2);
-  const dout = randArray(Float32Array, B * N, 3);
+  const w = randArray(Float32Array, N * K, 1).map((v) => v / xScale);
+  const x = randArray(Float32Array, B * K, 2).map((v) => v * xScale);
+  const dout = randArray(Float32Array, B * N, 3).map((v) => v * xScale);
   const prevOut = randArray(Float32Array, B * N, 4);
   const prevDinp = randArray(Float32Array, B * K, 5);
   const wr = refWeight(dtype, w);
@@ -50,21 +50,27 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number): Pr
     const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
     made.push(tw);
     const tx = t([B, K], x, 'x'), tdout = t([B, N], dout, 'dout');
-    const gemv = t([B, N], prevOut, 'gemv'), tiled = t([B, N], prevOut, 'tiled');
-    const acc1 = t([B, N], prevOut, 'acc1'), acc2 = t([B, N], prevOut, 'acc2');
     const dx = t([B, K], prevDinp, 'dx'), dxAcc = t([B, K], prevDinp, 'dxAcc');
-
-    gpuOp.matmulForwardGemv(gpu, gemv, tx, tw, B, K, N);
-    gpuOp.matmulForwardTiled(gpu, tiled, tx, tw, B, K, N);
-    gpuOp.matmulForwardGemv(gpu, acc1, tx, tw, B, K, N, true);
-    gpuOp.matmulForwardTiled(gpu, acc2, tx, tw, B, K, N, true);
+    const fwd: [Tensor, Float32Array][] = [];
+    const forward = (expected: Float32Array, f: (o: Tensor) => void): void => {
+      const o = t([B, N], prevOut, 'out');
+      f(o);
+      fwd.push([o, expected]);
+    };
+    forward(out, (o) => gpuOp.matmulForward(gpu, o, tx, tw, B, K, N)); // the kernel matmulForward picks
+    forward(outAcc, (o) => gpuOp.matmulForward(gpu, o, tx, tw, B, K, N, true));
+    forward(out, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N));
+    forward(outAcc, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N, true));
+    if (K % 4 === 0) {
+      // the decode kernel as SwiftShader runs it (a thread per row) and as GPUs do (16 threads + barrier)
+      forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 1, RPW: 64 }));
+      forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 16, RPW: 4 }));
+      forward(outAcc, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 16, RPW: 4 }));
+    }
     gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false);
     gpuOp.matmulBackwardInput(gpu, dxAcc, tdout, tw, B, K, N, true);
 
-    checkOp(`${tag}_forward`, await gpu.read(gemv), out);
-    checkOp(`${tag}_forward`, await gpu.read(tiled), out);
-    checkOp(`${tag}_forward`, await gpu.read(acc1), outAcc);
-    checkOp(`${tag}_forward`, await gpu.read(acc2), outAcc);
+    for (const [o, expected] of fwd) checkOp(`${tag}_forward`, await gpu.read(o), expected);
     checkOp(`${tag}_backward`, await gpu.read(dx), dinp);
     checkOp(`${tag}_backward`, await gpu.read(dxAcc), dinpAcc);
 
@@ -89,33 +95,32 @@ describe('matmul GPU vs reference', () => {
     }
   }
 
-  it('f32 K not a multiple of 4 or of the tile (tiled forward, backward, dweight)', async () => {
-    const gpu = await testGpu();
-    for (const [B, K, N] of [[2, 7, 3], [37, 1, 65], [1, 33, 1]] as const) {
-      const w = randArray(Float32Array, N * K, 1), x = randArray(Float32Array, B * K, 2);
-      const out = new Float32Array(B * N);
-      ref.matmulForward(out, x, w, B, K, N);
-      await gpu.checked(async () => {
-        const tw = gpu.fromData([N, K], w, 'w'), tx = gpu.fromData([B, K], x, 'x'), to = gpu.tensor([B, N], 'out');
-        gpuOp.matmulForward(gpu, to, tx, tw, B, K, N);
-        checkOp('matmul_forward', await gpu.read(to), out);
-        for (const b of [tw, tx, to]) b.buffer.destroy();
-      });
-    }
-  });
+  for (const [B, K, N] of [[2, 7, 3], [37, 1, 65], [1, 33, 1]] as const) {
+    it(`f32 B=${B} K=${K} N=${N}: K not a multiple of 4 or of the tile`, async () => {
+      await run(await testGpu(), 'f32', B, K, N);
+    });
+  }
 
-  // More row groups than one grid dimension holds: the decode kernel folds them into 2D.
+  // Tiny weights whose block scales are f16 subnormals (< 2^-14): the kernels must not flush them.
+  for (const dtype of ['q8_0', 'q4_0'] as const) {
+    it(`${dtype} subnormal f16 scales`, async () => {
+      await run(await testGpu(), dtype, 3, 64, 5, 2 ** 20);
+    });
+  }
+
+  // More row groups than one grid dimension holds (one row per workgroup here): the decode
+  // kernel folds them into a 2D grid.
   for (const [dtype, K] of [['f32', 4], ['q4_0', 32]] as const) {
-    it(`${dtype} N=262149 rows (2D grid, scale offset past 1M blocks)`, async () => {
+    it(`${dtype} N=65547 rows, one per workgroup (2D grid)`, async () => {
       const gpu = await testGpu();
-      const N = 4 * 65535 + 9, B = 2;
+      const N = 65535 + 12, B = 2;
       const w = randArray(Float32Array, N * K, 7), x = randArray(Float32Array, B * K, 8);
       const out = new Float32Array(B * N);
       ref.matmulForward(out, x, refWeight(dtype, w), B, K, N);
       await gpu.checked(async () => {
         const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
         const tx = gpu.fromData([B, K], x, 'x'), to = gpu.tensor([B, N], 'out');
-        gpuOp.matmulForward(gpu, to, tx, tw, B, K, N);
+        gpuOp.matmulForwardGemv(gpu, to, tx, tw, B, K, N, false, { TPR: 1, RPW: 1 });
         checkOp(`${dtype === 'f32' ? 'matmul' : 'matmul_q4_0'}_forward`, await gpu.read(to), out);
         for (const b of [tw, tx, to]) b.buffer.destroy();
       });

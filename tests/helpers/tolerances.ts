@@ -11,6 +11,8 @@ export const TOL: Record<string, Tol> = {
   default: { atol: 1e-5, rtol: 1e-4 },
   // whole model in float32 vs PyTorch float64: logits O(1), 2 layers, gradients O(0.1)
   model_fixture: { atol: 2e-5, rtol: 1e-4 },
+  // stories260K logits (O(10)) after 5 layers, GPU f32 vs reference with f64 accumulation
+  model_logits: { atol: 2e-4, rtol: 1e-4 },
   rmsnorm_forward: { atol: 1e-5, rtol: 1e-4 },
   rmsnorm_backward: { atol: 1e-5, rtol: 1e-4 },
   // reductions over long rows (K up to 4096) reorder sums

@@ -22,6 +22,7 @@ function unwrap(a: unknown): unknown {
 export class CpuBackend implements Backend<CpuTensor> {
   readonly kind = 'cpu';
   readonly ops: Ops<CpuTensor>;
+  readonly maxTensorBytes = Infinity;
   constructor() {
     const ops: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(RefOps)) {

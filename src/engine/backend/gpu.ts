@@ -8,6 +8,10 @@ import type { Backend, Ops } from './types.ts';
 export class GpuBackend implements Backend<Tensor> {
   readonly kind = 'gpu';
   readonly ops: Ops<Tensor>;
+  get maxTensorBytes(): number {
+    const l = this.gpu.limits;
+    return Math.min(l.maxBufferSize ?? Infinity, l.maxStorageBufferBindingSize ?? Infinity);
+  }
   constructor(readonly gpu: Gpu) {
     const ops: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(GpuOps)) {
@@ -54,6 +58,6 @@ export class GpuBackend implements Backend<Tensor> {
     return this.gpu.sync();
   }
   destroy(t: Tensor): void {
-    t.buffer.destroy();
+    this.gpu.destroyBuffer(t.buffer);
   }
 }

@@ -23,6 +23,8 @@ export type Ops<T> = { [K in keyof typeof RefOps]: Lift<(typeof RefOps)[K], T> }
 export interface Backend<T extends BackendTensor> {
   readonly kind: 'gpu' | 'cpu';
   readonly ops: Ops<T>;
+  /** Largest tensor this backend can hold in one piece (the device's binding limit; ∞ on the CPU). */
+  readonly maxTensorBytes: number;
   /** Scratch tensor (pooled on the GPU); contents undefined. */
   scratch(shape: readonly number[], label: string, dtype?: DType): T;
   /** Zero-filled scratch tensor. */

@@ -23,6 +23,11 @@ export interface DeviceRequest {
   requiredFeatures?: GPUFeatureName[];
   /** Turn on when present; never required. */
   optionalFeatures?: GPUFeatureName[];
+  /**
+   * Ask for less than the adapter offers (e.g. to rehearse a smaller GPU in tests): each value is
+   * capped at the adapter's own limit.
+   */
+  limits?: Partial<Record<(typeof LIMIT_NAMES)[number], number>>;
 }
 
 const LIMIT_NAMES = [
@@ -75,7 +80,8 @@ export async function requestDevice(
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) {
     const v = (adapter.limits as unknown as Record<string, number>)[name];
-    if (typeof v === 'number' && !name.startsWith('min')) requiredLimits[name] = v;
+    const cap = req.limits?.[name];
+    if (typeof v === 'number' && !name.startsWith('min')) requiredLimits[name] = cap !== undefined ? Math.min(v, cap) : v;
   }
   let device: GPUDevice;
   try {
@@ -86,7 +92,10 @@ export async function requestDevice(
   const ai = adapter.info;
   const limits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) {
-    limits[name] = (device.limits as unknown as Record<string, number>)[name] ?? 0;
+    const v = (device.limits as unknown as Record<string, number>)[name] ?? 0;
+    // WebGPU raises requested maxima to its defaults; the engine enforces the caller's caps itself.
+    const cap = req.limits?.[name];
+    limits[name] = cap !== undefined && !name.startsWith('min') ? Math.min(v, cap) : v;
   }
   const description = ai?.description ?? '';
   const info: GpuInfo = {

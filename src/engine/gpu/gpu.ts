@@ -45,11 +45,16 @@ export class Gpu {
   private lostListeners = new Set<(message: string) => void>();
   /** Dispatches recorded since creation (for benchmarks and tests). */
   dispatches = 0;
+  /** Every buffer this context created and has not destroyed (tests check nothing leaks). */
+  private live = new Set<GPUBuffer>();
 
   private constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
     this.info = info;
-    this.pool = new BufferPool((size, usage, label) => this.createBuffer(size, usage, label));
+    this.pool = new BufferPool(
+      (size, usage, label) => this.createBuffer(size, usage, label),
+      (b) => this.destroyBuffer(b),
+    );
     this.arena = device.createBuffer({
       label: 'uniform-arena',
       size: SLOT * ARENA_SLOTS,
@@ -110,7 +115,9 @@ export class Gpu {
     this.assertReady();
     this.checkSize(size, label);
     try {
-      return this.device.createBuffer({ label, size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+      const b = this.device.createBuffer({ label, size: Math.max(4, Math.ceil(size / 4) * 4), usage });
+      this.live.add(b);
+      return b;
     } catch (cause) {
       throw new EngineError(
         'OUT_OF_MEMORY',
@@ -118,6 +125,18 @@ export class Gpu {
         { cause },
       );
     }
+  }
+
+  /** Destroys a buffer made by `createBuffer` (idempotent). */
+  destroyBuffer(b: GPUBuffer): void {
+    if (this.live.delete(b)) b.destroy();
+  }
+
+  /** Buffers alive and their bytes (the uniform arena and readback staging are not counted). */
+  get liveBuffers(): { count: number; bytes: number } {
+    let bytes = 0;
+    for (const b of this.live) bytes += b.size;
+    return { count: this.live.size, bytes };
   }
 
   /** A dedicated (not pooled) storage tensor, zero-filled by WebGPU. For weights and long-lived state. */

@@ -11,6 +11,7 @@ export class BufferPool {
 
   constructor(
     private readonly create: (size: number, usage: number, label: string) => GPUBuffer,
+    private readonly destroyBuffer: (b: GPUBuffer) => void,
   ) {}
 
   /** Buckets: 256-byte steps up to 64 KiB, then quarter powers of two (≤ 19% waste). */
@@ -50,14 +51,14 @@ export class BufferPool {
 
   /** Frees every idle buffer (e.g. after a large prefill). */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const list of this.free.values()) for (const b of list) this.destroyBuffer(b);
     this.free.clear();
     this.bytesFree = 0;
   }
 
   destroy(): void {
     this.trim();
-    for (const b of this.live) b.destroy();
+    for (const b of this.live) this.destroyBuffer(b);
     this.live.clear();
     this.bytesLive = 0;
   }

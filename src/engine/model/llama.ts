@@ -7,7 +7,8 @@
  *   const model = loadLlama(new GpuBackend(gpu), config, weights, { matrices: 'q8_0' });
  */
 import type { Backend, BackendTensor } from '../backend/types.ts';
-import type { DType } from '../gpu/tensor.ts';
+import { EngineError, formatBytes } from '../errors.ts';
+import { byteSize, type DType } from '../gpu/tensor.ts';
 import { quantize, type QuantDType } from '../quant.ts';
 import { kvDim, validateConfig, type LlamaConfig } from './config.ts';
 import { checkWeights, type LlamaWeightsF32 } from './weights.ts';
@@ -69,8 +70,9 @@ export function loadLlama<T extends BackendTensor>(
 ): LlamaModel<T> {
   validateConfig(config);
   checkWeights(config, w);
-  const tensors: T[] = [];
   const dtype = opts.matrices ?? 'f32';
+  preflight(be, config, dtype);
+  const tensors: T[] = [];
   const vec = (data: Float32Array, label: string): T => {
     const t = be.fromData([data.length], data, label);
     tensors.push(t);
@@ -102,6 +104,24 @@ export function loadLlama<T extends BackendTensor>(
   } catch (e) {
     for (const t of tensors) be.destroy(t);
     throw e;
+  }
+}
+
+/** Refuses, before allocating anything, a model with a tensor larger than the backend can bind. */
+function preflight<T extends BackendTensor>(be: Backend<T>, c: LlamaConfig, dtype: DType): void {
+  const big: [string, number][] = [['tok_embeddings', c.vocabSize * c.dim * 4]];
+  for (const site of LINEAR_SITES) {
+    const [n, k] = siteShape(c, site);
+    big.push([site, byteSize([n, k], dtype !== 'f32' && k % 32 === 0 ? dtype : 'f32')]);
+  }
+  if (!c.sharedClassifier) big.push(['output', byteSize([c.vocabSize, c.dim], dtype !== 'f32' && c.dim % 32 === 0 ? dtype : 'f32')]);
+  for (const [name, bytes] of big) {
+    if (bytes > be.maxTensorBytes) {
+      throw new EngineError(
+        'LIMIT_EXCEEDED',
+        `The model's ${name} tensor needs ${formatBytes(bytes)} but this GPU binds at most ${formatBytes(be.maxTensorBytes)} per buffer. Choose a smaller model or a quantized one (q4_0).`,
+      );
+    }
   }
 }
 

@@ -8,17 +8,27 @@ import code from '../../../shaders/matmul.wgsl?raw';
 import gemvCode from '../../../shaders/matmul_gemv.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/pipelines.ts';
 import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
 
 /** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
 export const GEMV_MAX_B = 16;
-const GEMV = { TPR: 16, RPW: 4 };
 const DTYPE_ID: Partial<Record<DType, number>> = { f32: 0, q8_0: 8, q4_0: 4 };
+const TILES = { TX: 16, TY: 16, TK: 16 }; // 64×64 outputs per workgroup, 4×4 per thread
 
-/** Tiles: TX × TY threads, 4×4 outputs each. SwiftShader runs a workgroup's threads as fibers
- * that switch at every barrier, so it gets smaller workgroups. */
-function tiles(gpu: Gpu): { TX: number; TY: number; TK: number } {
-  return gpu.info.software ? { TX: 8, TY: 8, TK: 16 } : { TX: 16, TY: 16, TK: 16 };
+/** Decode-kernel shape: TPR threads per weight row (splitting K) × RPW rows per workgroup. */
+export interface GemvConfig {
+  TPR: number;
+  RPW: number;
+}
+
+/**
+ * GPUs: 16 threads split each row's K, then one barrier. SwiftShader runs a workgroup's SIMD
+ * groups as fibers that switch at every barrier: there a thread owns a whole row (no barrier),
+ * about 3× faster (see bench/matmul.ts).
+ */
+export function gemvConfig(gpu: Gpu): GemvConfig {
+  return gpu.info.software ? { TPR: 1, RPW: 64 } : { TPR: 16, RPW: 4 };
 }
 
 function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
@@ -36,11 +46,10 @@ function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
   return id;
 }
 
-function tiled(gpu: Gpu, entry: string, DTYPE: number, rows: number, cols: number): [{ op: string; code: string; entry: string; constants: Record<string, number> }, [number, number]] {
-  const t = tiles(gpu);
+function tiled(entry: string, DTYPE: number, rows: number, cols: number): [KernelSpec, [number, number]] {
   return [
-    { op: 'matmul', code, entry, constants: { ...t, DTYPE } },
-    [Math.ceil(cols / (4 * t.TX)), Math.ceil(rows / (4 * t.TY))],
+    { op: 'matmul', code, entry, constants: { ...TILES, DTYPE } },
+    [Math.ceil(cols / (4 * TILES.TX)), Math.ceil(rows / (4 * TILES.TY))],
   ];
 }
 
@@ -52,21 +61,25 @@ export function matmulForward(
   else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate);
 }
 
-/** The decode kernel: each weight row read once for all B rows (any B; meant for B ≤ 16). Needs K % 4 == 0. */
+/**
+ * The decode kernel: each weight row is read once for all B rows (any B; meant for B ≤ 16).
+ * Needs K % 4 == 0. `cfg` defaults to the device's best; tests and benchmarks set it.
+ */
 export function matmulForwardGemv(
   gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+  cfg: GemvConfig = gemvConfig(gpu),
 ): void {
   const DTYPE = dtypeId(weight, N, K, 'matmulForward');
   if (K % 4 !== 0) throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
-  let BT = 1;
-  while (BT < Math.min(B, GEMV_MAX_B)) BT *= 2;
-  const groups = Math.ceil(N / GEMV.RPW);
+  const { TPR, RPW } = cfg;
+  const BT = B === 1 ? 1 : Math.min(GEMV_MAX_B, 4 * Math.ceil(B / 4));
+  const groups = Math.ceil(N / RPW);
   const wx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
   const wy = Math.ceil(groups / Math.max(wx, 1));
-  const spec = DTYPE === 0
-    ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { ...GEMV, BT } }
-    : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { ...GEMV, BT, DTYPE } };
-  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight];
+  const spec: KernelSpec = DTYPE === 0
+    ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
+    : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { TPR, RPW, BT, DTYPE } };
+  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
 
@@ -74,7 +87,7 @@ export function matmulForwardGemv(
 export function matmulForwardTiled(
   gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
 ): void {
-  const [spec, grid] = tiled(gpu, 'matmul_forward', dtypeId(weight, N, K, 'matmulForward'), B, N);
+  const [spec, grid] = tiled('matmul_forward', dtypeId(weight, N, K, 'matmulForward'), B, N);
   gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
@@ -82,7 +95,7 @@ export function matmulForwardTiled(
 export function matmulBackwardInput(
   gpu: Gpu, dinp: Tensor, dout: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate: boolean,
 ): void {
-  const [spec, grid] = tiled(gpu, 'matmul_backward', dtypeId(weight, N, K, 'matmulBackwardInput'), B, K);
+  const [spec, grid] = tiled('matmul_backward', dtypeId(weight, N, K, 'matmulBackwardInput'), B, K);
   gpu.dispatch(spec, grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
@@ -93,6 +106,6 @@ export function matmulBackwardWeight(
   if (dtypeId(dweight, N, K, 'matmulBackwardWeight') !== 0) {
     throw new EngineError('BAD_ARGUMENT', `matmulBackwardWeight: "${dweight.label}" must be f32 (quantized weights are frozen).`);
   }
-  const [spec, grid] = tiled(gpu, 'matmul_backward_weight', 0, N, K);
+  const [spec, grid] = tiled('matmul_backward_weight', 0, N, K);
   gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);
 }

@@ -1,0 +1,58 @@
+// Bad input on the GPU side: a model or KV cache beyond the device's limits gives a typed error a
+// student understands, and nothing stays allocated; a lost device becomes a state and an error.
+import { describe, expect, it } from 'vitest';
+import { GpuBackend } from '../../src/engine/backend/gpu.ts';
+import { EngineError } from '../../src/engine/errors.ts';
+import { Gpu } from '../../src/engine/gpu/gpu.ts';
+import { nodeGpu } from '../../src/engine/gpu/node.ts';
+import { LlamaRunner } from '../../src/engine/infer/runner.ts';
+import { loadLlama } from '../../src/engine/model/llama.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { stories260K } from '../helpers/stories.ts';
+
+const { config, weights } = stories260K();
+
+async function expectEngineError(p: () => unknown, code: string, message: RegExp): Promise<void> {
+  try {
+    await p();
+  } catch (e) {
+    expect(e).toBeInstanceOf(EngineError);
+    expect((e as EngineError).code).toBe(code);
+    expect((e as EngineError).message).toMatch(message);
+    return;
+  }
+  throw new Error(`expected EngineError ${code}`);
+}
+
+describe('device limits and lost devices', () => {
+  it('a model tensor beyond the binding limit is refused before anything is allocated', async () => {
+    // Rehearse a small GPU: 64 KiB per binding (stories260K's embedding is 128 KiB).
+    const gpu = await Gpu.create(await nodeGpu(), { limits: { maxStorageBufferBindingSize: 65536 } });
+    const before = gpu.liveBuffers;
+    await expectEngineError(() => loadLlama(new GpuBackend(gpu), config, weights), 'LIMIT_EXCEEDED', /tok_embeddings.*128\.0 KiB.*64\.0 KiB.*smaller model/);
+    expect(gpu.liveBuffers).toEqual(before);
+    gpu.destroy();
+  });
+
+  it('a KV cache beyond the limits fails with advice, and frees what it had allocated', async () => {
+    const gpu = await testGpu();
+    const be = new GpuBackend(gpu);
+    const model = loadLlama(be, config, weights);
+    const before = gpu.liveBuffers;
+    // 40,000 slots × 512 positions × 32 floats = 2.4 GiB per layer cache: beyond 1 GiB.
+    await expectEngineError(() => new LlamaRunner(model, { slots: 40_000, maxT: 512 }), 'LIMIT_EXCEEDED', /fewer samples or a shorter context/);
+    expect(gpu.liveBuffers).toEqual(before);
+    for (const t of model.tensors) be.destroy(t);
+  });
+
+  it('a lost device turns into state "lost" and a DEVICE_LOST error on the next call', async () => {
+    const gpu = await Gpu.create(await nodeGpu());
+    const lost = new Promise<string>((resolve) => gpu.onLost(resolve));
+    const t = gpu.tensor([4], 'x');
+    gpu.device.destroy(); // what a driver reset looks like from here
+    await lost;
+    expect(gpu.state).toBe('lost');
+    await expectEngineError(() => gpu.read(t), 'DEVICE_LOST', /device was lost.*Reload/);
+    expect(() => gpu.tensor([4], 'y')).toThrow(EngineError);
+  });
+});
