@@ -41,7 +41,10 @@ export function loadTinyFixture(): TinyFixture {
     const parts = Array.from({ length: config.nLayers }, (_, l) => w(`layers.${l}.${site}`));
     const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
     let o = 0;
-    for (const p of parts) (out.set(p, o), (o += p.length));
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
     return out;
   };
   const weights: LlamaWeightsF32 = {

@@ -108,7 +108,10 @@ export class InferenceEngine {
         count++;
         if (text) pending.push({ seq, text });
         // One message per decode step (all sequences), not one per token.
-        if (seq === req.n - 1 || pending.length >= req.n) (onTokens(pending), (pending = []));
+        if (seq === req.n - 1 || pending.length >= req.n) {
+          onTokens(pending);
+          pending = [];
+        }
       },
       shouldStop: () => this.stopRequested,
     });

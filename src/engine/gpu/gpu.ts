@@ -327,17 +327,21 @@ export class Gpu {
   async checked<T>(fn: () => T | Promise<T>): Promise<T> {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
-    let result: T;
+    let result: T | undefined;
+    let failure: unknown = null;
     try {
       result = await fn();
       this.flush();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const oom = await this.device.popErrorScope();
-      if (oom) throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${oom.message}`);
-      if (validation) throw new EngineError('VALIDATION', `WebGPU validation error: ${validation.message}`);
+    } catch (e) {
+      failure = e;
     }
-    return result;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    // A WebGPU error explains a JS failure better than the failure itself (e.g. a failed map).
+    if (oom) throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${oom.message}`);
+    if (validation) throw new EngineError('VALIDATION', `WebGPU validation error: ${validation.message}`);
+    if (failure !== null) throw failure;
+    return result as T;
   }
 
   destroy(): void {

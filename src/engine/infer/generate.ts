@@ -93,7 +93,10 @@ export async function generate<T extends BackendTensor>(
     for (let i = 0; i < n; i++) rows.push({ slot: s, pos: i, token: p[i]! });
     for (let i = 1; i < n; i++) emit(s, p[i]!);
     pos[s] = n;
-    if (n === p.length) (outputs.push(rows.length - 1), outSeq.push(s));
+    if (n === p.length) {
+      outputs.push(rows.length - 1);
+      outSeq.push(s);
+    }
     else live[s] = false; // the prompt alone used up the steps
   });
   let logits = await runner.forward(rows, outputs);
@@ -129,7 +132,10 @@ export async function generate<T extends BackendTensor>(
   }
   for (let s = 0; s < m; s++) {
     const rest = decoders[s]!.flush();
-    if (rest) (texts[s] += rest, opts.onToken?.(s, -1, rest));
+    if (rest) {
+      texts[s] += rest;
+      opts.onToken?.(s, -1, rest);
+    }
   }
   return { texts, tokens, generated, prefillMs, decodeMs: performance.now() - t1, decodeSteps };
 }

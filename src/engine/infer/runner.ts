@@ -106,19 +106,20 @@ export class LlamaRunner<T extends BackendTensor> {
   async forward(rows: readonly Row[], outputs: readonly number[]): Promise<Float32Array> {
     const V = this.model.config.vocabSize;
     const result = new Float32Array(outputs.length * V);
-    let done = 0;
     for (let start = 0; start < rows.length; start += this.maxRows) {
       const chunk = rows.slice(start, start + this.maxRows);
       const local: number[] = [];
       const where: number[] = [];
       outputs.forEach((o, i) => {
-        if (o >= start && o < start + chunk.length) (local.push(o - start), where.push(i));
+        if (o >= start && o < start + chunk.length) {
+          local.push(o - start);
+          where.push(i);
+        }
       });
       const logits = this.encodeChunk(chunk, local);
       if (local.length > 0) {
         const all = await this.be.read(logits);
         where.forEach((dst, j) => result.set(all.subarray(j * V, (j + 1) * V), dst * V));
-        done += local.length;
       } else {
         this.be.flush();
       }

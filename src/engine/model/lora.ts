@@ -112,7 +112,10 @@ export function loadLora<T extends BackendTensor>(be: Backend<T>, model: LlamaCo
       layers.push(layer);
     }
   } catch (e) {
-    for (const p of params) (be.destroy(p.value), be.destroy(p.grad));
+    for (const p of params) {
+      be.destroy(p.value);
+      be.destroy(p.grad);
+    }
     throw e;
   }
   return { config: { ...config, targets: [...config.targets] }, layers, params };
@@ -127,5 +130,8 @@ export async function saveLora<T extends BackendTensor>(
 }
 
 export function destroyLora<T extends BackendTensor>(be: Backend<T>, a: LoraAdapter<T>): void {
-  for (const p of a.params) (be.destroy(p.value), be.destroy(p.grad));
+  for (const p of a.params) {
+    be.destroy(p.value);
+    be.destroy(p.grad);
+  }
 }

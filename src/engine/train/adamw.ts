@@ -93,7 +93,7 @@ export class AdamW<T extends BackendTensor> {
   }
 
   load(s: AdamWState): void {
-    this.params.forEach((p, i) => {
+    this.params.forEach((p) => {
       const m = s.m[p.name], v = s.v[p.name];
       if (!m || !v || m.length !== numel(p.value.shape) || v.length !== m.length) {
         throw new EngineError('SHAPE_MISMATCH', `optimizer state for ${p.name} is missing or has the wrong size: it belongs to another run.`);

@@ -1,0 +1,127 @@
+/**
+ * `npm run bench` (table) / `npm run bench -- --json` (one JSON document):
+ *   decode tokens/s at m = 1, 4, 16 on stories260K and on a random dim-512, 8-layer LLaMA;
+ *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s (f32, q8_0, q4_0) at LLaMA-7b shapes.
+ * Options: --quick (fewer iterations), --only <substring> (run matching groups).
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { GpuBackend } from '../src/engine/backend/gpu.ts';
+import { Gpu } from '../src/engine/gpu/gpu.ts';
+import { nodeGpu } from '../src/engine/gpu/node.ts';
+import type { Tensor } from '../src/engine/gpu/tensor.ts';
+import { parseLlama2c } from '../src/engine/io/llama2c.ts';
+import { LlamaRunner } from '../src/engine/infer/runner.ts';
+import type { LlamaConfig } from '../src/engine/model/config.ts';
+import { loadLlama, destroyLlama, type LlamaModel } from '../src/engine/model/llama.ts';
+import { createLora, destroyLora } from '../src/engine/model/lora.ts';
+import { randomLlamaWeights } from '../src/engine/model/random.ts';
+import { DEFAULT_ADAMW } from '../src/engine/train/adamw.ts';
+import { LoraTrainer } from '../src/engine/train/trainer.ts';
+import { benchMatmul } from './matmul.ts';
+
+export interface Result {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const quick = args.includes('--quick');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] ?? '' : '';
+const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
+
+async function decodeTps(model: LlamaModel<Tensor>, m: number, steps: number): Promise<number> {
+  const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8 });
+  const rows = (pos: number) => Array.from({ length: m }, (_, s) => ({ slot: s, pos, token: (s * 7 + pos) % 100 + 3 }));
+  const all = (pos: number) => rows(pos).map((_, i) => i);
+  await runner.forward(rows(0), all(0)); // warm-up: pipelines compiled
+  await runner.forward(rows(1), all(1));
+  const t0 = performance.now();
+  for (let p = 2; p < steps + 2; p++) await runner.forward(rows(p), all(p)); // logits read back every step
+  const s = (performance.now() - t0) / 1000;
+  runner.destroy();
+  return (m * steps) / s;
+}
+
+async function prefillTps(model: LlamaModel<Tensor>, T: number): Promise<number> {
+  const runner = new LlamaRunner(model, { slots: 1, maxT: T, maxRows: T });
+  const rows = Array.from({ length: T }, (_, pos) => ({ slot: 0, pos, token: (pos % 100) + 3 }));
+  await runner.forward(rows, [T - 1]);
+  const reps = quick ? 2 : 5;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await runner.forward(rows, [T - 1]);
+  const s = (performance.now() - t0) / 1000;
+  runner.destroy();
+  return (reps * T) / s;
+}
+
+async function loraStepMs(model: LlamaModel<Tensor>, B: number, T: number): Promise<number> {
+  const be = model.be;
+  const adapter = createLora(be, model.config, { rank: 8, alpha: 16, dropout: 0.05, targets: ['q', 'v'] }, 1);
+  const trainer = new LoraTrainer(model, adapter, DEFAULT_ADAMW);
+  const ex = Array.from({ length: B }, (_, b) => {
+    const tokens = Array.from({ length: T + 1 }, (_, t) => ((b * 31 + t * 7) % 200) + 3);
+    return { tokens, lossMask: tokens.map((_, t) => (t === 0 ? 0 : 1)) };
+  });
+  await trainer.step(ex);
+  const reps = quick ? 2 : 5;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await trainer.step(ex);
+  const ms = (performance.now() - t0) / reps;
+  trainer.destroy();
+  destroyLora(be, adapter);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create(await nodeGpu(), { powerPreference: 'high-performance' });
+  const be = new GpuBackend(gpu);
+  const results: Result[] = [];
+  const push = (name: string, value: number, unit: string) => {
+    results.push({ name, value: Number(value.toPrecision(4)), unit });
+    log(`${name.padEnd(34)} ${value.toPrecision(4).padStart(10)} ${unit}`);
+  };
+  const want = (group: string) => !only || group.includes(only);
+  const steps = quick ? 8 : 32;
+
+  if (want('stories260K')) {
+    const buf = readFileSync('public/models/stories260K.bin');
+    const { config, weights } = parseLlama2c(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
+    const model = loadLlama(be, config, weights);
+    for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, await decodeTps(model, m, steps), 'tokens/s');
+    push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
+    push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
+    destroyLlama(model);
+  }
+  if (want('rand512')) {
+    const c: LlamaConfig = {
+      dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 8, vocabSize: 32000, maxSeqLen: 1024,
+      ropeTheta: 10000, normEps: 1e-5, sharedClassifier: false,
+    };
+    const model = loadLlama(be, c, randomLlamaWeights(c, 3));
+    for (const m of [1, 4, 16]) push(`rand512_decode_tps_m${m}`, await decodeTps(model, m, quick ? 4 : 16), 'tokens/s');
+    push('rand512_prefill_tps', await prefillTps(model, 128), 'tokens/s');
+    push('rand512_lora_step_ms', await loraStepMs(model, 2, 64), 'ms');
+    destroyLlama(model);
+  }
+  if (want('matmul')) {
+    for (const r of await benchMatmul(gpu, { quick })) push(r.name, r.value, r.unit);
+  }
+  const machine = {
+    adapter: { vendor: gpu.info.vendor, architecture: gpu.info.architecture, device: gpu.info.device, description: gpu.info.description, software: gpu.info.software },
+    features: gpu.info.features,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+    quick,
+  };
+  if (json) process.stdout.write(JSON.stringify({ machine, results }, null, 2) + '\n');
+  else log(`\nmachine: ${JSON.stringify(machine.adapter)} on ${machine.cpu} ×${machine.cores}`);
+  gpu.destroy();
+}
+
+await main();
+process.exit(0);
