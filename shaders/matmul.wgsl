@@ -27,42 +27,59 @@ var<workgroup> Bs: array<vec4<f32>, TK * (TX + 1u)>; // Bs[r][c]: Bt(c0 + c, r0 
 fn put_a(m: u32, r: u32, v: f32) { As[r * (TY + 1u) + m / 4u][m % 4u] = v; }
 fn put_b(c: u32, r: u32, v: f32) { Bs[r * (TX + 1u) + c / 4u][c % 4u] = v; }
 
+// f16 bits -> f32 by hand: unpack2x16float may flush f16 subnormals (Vulkan allows it), and the
+// blocks of tiny weights have subnormal scales. Scales are finite, so e = 31 is not handled.
+fn f16_bits(h: u32) -> f32 {
+  let e = (h >> 10u) & 31u;
+  let m = select((h & 1023u) | 1024u, h & 1023u, e == 0u);
+  let v = ldexp(f32(m), i32(max(e, 1u)) - 25);
+  return select(v, -v, (h & 0x8000u) != 0u);
+}
+
 // W(n, k), dequantized (GGUF semantics: q8_0 q·d, q4_0 (q − 8)·d).
 fn w_at(n: u32, k: u32) -> f32 {
   let i = n * p.K + k;
   if (DTYPE == 0u) { return bitcast<f32>(w[i]); }
   let g = i / 32u;
-  let d = unpack2x16float(w[(p.N * p.K / 32u) * DTYPE + g / 2u])[g & 1u];
+  let d = f16_bits((w[(p.N * p.K / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
   if (DTYPE == 8u) { return f32((bitcast<i32>(w[i / 4u]) << (24u - 8u * (i % 4u))) >> 24u) * d; }
   let j = i % 32u;
   let byte = g * 16u + j % 16u;
   return f32(i32((w[byte / 4u] >> (8u * (byte % 4u) + 4u * (j / 16u))) & 15u) - 8) * d;
 }
 
+// A thread's 4×4 outputs: rows 4ty + 0..3, each a vec4 over columns 4tx + 0..3 (plain variables,
+// not an array: a dynamically indexed array lands in memory on some compilers, SwiftShader's too).
+struct Acc { r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32> }
+
 // acc[i][j] += Σ_r As[r][4ty + i] · Bs[r][4tx + j] over the staged chunk.
-fn tile_mma(acc: ptr<function, array<vec4<f32>, 4>>, tx: u32, ty: u32) {
+fn tile_mma(acc: ptr<function, Acc>, tx: u32, ty: u32) {
   for (var r = 0u; r < TK; r++) {
     let a = As[r * (TY + 1u) + ty];
     let b = Bs[r * (TX + 1u) + tx];
-    (*acc)[0] += a.x * b;
-    (*acc)[1] += a.y * b;
-    (*acc)[2] += a.z * b;
-    (*acc)[3] += a.w * b;
+    (*acc).r0 += a.x * b;
+    (*acc).r1 += a.y * b;
+    (*acc).r2 += a.z * b;
+    (*acc).r3 += a.w * b;
   }
 }
 
-// C[m, c] (M × NC) = or += acc.
-fn tile_store(acc: array<vec4<f32>, 4>, m0: u32, c0: u32, M: u32, NC: u32, add: bool) {
-  for (var i = 0u; i < 4u; i++) {
-    for (var j = 0u; j < 4u; j++) {
-      let m = m0 + i;
-      let c = c0 + j;
-      if (m < M && c < NC) {
-        let o = m * NC + c;
-        if (add) { c_out[o] += acc[i][j]; } else { c_out[o] = acc[i][j]; }
-      }
+// C[m, c0 + j] (M × NC) = or += v[j].
+fn store_row(v: vec4<f32>, m: u32, c0: u32, M: u32, NC: u32, add: bool) {
+  for (var j = 0u; j < 4u; j++) {
+    let c = c0 + j;
+    if (m < M && c < NC) {
+      let o = m * NC + c;
+      if (add) { c_out[o] += v[j]; } else { c_out[o] = v[j]; }
     }
   }
+}
+
+fn tile_store(acc: Acc, m0: u32, c0: u32, M: u32, NC: u32, add: bool) {
+  store_row(acc.r0, m0, c0, M, NC, add);
+  store_row(acc.r1, m0 + 1u, c0, M, NC, add);
+  store_row(acc.r2, m0 + 2u, c0, M, NC, add);
+  store_row(acc.r3, m0 + 3u, c0, M, NC, add);
 }
 
 @compute @workgroup_size(TX, TY)
@@ -70,7 +87,7 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
                   @builtin(local_invocation_index) t: u32) {
   let m0 = wg.y * 4u * TY; // batch rows b
   let c0 = wg.x * 4u * TX; // output features n
-  var acc: array<vec4<f32>, 4>;
+  var acc: Acc;
   for (var r0 = 0u; r0 < p.K; r0 += TK) {
     for (var e = t; e < 4u * TY * TK; e += TX * TY) {
       let m = e / TK; let r = e % TK; // consecutive threads read consecutive k
@@ -98,7 +115,7 @@ fn matmul_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
                    @builtin(local_invocation_index) t: u32) {
   let m0 = wg.y * 4u * TY; // batch rows b
   let c0 = wg.x * 4u * TX; // input features k
-  var acc: array<vec4<f32>, 4>;
+  var acc: Acc;
   for (var r0 = 0u; r0 < p.N; r0 += TK) {
     for (var e = t; e < 4u * TY * TK; e += TX * TY) {
       let m = e / TK; let r = e % TK;
@@ -126,7 +143,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3u, @builtin(local_invoc
                           @builtin(local_invocation_index) t: u32) {
   let m0 = wg.y * 4u * TY; // output features n
   let c0 = wg.x * 4u * TX; // input features k
-  var acc: array<vec4<f32>, 4>;
+  var acc: Acc;
   for (var r0 = 0u; r0 < p.B; r0 += TK) {
     for (var e = t; e < 4u * TY * TK; e += TX * TY) {
       let m = e % (4u * TY); let r = e / (4u * TY);

@@ -19,8 +19,8 @@ struct Params { B: u32, K: u32, N: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> wq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> w: array<vec4<f32>>; // f32 entry
+@group(0) @binding(3) var<storage, read> wq: array<vec4<u32>>; // q entry
 @group(0) @binding(4) var<storage, read> ws: array<u32>;
 
 var<workgroup> part: array<array<vec4<f32>, 4>, TPR * RPW>;
@@ -54,6 +54,7 @@ fn finish(acc: Acc, n: u32, b0: u32, j: u32, r: u32) {
   }
 }
 
+// This thread's 4 weights against batch rows b .. b + 3.
 fn dots(wv: vec4<f32>, b: u32, i: u32) -> vec4<f32> {
   return vec4<f32>(dot(wv, x_at(b, i)), dot(wv, x_at(b + 1u, i)), dot(wv, x_at(b + 2u, i)), dot(wv, x_at(b + 3u, i)));
 }
@@ -78,6 +79,15 @@ fn matmul_forward_gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
     }
   }
   finish(acc, n, b0, lid.x, lid.y);
+}
+
+// f16 bits -> f32 by hand: unpack2x16float may flush f16 subnormals (Vulkan allows it), and the
+// blocks of tiny weights have subnormal scales. Scales are finite, so e = 31 is not handled.
+fn f16_bits(h: u32) -> f32 {
+  let e = (h >> 10u) & 31u;
+  let m = select((h & 1023u) | 1024u, h & 1023u, e == 0u);
+  let v = ldexp(f32(m), i32(max(e, 1u)) - 25);
+  return select(v, -v, (h & 0x8000u) != 0u);
 }
 
 fn i8x4(u: u32) -> vec4<f32> {
@@ -108,7 +118,7 @@ fn matmul_forward_gemv_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgrou
   var acc: Acc;
   for (var kb = lid.x; kb < end; kb += TPR) {
     let g = n * KB + kb; // block index
-    let d = unpack2x16float(ws[scales + g / 2u])[g & 1u];
+    let d = f16_bits((ws[scales + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
     var q: array<vec4<f32>, 8>;
     if (DTYPE == 8u) {
       let lo = wq[2u * g];

@@ -76,6 +76,20 @@ if (needGpu) {
   }
 }
 
+// Static checks first (seconds): types, Svelte, lint, formatting. `npm test` runs them with every project.
+if (projects.length === 0) {
+  for (const [name, cmd] of [
+    ['types', ['tsc', '-p', 'tsconfig.json', '--noEmit']],
+    ['svelte-check', ['svelte-check', '--tsconfig', './tsconfig.json', '--fail-on-warnings']],
+    ['eslint', ['eslint', '.']],
+    ['prettier', ['prettier', '--check', '--log-level', 'warn', '.']],
+  ]) {
+    console.log(`[test] ${name}`);
+    const r = spawnSync('npx', cmd, { stdio: 'inherit', env: process.env });
+    if (r.status !== 0) fail(`${name} failed`);
+  }
+}
+
 const args = ['vitest', 'run', ...wanted.flatMap((p) => ['--project', p]), ...extra];
 console.log(`[test] npx ${args.join(' ')}`);
 const r = spawnSync('npx', args, { stdio: 'inherit', env: process.env });
