@@ -99,3 +99,43 @@ fn attention_decode(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
   }
   for (var d = lid.x; d < HS; d += WG) { d_out[qo + d] = acc[d] / l; }
 }
+
+// attention_decode_serial  bindings as attention_decode; one thread per (row, head), no barriers.
+// For CPU implementations (SwiftShader), where every workgroup barrier is a fiber switch: the
+// thread runs the online softmax over positions itself and keeps its HS outputs privately.
+@group(0) @binding(0) var<uniform> ps: Params;
+@group(0) @binding(1) var<storage, read_write> s_out: array<f32>;
+@group(0) @binding(2) var<storage, read> s_q: array<f32>;
+@group(0) @binding(3) var<storage, read> s_kcache: array<f32>;
+@group(0) @binding(4) var<storage, read> s_vcache: array<f32>;
+@group(0) @binding(5) var<storage, read> s_info: array<u32>;
+
+@compute @workgroup_size(WG)
+fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= ps.R * ps.NH) { return; }
+  let HS = ps.HS; let h = i % ps.NH; let r = i / ps.NH;
+  let seq = s_info[2u * r];
+  let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
+  let kvh = h / (ps.NH / ps.NKV);
+  let qo = (r * ps.NH + h) * HS;
+  let rs = ps.NKV * HS;
+  let base = seq * ps.maxT * rs + kvh * HS;
+  var acc: array<f32, 256>; // private arrays need a constant size: HS ≤ 256 (checked by the caller)
+  for (var d = 0u; d < HS; d++) { acc[d] = 0.0; }
+  var m = NEG_BIG;
+  var l = 0.0;
+  for (var t = 0u; t <= pos; t++) {
+    let ko = base + t * rs;
+    var s = 0.0;
+    for (var d = 0u; d < HS; d++) { s += s_q[qo + d] * s_kcache[ko + d]; }
+    s *= ps.scale;
+    let mn = max(m, s);
+    let corr = exp(m - mn);
+    let p = exp(s - mn);
+    l = l * corr + p;
+    for (var d = 0u; d < HS; d++) { acc[d] = acc[d] * corr + p * s_vcache[ko + d]; }
+    m = mn;
+  }
+  for (var d = 0u; d < HS; d++) { s_out[qo + d] = acc[d] / l; }
+}

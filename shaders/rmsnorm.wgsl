@@ -82,3 +82,23 @@ fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3u) {
   }
   w_dw[i] += acc;
 }
+
+// rmsnorm_forward_serial  bindings as rmsnorm_forward; one thread per row, no barriers (for CPU
+// implementations such as SwiftShader, where a barrier is a fiber switch).
+@group(0) @binding(0) var<uniform> ps: Fwd;
+@group(0) @binding(1) var<storage, read_write> s_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> s_rstd: array<f32>;
+@group(0) @binding(3) var<storage, read> s_inp: array<f32>;
+@group(0) @binding(4) var<storage, read> s_w: array<f32>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_forward_serial(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x;
+  if (row >= ps.N) { return; }
+  let base = row * ps.C;
+  var ss = 0.0;
+  for (var i = 0u; i < ps.C; i++) { let v = s_inp[base + i]; ss += v * v; }
+  let r = inverseSqrt(ss / f32(ps.C) + ps.eps);
+  for (var i = 0u; i < ps.C; i++) { s_out[base + i] = s_inp[base + i] * r * s_w[i]; }
+  s_rstd[row] = r;
+}

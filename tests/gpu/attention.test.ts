@@ -119,12 +119,16 @@ describe('attention against a KV cache', () => {
         const tkc = up(new Float32Array(kc.length).fill(NaN), 'kcache'), tvc = up(new Float32Array(kc.length).fill(NaN), 'vcache');
         const tout = up(new Float32Array(R * NH * HS).fill(NaN), 'out'), tinfo = up(info, 'rowInfo');
         gpuOp.kvCacheWrite(gpu, tkc, tvc, up(kr, 'k'), up(vr, 'v'), tinfo, R, NKV, HS, maxT);
-        gpuOp.attentionDecode(gpu, tout, up(qr, 'q'), tkc, tvc, tinfo, R, NH, NKV, HS, maxT);
         checkOp('kv_cache_write', await gpu.read(tkc), kc);
         checkOp('kv_cache_write', await gpu.read(tvc), vc);
-        const got = await gpu.read(tout);
-        checkOp('attention_decode', got, outD);
-        checkOp('attention_decode', got, outRows);
+        const tq = up(qr, 'q');
+        for (const variant of ['parallel', 'serial'] as const) {
+          gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
+          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+          const got = await gpu.read(tout);
+          checkOp(`attention_decode(${variant})`, got, outD);
+          checkOp(`attention_decode(${variant})`, got, outRows);
+        }
         destroy();
       });
     });
@@ -171,10 +175,14 @@ describe('attention against a KV cache', () => {
         const tkc = up(kc0, 'kcache'), tvc = up(vc0, 'vcache'), tinfo = up(info, 'rowInfo');
         const tout = up(new Float32Array(R * NH * HS), 'out');
         gpuOp.kvCacheWrite(gpu, tkc, tvc, up(k, 'k'), up(v, 'v'), tinfo, R, NKV, HS, maxT);
-        gpuOp.attentionDecode(gpu, tout, up(q, 'q'), tkc, tvc, tinfo, R, NH, NKV, HS, maxT);
         checkOp('kv_cache_write', await gpu.read(tkc), kc);
         checkOp('kv_cache_write', await gpu.read(tvc), vc);
-        checkOp('attention_decode', await gpu.read(tout), out);
+        const tq = up(q, 'q');
+        for (const variant of ['parallel', 'serial'] as const) {
+          gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
+          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+          checkOp(`attention_decode(${variant})`, await gpu.read(tout), out);
+        }
         destroy();
       });
     });

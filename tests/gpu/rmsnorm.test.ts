@@ -27,6 +27,12 @@ describe('rmsnorm GPU vs reference', () => {
         gpuOp.rmsnormBackward(gpu, tdx, tdw, tdout, tx, tw, trstd, N, C, true);
         checkOp('rmsnorm_forward', await gpu.read(tout), out);
         checkOp('rmsnorm_forward', await gpu.read(trstd), rstd);
+        for (const variant of ['parallel', 'serial'] as const) {
+          gpu.upload(tout, new Float32Array(N * C).fill(NaN));
+          gpuOp.rmsnormForward(gpu, tout, trstd, tx, tw, N, C, 1e-5, variant);
+          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(tout), out);
+          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(trstd), rstd);
+        }
         checkOp('rmsnorm_backward', await gpu.read(tdx), dx);
         checkOp('rmsnorm_backward', await gpu.read(tdw), dw);
         for (const t of [tx, tw, tout, trstd, tdout, tdx, tdw]) t.buffer.destroy();

@@ -15,6 +15,19 @@ const bwdQ = { op: 'attention', code, entry: 'attention_backward_query', constan
 const bwdKV = { op: 'attention', code, entry: 'attention_backward_kv', constants: { WG } } as const;
 const cacheWrite = { op: 'attention', code: decodeCode, entry: 'kv_cache_write', constants: { WG } } as const;
 const decode = { op: 'attention', code: decodeCode, entry: 'attention_decode', constants: { WG, HSMAX } } as const;
+const decodeSerial = {
+  op: 'attention', code: decodeCode, entry: 'attention_decode_serial', constants: { WG: 64, HSMAX },
+} as const;
+
+/**
+ * 'parallel': a workgroup per (row, head), threads over positions (GPUs). 'serial': a thread per
+ * (row, head), no barriers — on a CPU implementation (SwiftShader) each barrier is a fiber switch,
+ * and the serial kernel is ~10× faster there.
+ */
+export type DecodeVariant = 'parallel' | 'serial';
+export function decodeVariant(gpu: Gpu): DecodeVariant {
+  return gpu.info.software ? 'serial' : 'parallel';
+}
 
 function checkHeads(NH: number, NKV: number): void {
   if (NKV < 1 || NH % NKV !== 0) {
@@ -75,8 +88,14 @@ export function kvCacheWrite(
 export function attentionDecode(
   gpu: Gpu, out: Tensor, q: Tensor, kcache: Tensor, vcache: Tensor, rowInfo: Tensor,
   R: number, NH: number, NKV: number, HS: number, maxT: number,
+  variant: DecodeVariant = decodeVariant(gpu),
 ): void {
   checkHeads(NH, NKV);
   if (HS > HSMAX) throw new EngineError('BAD_ARGUMENT', `attentionDecode: head size ${HS} exceeds ${HSMAX}.`);
-  gpu.dispatch(decode, [NH, R], [out, q, kcache, vcache, rowInfo], [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS))]);
+  const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS))];
+  if (variant === 'serial') {
+    gpu.dispatch(decodeSerial, [Math.ceil((R * NH) / 64)], [out, q, kcache, vcache, rowInfo], params);
+  } else {
+    gpu.dispatch(decode, [NH, R], [out, q, kcache, vcache, rowInfo], params);
+  }
 }

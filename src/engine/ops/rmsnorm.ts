@@ -5,14 +5,23 @@ import type { Tensor } from '../gpu/tensor.ts';
 
 const WG = 64;
 const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
+const fwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial', constants: { WG } } as const;
+
+/** 'parallel': a workgroup per row (GPUs); 'serial': a thread per row (CPU implementations). */
+export type RowVariant = 'parallel' | 'serial';
+export function rowVariant(gpu: Gpu): RowVariant {
+  return gpu.info.software ? 'serial' : 'parallel';
+}
 const bwd = { op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: { WG } } as const;
 const bwdW = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } } as const;
 
 /** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. */
 export function rmsnormForward(
   gpu: Gpu, out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, eps: number,
+  variant: RowVariant = rowVariant(gpu),
 ): void {
-  gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
+  if (variant === 'serial') gpu.dispatch(fwdSerial, [Math.ceil(N / WG)], [out, rstd, inp, weight], [N, C, f32(eps)]);
+  else gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
 }
 
 /** dinp (N,C) = or += (accumulate) the input gradient; dweight (C) += when given. */
