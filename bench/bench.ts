@@ -29,12 +29,13 @@ export interface Result {
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const quick = args.includes('--quick');
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1] ?? '' : '';
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
 const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 
 async function decodeTps(model: LlamaModel<Tensor>, m: number, steps: number): Promise<number> {
   const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8 });
-  const rows = (pos: number) => Array.from({ length: m }, (_, s) => ({ slot: s, pos, token: (s * 7 + pos) % 100 + 3 }));
+  const rows = (pos: number) =>
+    Array.from({ length: m }, (_, s) => ({ slot: s, pos, token: ((s * 7 + pos) % 100) + 3 }));
   const all = (pos: number) => rows(pos).map((_, i) => i);
   await runner.forward(rows(0), all(0)); // warm-up: pipelines compiled
   await runner.forward(rows(1), all(1));
@@ -88,7 +89,9 @@ async function main(): Promise<void> {
 
   if (want('stories260K')) {
     const buf = readFileSync('public/models/stories260K.bin');
-    const { config, weights } = parseLlama2c(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
+    const { config, weights } = parseLlama2c(
+      buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
+    );
     const model = loadLlama(be, config, weights);
     for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, await decodeTps(model, m, steps), 'tokens/s');
     push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
@@ -97,11 +100,20 @@ async function main(): Promise<void> {
   }
   if (want('rand512')) {
     const c: LlamaConfig = {
-      dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 8, vocabSize: 32000, maxSeqLen: 1024,
-      ropeTheta: 10000, normEps: 1e-5, sharedClassifier: false,
+      dim: 512,
+      hiddenDim: 1376,
+      nLayers: 8,
+      nHeads: 8,
+      nKvHeads: 8,
+      vocabSize: 32000,
+      maxSeqLen: 1024,
+      ropeTheta: 10000,
+      normEps: 1e-5,
+      sharedClassifier: false,
     };
     const model = loadLlama(be, c, randomLlamaWeights(c, 3));
-    for (const m of [1, 4, 16]) push(`rand512_decode_tps_m${m}`, await decodeTps(model, m, quick ? 4 : 16), 'tokens/s');
+    for (const m of [1, 4, 16])
+      push(`rand512_decode_tps_m${m}`, await decodeTps(model, m, quick ? 4 : 16), 'tokens/s');
     push('rand512_prefill_tps', await prefillTps(model, 128), 'tokens/s');
     push('rand512_lora_step_ms', await loraStepMs(model, 2, 64), 'ms');
     destroyLlama(model);
@@ -110,7 +122,13 @@ async function main(): Promise<void> {
     for (const r of await benchMatmul(gpu, { quick })) push(r.name, r.value, r.unit);
   }
   const machine = {
-    adapter: { vendor: gpu.info.vendor, architecture: gpu.info.architecture, device: gpu.info.device, description: gpu.info.description, software: gpu.info.software },
+    adapter: {
+      vendor: gpu.info.vendor,
+      architecture: gpu.info.architecture,
+      device: gpu.info.device,
+      description: gpu.info.description,
+      software: gpu.info.software,
+    },
     features: gpu.info.features,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,

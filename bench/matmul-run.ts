@@ -8,7 +8,9 @@ import { benchMatmul } from './matmul.ts';
 
 const quick = process.argv.includes('--quick');
 const gpu = await Gpu.create(await nodeGpu());
-console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor}${gpu.info.software ? ' (software)' : ''}`);
+console.log(
+  `adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor}${gpu.info.software ? ' (software)' : ''}`,
+);
 const t0 = performance.now();
 const results = await benchMatmul(gpu, { quick });
 console.table(results.map((r) => ({ name: r.name, value: Number(r.value.toFixed(3)), unit: r.unit })));

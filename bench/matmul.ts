@@ -16,7 +16,10 @@ export interface BenchResult {
 }
 
 const DTYPES = ['f32', 'q8_0', 'q4_0'] as const;
-const SHAPES = [[4096, 4096], [11008, 4096]] as const; // (N, K)
+const SHAPES = [
+  [4096, 4096],
+  [11008, 4096],
+] as const; // (N, K)
 const BATCHES = [1, 16] as const;
 
 /** A (N,K) weight of random content: f32 values in [-1, 1), or random quants with scales ~0.01. */
@@ -47,7 +50,11 @@ export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<B
     for (const [N, K] of SHAPES) {
       const w = randomWeight(gpu, dtype, N, K);
       for (const B of BATCHES) {
-        const x = gpu.fromData([B, K], new Float32Array(B * K).map((_, i) => Math.sin(i)), 'bench.x');
+        const x = gpu.fromData(
+          [B, K],
+          new Float32Array(B * K).map((_, i) => Math.sin(i)),
+          'bench.x',
+        );
         const out = gpu.tensor([B, N], 'bench.out');
         matmulForward(gpu, out, x, w, B, K, N); // warm-up: pipeline compile, first touch
         await gpu.sync();

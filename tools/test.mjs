@@ -37,12 +37,16 @@ function hasVulkanLoader() {
   try {
     return execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes('libvulkan.so.1');
   } catch {
-    return ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'].some(existsSync);
+    return ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1'].some(
+      existsSync,
+    );
   }
 }
 
 function findChrome() {
-  const candidates = [process.env.CHROME_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean);
+  const candidates = [process.env.CHROME_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
+    Boolean,
+  );
   return candidates.find((p) => existsSync(p));
 }
 
@@ -61,7 +65,7 @@ if (needGpu) {
     }
     chrome = findChrome();
   }
-  if (!chrome) fail('no Chromium found: set CHROME_PATH or install Debian\'s chromium.');
+  if (!chrome) fail("no Chromium found: set CHROME_PATH or install Debian's chromium.");
   process.env.CHROME_PATH = chrome;
   let version = '';
   try {

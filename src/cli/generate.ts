@@ -34,9 +34,11 @@ export async function generateCommand(argv: string[]): Promise<number> {
     throw new EngineError('BAD_ARGUMENT', 'generate needs --model <file> and --tokenizer <file>');
   }
   const backend = values.backend as BackendKind;
-  if (backend !== 'gpu' && backend !== 'cpu') throw new EngineError('BAD_ARGUMENT', '--backend is gpu or cpu');
+  if (backend !== 'gpu' && backend !== 'cpu')
+    throw new EngineError('BAD_ARGUMENT', '--backend is gpu or cpu');
   const quant = values.quant as DType;
-  if (!['f32', 'q8_0', 'q4_0'].includes(quant)) throw new EngineError('BAD_ARGUMENT', '--quant is f32, q8_0 or q4_0');
+  if (!['f32', 'q8_0', 'q4_0'].includes(quant))
+    throw new EngineError('BAD_ARGUMENT', '--quant is f32, q8_0 or q4_0');
   // run.c's defaults: temperature 1.0, top-p 0.9, 256 steps, seed from the clock.
   const temperature = num(values.temperature, 'temperature', 1.0);
   const topp = num(values['top-p'], 'top-p', 0.9);
@@ -53,14 +55,26 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const prompt = tokenizer.encode(values.prompt ?? '', true, false);
   const stream = n === 1;
   let printedPrompt = false;
-  const res = await generate(runner, tokenizer, Array.from({ length: n }, () => prompt), {
-    steps, temperature, topp, seed,
-    stopTokens: [tokenizer.bos], // run.c stops on BOS only
-    ...(stream ? { onToken: (_s: number, _t: number, text: string) => {
-      printedPrompt = true;
-      process.stdout.write(text);
-    } } : {}),
-  });
+  const res = await generate(
+    runner,
+    tokenizer,
+    Array.from({ length: n }, () => prompt),
+    {
+      steps,
+      temperature,
+      topp,
+      seed,
+      stopTokens: [tokenizer.bos], // run.c stops on BOS only
+      ...(stream
+        ? {
+            onToken: (_s: number, _t: number, text: string) => {
+              printedPrompt = true;
+              process.stdout.write(text);
+            },
+          }
+        : {}),
+    },
+  );
   if (stream) {
     if (!printedPrompt && res.texts[0]) process.stdout.write(res.texts[0]);
     process.stdout.write('\n');

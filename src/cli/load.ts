@@ -29,10 +29,17 @@ export async function makeBackend(kind: BackendKind): Promise<Backend<Tensor> | 
 }
 
 export async function loadModelFiles<T extends BackendTensor>(
-  be: Backend<T>, modelPath: string, tokenizerPath: string, matrices: DType = 'f32',
+  be: Backend<T>,
+  modelPath: string,
+  tokenizerPath: string,
+  matrices: DType = 'f32',
 ): Promise<{ model: LlamaModel<T>; tokenizer: Llama2cTokenizer }> {
   const name = modelPath.split('/').pop() ?? modelPath;
   const { config, weights } = parseLlama2c(await readBinary(modelPath), name);
-  const tokenizer = Llama2cTokenizer.parse(await readBinary(tokenizerPath), config.vocabSize, tokenizerPath.split('/').pop());
+  const tokenizer = Llama2cTokenizer.parse(
+    await readBinary(tokenizerPath),
+    config.vocabSize,
+    tokenizerPath.split('/').pop(),
+  );
   return { model: loadLlama(be, config, weights, { matrices }), tokenizer };
 }

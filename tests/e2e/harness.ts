@@ -20,7 +20,9 @@ export async function startApp(): Promise<{ url: string; close: () => Promise<vo
 export function chromePath(): string {
   const p = process.env.CHROME_PATH ?? '/usr/bin/chromium';
   if (!existsSync(p)) {
-    throw new Error(`No Chromium at ${p}: run the tests with \`npm test\` (it installs Debian's chromium) or set CHROME_PATH.`);
+    throw new Error(
+      `No Chromium at ${p}: run the tests with \`npm test\` (it installs Debian's chromium) or set CHROME_PATH.`,
+    );
   }
   return p;
 }

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launch, openPage, screenshot, startApp } from './harness.ts';
 
-const expected = JSON.parse(readFileSync('tests/fixtures/stories260K-expected.json', 'utf8')) as { greedy_200: string };
+const expected = JSON.parse(readFileSync('tests/fixtures/stories260K-expected.json', 'utf8')) as {
+  greedy_200: string;
+};
 
 describe('app: sampling page', () => {
   let app: Awaited<ReturnType<typeof startApp>>;
@@ -25,7 +27,9 @@ describe('app: sampling page', () => {
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 60_000 });
     await page.getByLabel('Steps', { exact: true }).fill('60');
     await page.getByTestId('sample').click();
-    await page.waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 }).catch(() => {});
+    await page
+      .waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 })
+      .catch(() => {});
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
     const cards = page.getByTestId('sample-card');
     expect(await cards.count()).toBe(4);
@@ -47,7 +51,9 @@ describe('app: sampling page', () => {
     await page.getByLabel('Temperature', { exact: true }).fill('0');
     await page.getByLabel('Steps', { exact: true }).fill('200');
     await page.getByTestId('sample').click();
-    await page.waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 }).catch(() => {});
+    await page
+      .waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 })
+      .catch(() => {});
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
     const text = await page.getByTestId('sample-card').locator('.text').textContent();
     expect(text).toBe(expected.greedy_200);

@@ -38,31 +38,65 @@ describe('attention (training) GPU vs reference', () => {
   for (const [B, T, NH, NKV, HS, range] of cases) {
     it(`B=${B} T=${T} NH=${NH} NKV=${NKV} HS=${HS} ${range}`, async () => {
       const gpu = await testGpu();
-      const nq = B * T * NH * HS, nkv = B * T * NKV * HS, na = B * NH * T * T;
+      const nq = B * T * NH * HS,
+        nkv = B * T * NKV * HS,
+        na = B * NH * T * T;
       const q = range === 'rand' ? randArray(Float32Array, nq, 1) : ints(nq, 1, 10);
       const k = range === 'rand' ? randArray(Float32Array, nkv, 2) : ints(nkv, 2, 10);
       const v = randArray(Float32Array, nkv, 3);
       const dout = randArray(Float32Array, nq, 4);
-      const prevQ = randArray(Float32Array, nq, 5), prevK = randArray(Float32Array, nkv, 6);
+      const prevQ = randArray(Float32Array, nq, 5),
+        prevK = randArray(Float32Array, nkv, 6);
       const prevV = randArray(Float32Array, nkv, 7);
-      const out = new Float32Array(nq), att = new Float32Array(na), datt = new Float32Array(na);
+      const out = new Float32Array(nq),
+        att = new Float32Array(na),
+        datt = new Float32Array(na);
       ref.attentionForward(out, att, q, k, v, B, T, NH, NKV, HS);
-      const dq = new Float32Array(prevQ), dk = new Float32Array(prevK), dv = new Float32Array(prevV);
+      const dq = new Float32Array(prevQ),
+        dk = new Float32Array(prevK),
+        dv = new Float32Array(prevV);
       ref.attentionBackward(dq, dk, dv, datt, dout, q, k, v, att, B, T, NH, NKV, HS, true);
-      const dqW = new Float32Array(nq), dkW = new Float32Array(nkv), dvW = new Float32Array(nkv);
+      const dqW = new Float32Array(nq),
+        dkW = new Float32Array(nkv),
+        dvW = new Float32Array(nkv);
       ref.attentionBackward(dqW, dkW, dvW, datt, dout, q, k, v, att, B, T, NH, NKV, HS, false);
 
       await gpu.checked(async () => {
         const [up, destroy] = uploader(gpu);
-        const tq = up(q, 'q'), tk = up(k, 'k'), tv = up(v, 'v'), tdout = up(dout, 'dout');
+        const tq = up(q, 'q'),
+          tk = up(k, 'k'),
+          tv = up(v, 'v'),
+          tdout = up(dout, 'dout');
         // outputs and scratch start as garbage: every element must be written
-        const tout = up(randArray(Float32Array, nq, 8), 'out'), tatt = up(randArray(Float32Array, na, 9), 'att');
+        const tout = up(randArray(Float32Array, nq, 8), 'out'),
+          tatt = up(randArray(Float32Array, na, 9), 'att');
         const tdatt = up(randArray(Float32Array, na, 10), 'datt');
-        const tdq = up(prevQ, 'dq'), tdk = up(prevK, 'dk'), tdv = up(prevV, 'dv');
-        const tdqW = up(prevQ, 'dqW'), tdkW = up(prevK, 'dkW'), tdvW = up(prevV, 'dvW');
+        const tdq = up(prevQ, 'dq'),
+          tdk = up(prevK, 'dk'),
+          tdv = up(prevV, 'dv');
+        const tdqW = up(prevQ, 'dqW'),
+          tdkW = up(prevK, 'dkW'),
+          tdvW = up(prevV, 'dvW');
         gpuOp.attentionForward(gpu, tout, tatt, tq, tk, tv, B, T, NH, NKV, HS);
         gpuOp.attentionBackward(gpu, tdq, tdk, tdv, tdatt, tdout, tq, tk, tv, tatt, B, T, NH, NKV, HS, true);
-        gpuOp.attentionBackward(gpu, tdqW, tdkW, tdvW, tdatt, tdout, tq, tk, tv, tatt, B, T, NH, NKV, HS, false);
+        gpuOp.attentionBackward(
+          gpu,
+          tdqW,
+          tdkW,
+          tdvW,
+          tdatt,
+          tdout,
+          tq,
+          tk,
+          tv,
+          tatt,
+          B,
+          T,
+          NH,
+          NKV,
+          HS,
+          false,
+        );
         checkOp('attention_forward', await gpu.read(tout), out);
         checkOp('attention_forward', await gpu.read(tatt), att);
         checkOp('attention_backward', await gpu.read(tdq), dq);
@@ -94,10 +128,13 @@ describe('attention against a KV cache', () => {
   for (const [lens, slots, S, maxT, NH, NKV, HS] of prefills) {
     it(`prefill of ${lens.length} sequence(s) (${lens.join(', ')}) matches attentionForward`, async () => {
       const gpu = await testGpu();
-      const B = lens.length, T = Math.max(...lens);
+      const B = lens.length,
+        T = Math.max(...lens);
       const q = randArray(Float32Array, B * T * NH * HS, 1);
-      const k = randArray(Float32Array, B * T * NKV * HS, 2), v = randArray(Float32Array, B * T * NKV * HS, 3);
-      const outF = new Float32Array(B * T * NH * HS), att = new Float32Array(B * NH * T * T);
+      const k = randArray(Float32Array, B * T * NKV * HS, 2),
+        v = randArray(Float32Array, B * T * NKV * HS, 3);
+      const outF = new Float32Array(B * T * NH * HS),
+        att = new Float32Array(B * NH * T * T);
       ref.attentionForward(outF, att, q, k, v, B, T, NH, NKV, HS);
       // every token of every sequence, in a scrambled order
       const r = rng(4);
@@ -105,10 +142,13 @@ describe('attention against a KV cache', () => {
       rows.sort(() => r() - 0.5);
       const R = rows.length;
       const info = new Uint32Array(rows.flatMap(([b, t]) => [slots[b]!, t]));
-      const qr = gather(q, rows, T, NH * HS), kr = gather(k, rows, T, NKV * HS), vr = gather(v, rows, T, NKV * HS);
+      const qr = gather(q, rows, T, NH * HS),
+        kr = gather(k, rows, T, NKV * HS),
+        vr = gather(v, rows, T, NKV * HS);
       const outRows = gather(outF, rows, T, NH * HS);
       // the cache starts as NaN: reading anything not written (another slot, a later position) shows
-      const kc = new Float32Array(S * maxT * NKV * HS).fill(NaN), vc = new Float32Array(kc);
+      const kc = new Float32Array(S * maxT * NKV * HS).fill(NaN),
+        vc = new Float32Array(kc);
       ref.kvCacheWrite(kc, vc, kr, vr, info, R, NKV, HS, maxT);
       const outD = new Float32Array(R * NH * HS);
       ref.attentionDecode(outD, qr, kc, vc, info, R, NH, NKV, HS, maxT);
@@ -116,8 +156,10 @@ describe('attention against a KV cache', () => {
 
       await gpu.checked(async () => {
         const [up, destroy] = uploader(gpu);
-        const tkc = up(new Float32Array(kc.length).fill(NaN), 'kcache'), tvc = up(new Float32Array(kc.length).fill(NaN), 'vcache');
-        const tout = up(new Float32Array(R * NH * HS).fill(NaN), 'out'), tinfo = up(info, 'rowInfo');
+        const tkc = up(new Float32Array(kc.length).fill(NaN), 'kcache'),
+          tvc = up(new Float32Array(kc.length).fill(NaN), 'vcache');
+        const tout = up(new Float32Array(R * NH * HS).fill(NaN), 'out'),
+          tinfo = up(info, 'rowInfo');
         gpuOp.kvCacheWrite(gpu, tkc, tvc, up(kr, 'k'), up(vr, 'v'), tinfo, R, NKV, HS, maxT);
         checkOp('kv_cache_write', await gpu.read(tkc), kc);
         checkOp('kv_cache_write', await gpu.read(tvc), vc);
@@ -136,12 +178,17 @@ describe('attention against a KV cache', () => {
 
   it('kvCacheWrite skips rows outside the cache instead of writing into another slot', async () => {
     const gpu = await testGpu();
-    const S = 2, maxT = 3, NKV = 1, HS = 8, R = 2;
+    const S = 2,
+      maxT = 3,
+      NKV = 1,
+      HS = 8,
+      R = 2;
     const info = new Uint32Array([0, maxT, S, 0]); // position past the end; slot past the end
     const kc = randArray(Float32Array, S * maxT * NKV * HS, 1);
     await gpu.checked(async () => {
       const [up, destroy] = uploader(gpu);
-      const tkc = up(kc, 'kcache'), tvc = up(kc, 'vcache');
+      const tkc = up(kc, 'kcache'),
+        tvc = up(kc, 'vcache');
       const kv = up(randArray(Float32Array, R * NKV * HS, 2), 'kv');
       gpuOp.kvCacheWrite(gpu, tkc, tvc, kv, kv, up(info, 'rowInfo'), R, NKV, HS, maxT);
       checkOp('kv_cache_write', await gpu.read(tkc), kc);
@@ -152,10 +199,45 @@ describe('attention against a KV cache', () => {
 
   const decodes = [
     // rows [slot, pos], S, maxT, NH, NKV, HS, values (extreme: integer q, k)
-    [[[0, 149], [1, 64], [1, 0], [0, 63]], 2, 150, 4, 2, 16, 'extreme'],
-    [[[1, 100], [0, 5]], 2, 128, 4, 4, 64, 'rand'],
+    [
+      [
+        [0, 149],
+        [1, 64],
+        [1, 0],
+        [0, 63],
+      ],
+      2,
+      150,
+      4,
+      2,
+      16,
+      'extreme',
+    ],
+    [
+      [
+        [1, 100],
+        [0, 5],
+      ],
+      2,
+      128,
+      4,
+      4,
+      64,
+      'rand',
+    ],
     [[[0, 70]], 1, 71, 2, 2, 128, 'rand'],
-    [[[0, 2047], [0, 1000]], 1, 2048, 2, 1, 8, 'rand'],
+    [
+      [
+        [0, 2047],
+        [0, 1000],
+      ],
+      1,
+      2048,
+      2,
+      1,
+      8,
+      'rand',
+    ],
   ] as const;
   for (const [rowList, S, maxT, NH, NKV, HS, range] of decodes) {
     it(`decode rows ${rowList.map(([s, p]) => `${s}@${p}`).join(' ')} maxT=${maxT} HS=${HS} ${range}`, async () => {
@@ -163,16 +245,24 @@ describe('attention against a KV cache', () => {
       const R = rowList.length;
       const info = new Uint32Array(rowList.flat());
       const nc = S * maxT * NKV * HS;
-      const gen = (n: number, seed: number) => (range === 'rand' ? randArray(Float32Array, n, seed) : ints(n, seed, 10));
-      const kc = gen(nc, 1), vc = randArray(Float32Array, nc, 2), kc0 = new Float32Array(kc), vc0 = new Float32Array(vc);
-      const q = gen(R * NH * HS, 3), k = gen(R * NKV * HS, 4), v = randArray(Float32Array, R * NKV * HS, 5);
+      const gen = (n: number, seed: number) =>
+        range === 'rand' ? randArray(Float32Array, n, seed) : ints(n, seed, 10);
+      const kc = gen(nc, 1),
+        vc = randArray(Float32Array, nc, 2),
+        kc0 = new Float32Array(kc),
+        vc0 = new Float32Array(vc);
+      const q = gen(R * NH * HS, 3),
+        k = gen(R * NKV * HS, 4),
+        v = randArray(Float32Array, R * NKV * HS, 5);
       ref.kvCacheWrite(kc, vc, k, v, info, R, NKV, HS, maxT);
       const out = new Float32Array(R * NH * HS);
       ref.attentionDecode(out, q, kc, vc, info, R, NH, NKV, HS, maxT);
 
       await gpu.checked(async () => {
         const [up, destroy] = uploader(gpu);
-        const tkc = up(kc0, 'kcache'), tvc = up(vc0, 'vcache'), tinfo = up(info, 'rowInfo');
+        const tkc = up(kc0, 'kcache'),
+          tvc = up(vc0, 'vcache'),
+          tinfo = up(info, 'rowInfo');
         const tout = up(new Float32Array(R * NH * HS), 'out');
         gpuOp.kvCacheWrite(gpu, tkc, tvc, up(k, 'k'), up(v, 'v'), tinfo, R, NKV, HS, maxT);
         checkOp('kv_cache_write', await gpu.read(tkc), kc);

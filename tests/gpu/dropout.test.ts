@@ -7,17 +7,28 @@ import { testGpu } from '../helpers/gpu.ts';
 
 describe('dropout GPU vs reference', () => {
   for (const N of [1, 257, 1000]) {
-    for (const [p, seed] of [[0.05, 1], [0.5, 0xffffffff], [0, 3]] as const) {
+    for (const [p, seed] of [
+      [0.05, 1],
+      [0.5, 0xffffffff],
+      [0, 3],
+    ] as const) {
       it(`N=${N} p=${p} seed=${seed}`, async () => {
         const gpu = await testGpu();
-        const x = randArray(Float32Array, N, 1), dout = randArray(Float32Array, N, 2), prev = randArray(Float32Array, N, 3);
-        const out = new Float32Array(N), dx = new Float32Array(N), dxAcc = new Float32Array(prev);
+        const x = randArray(Float32Array, N, 1),
+          dout = randArray(Float32Array, N, 2),
+          prev = randArray(Float32Array, N, 3);
+        const out = new Float32Array(N),
+          dx = new Float32Array(N),
+          dxAcc = new Float32Array(prev);
         ref.dropoutForward(out, x, N, p, seed);
         ref.dropoutBackward(dx, dout, N, p, seed, false);
         ref.dropoutBackward(dxAcc, dout, N, p, seed, true);
         await gpu.checked(async () => {
-          const tx = gpu.fromData([N], x, 'x'), tout = gpu.tensor([N], 'out'), tdout = gpu.fromData([N], dout, 'dout');
-          const tdx = gpu.tensor([N], 'dx'), tdxAcc = gpu.fromData([N], prev, 'dxAcc');
+          const tx = gpu.fromData([N], x, 'x'),
+            tout = gpu.tensor([N], 'out'),
+            tdout = gpu.fromData([N], dout, 'dout');
+          const tdx = gpu.tensor([N], 'dx'),
+            tdxAcc = gpu.fromData([N], prev, 'dxAcc');
           gpuOp.dropoutForward(gpu, tout, tx, N, p, seed);
           gpuOp.dropoutBackward(gpu, tdx, tdout, N, p, seed, false);
           gpuOp.dropoutBackward(gpu, tdxAcc, tdout, N, p, seed, true);
@@ -32,13 +43,18 @@ describe('dropout GPU vs reference', () => {
 
   it('GPU mask is bit-identical to the reference over 1e5 elements; keep rate ≈ 1 − p', async () => {
     const gpu = await testGpu();
-    const N = 100_003, p = 0.05, seed = 20240601;
-    const threshold = ref.dropoutThreshold(p), scale = ref.dropoutScale(p);
+    const N = 100_003,
+      p = 0.05,
+      seed = 20240601;
+    const threshold = ref.dropoutThreshold(p),
+      scale = ref.dropoutScale(p);
     await gpu.checked(async () => {
-      const ones = gpu.fromData([N], new Float32Array(N).fill(1), 'ones'), tout = gpu.tensor([N], 'out');
+      const ones = gpu.fromData([N], new Float32Array(N).fill(1), 'ones'),
+        tout = gpu.tensor([N], 'out');
       gpuOp.dropoutForward(gpu, tout, ones, N, p, seed);
       const got = await gpu.read(tout);
-      let mismatches = 0, kept = 0;
+      let mismatches = 0,
+        kept = 0;
       for (let i = 0; i < N; i++) {
         const want = ref.dropoutHash(seed, i) >= threshold ? scale : 0;
         if (got[i] !== want) mismatches++;

@@ -8,13 +8,17 @@ import { testGpu } from '../helpers/gpu.ts';
 async function check(x: Float32Array, accumulate: boolean): Promise<void> {
   const gpu = await testGpu();
   const N = x.length;
-  const dout = randArray(Float32Array, N, 3), prev = randArray(Float32Array, N, 4);
-  const out = new Float32Array(N), dx = new Float32Array(prev);
+  const dout = randArray(Float32Array, N, 3),
+    prev = randArray(Float32Array, N, 4);
+  const out = new Float32Array(N),
+    dx = new Float32Array(prev);
   ref.eluForward(out, x, N);
   ref.eluBackward(dx, dout, x, N, accumulate);
   await gpu.checked(async () => {
-    const tx = gpu.fromData([N], x, 'x'), tout = gpu.tensor([N], 'out');
-    const tdout = gpu.fromData([N], dout, 'dout'), tdx = gpu.fromData([N], prev, 'dx');
+    const tx = gpu.fromData([N], x, 'x'),
+      tout = gpu.tensor([N], 'out');
+    const tdout = gpu.fromData([N], dout, 'dout'),
+      tdx = gpu.fromData([N], prev, 'dx');
     gpuOp.eluForward(gpu, tout, tx, N);
     gpuOp.eluBackward(gpu, tdx, tdout, tx, N, accumulate);
     checkOp('elu_forward', await gpu.read(tout), out);
@@ -29,5 +33,6 @@ describe('elu GPU vs reference', () => {
       it(`N=${N} accumulate=${accumulate}`, () => check(randArray(Float32Array, N, N, -4, 4), accumulate));
     }
   }
-  it('extremes: ±300, ±1e-30, 0, -1e-4', () => check(new Float32Array([-300, 300, -1e-30, 1e-30, 0, -0, -1e-4, 88, -88]), false));
+  it('extremes: ±300, ±1e-30, 0, -1e-4', () =>
+    check(new Float32Array([-300, 300, -1e-30, 1e-30, 0, -0, -1e-4, 88, -88]), false));
 });

@@ -29,7 +29,12 @@ const TRAJECTORY_RTOL = 2e-4;
 
 async function train(be: Backend<BackendTensor>) {
   const model = loadLlama(be, config, weights);
-  const adapter = createLora(be, config, { rank: 8, alpha: 16, dropout: 0.05, targets: ['q', 'k', 'v', 'o'] }, 7);
+  const adapter = createLora(
+    be,
+    config,
+    { rank: 8, alpha: 16, dropout: 0.05, targets: ['q', 'k', 'v', 'o'] },
+    7,
+  );
   const trainer = new LoraTrainer(model, adapter, { ...DEFAULT_ADAMW, lr: 1e-2 }, 99);
   const losses: number[] = [];
   for (let s = 0; s < STEPS; s++) losses.push((await trainer.step(examples, { microBatch: 2 })).loss);

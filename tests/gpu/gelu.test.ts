@@ -8,13 +8,17 @@ import { testGpu } from '../helpers/gpu.ts';
 async function check(x: Float32Array, accumulate: boolean): Promise<void> {
   const gpu = await testGpu();
   const N = x.length;
-  const dout = randArray(Float32Array, N, 3), prev = randArray(Float32Array, N, 4);
-  const out = new Float32Array(N), dx = new Float32Array(prev);
+  const dout = randArray(Float32Array, N, 3),
+    prev = randArray(Float32Array, N, 4);
+  const out = new Float32Array(N),
+    dx = new Float32Array(prev);
   ref.geluForward(out, x, N);
   ref.geluBackward(dx, dout, x, N, accumulate);
   await gpu.checked(async () => {
-    const tx = gpu.fromData([N], x, 'x'), tout = gpu.tensor([N], 'out');
-    const tdout = gpu.fromData([N], dout, 'dout'), tdx = gpu.fromData([N], prev, 'dx');
+    const tx = gpu.fromData([N], x, 'x'),
+      tout = gpu.tensor([N], 'out');
+    const tdout = gpu.fromData([N], dout, 'dout'),
+      tdx = gpu.fromData([N], prev, 'dx');
     gpuOp.geluForward(gpu, tout, tx, N);
     gpuOp.geluBackward(gpu, tdx, tdout, tx, N, accumulate);
     checkOp('gelu_forward', await gpu.read(tout), out);

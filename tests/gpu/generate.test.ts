@@ -17,16 +17,34 @@ import { EXPECTED, stories260K } from '../helpers/stories.ts';
 const { config, weights, tokenizer } = stories260K();
 
 async function backend(kind: 'gpu' | 'cpu'): Promise<Backend<BackendTensor>> {
-  return (kind === 'cpu' ? new CpuBackend() : new GpuBackend(await testGpu())) as unknown as Backend<BackendTensor>;
+  return (kind === 'cpu'
+    ? new CpuBackend()
+    : new GpuBackend(await testGpu())) as unknown as Backend<BackendTensor>;
 }
 
-async function run(kind: 'gpu' | 'cpu', prompts: string[], steps: number, temperature: number, seed = 42, topp = 0.9) {
+async function run(
+  kind: 'gpu' | 'cpu',
+  prompts: string[],
+  steps: number,
+  temperature: number,
+  seed = 42,
+  topp = 0.9,
+) {
   const be = await backend(kind);
   const model = loadLlama(be, config, weights);
   const runner = new LlamaRunner(model, { slots: prompts.length, maxT: steps });
-  const res = await generate(runner, tokenizer, prompts.map((p) => tokenizer.encode(p, true, false)), {
-    steps, temperature, topp, seed, stopTokens: [tokenizer.bos],
-  });
+  const res = await generate(
+    runner,
+    tokenizer,
+    prompts.map((p) => tokenizer.encode(p, true, false)),
+    {
+      steps,
+      temperature,
+      topp,
+      seed,
+      stopTokens: [tokenizer.bos],
+    },
+  );
   runner.destroy();
   for (const t of model.tensors) be.destroy(t);
   return res.texts;
@@ -52,10 +70,17 @@ describe('stories260K generation', () => {
     const ref = new RefLlama(config, weights);
     const tokens = tokenizer.encode('Lily and Tom went to the park', true, false);
     const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));
-    const logits = await runner.forward(rows, rows.map((_, i) => i));
+    const logits = await runner.forward(
+      rows,
+      rows.map((_, i) => i),
+    );
     for (let pos = 0; pos < tokens.length; pos++) {
       const expected = ref.forward(tokens[pos]!, pos);
-      checkOp('model_logits', logits.subarray(pos * config.vocabSize, (pos + 1) * config.vocabSize), expected);
+      checkOp(
+        'model_logits',
+        logits.subarray(pos * config.vocabSize, (pos + 1) * config.vocabSize),
+        expected,
+      );
     }
     runner.destroy();
   });

@@ -29,7 +29,11 @@ describe('device limits and lost devices', () => {
     // Rehearse a small GPU: 64 KiB per binding (stories260K's embedding is 128 KiB).
     const gpu = await Gpu.create(await nodeGpu(), { limits: { maxStorageBufferBindingSize: 65536 } });
     const before = gpu.liveBuffers;
-    await expectEngineError(() => loadLlama(new GpuBackend(gpu), config, weights), 'LIMIT_EXCEEDED', /tok_embeddings.*128\.0 KiB.*64\.0 KiB.*smaller model/);
+    await expectEngineError(
+      () => loadLlama(new GpuBackend(gpu), config, weights),
+      'LIMIT_EXCEEDED',
+      /tok_embeddings.*128\.0 KiB.*64\.0 KiB.*smaller model/,
+    );
     expect(gpu.liveBuffers).toEqual(before);
     gpu.destroy();
   });
@@ -40,7 +44,11 @@ describe('device limits and lost devices', () => {
     const model = loadLlama(be, config, weights);
     const before = gpu.liveBuffers;
     // 40,000 slots × 512 positions × 32 floats = 2.4 GiB per layer cache: beyond 1 GiB.
-    await expectEngineError(() => new LlamaRunner(model, { slots: 40_000, maxT: 512 }), 'LIMIT_EXCEEDED', /fewer samples or a shorter context/);
+    await expectEngineError(
+      () => new LlamaRunner(model, { slots: 40_000, maxT: 512 }),
+      'LIMIT_EXCEEDED',
+      /fewer samples or a shorter context/,
+    );
     expect(gpu.liveBuffers).toEqual(before);
     for (const t of model.tensors) be.destroy(t);
   });

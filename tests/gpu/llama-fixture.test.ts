@@ -24,9 +24,12 @@ async function run<T extends BackendTensor>(be: Backend<T>) {
   const p = packBatch(ex, 10, countLossTokens(ex));
   const tape = new Tape(be);
   const batch = {
-    B: p.B, T: p.T,
-    tokens: be.fromData([20], p.tokens, 'tokens'), targets: be.fromData([20], p.targets, 'targets'),
-    weights: be.fromData([20], p.weights, 'weights'), positions: be.fromData([20], p.positions, 'positions'),
+    B: p.B,
+    T: p.T,
+    tokens: be.fromData([20], p.tokens, 'tokens'),
+    targets: be.fromData([20], p.targets, 'targets'),
+    weights: be.fromData([20], p.weights, 'weights'),
+    positions: be.fromData([20], p.positions, 'positions'),
   };
   const logits = llamaForward(tape, model, batch, loraHook(tape, adapter, 0, true));
   const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
@@ -42,7 +45,12 @@ async function run<T extends BackendTensor>(be: Backend<T>) {
 
   const a = f.adamw;
   const trainer = new LoraTrainer(model, adapter, {
-    lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, maxGradNorm: a.max_grad_norm,
+    lr: a.lr,
+    beta1: a.beta1,
+    beta2: a.beta2,
+    eps: a.eps,
+    weightDecay: a.weight_decay,
+    maxGradNorm: a.max_grad_norm,
   });
   const stepLosses: number[] = [];
   const norms: number[] = [];
@@ -65,10 +73,12 @@ for (const kind of ['cpu', 'gpu'] as const) {
       checkOp(`${kind}:logits`, r.logits, f.logits, tol);
       checkOp(`${kind}:loss`, [r.loss], [f.loss], tol);
       expect(Object.keys(r.grads).sort()).toEqual(Object.keys(f.loraGrads).sort());
-      for (const [name, g] of Object.entries(f.loraGrads)) checkOp(`${kind}:grad ${name}`, r.grads[name]!, g, tol);
+      for (const [name, g] of Object.entries(f.loraGrads))
+        checkOp(`${kind}:grad ${name}`, r.grads[name]!, g, tol);
       checkOp(`${kind}:adamw losses`, r.stepLosses, f.adamwLosses, tol);
       checkOp(`${kind}:grad norms`, r.norms, f.adamwGradNorms, tol);
-      for (const [name, v] of Object.entries(f.loraFinal)) checkOp(`${kind}:final ${name}`, r.final[name]!, v, tol);
+      for (const [name, v] of Object.entries(f.loraFinal))
+        checkOp(`${kind}:final ${name}`, r.final[name]!, v, tol);
     });
   });
 }

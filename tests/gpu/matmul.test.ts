@@ -18,8 +18,16 @@ function refWeight(dtype: WDType, w: Float32Array): Float32Array {
 // (B, K, N): every B in {1, 3, 16, 37}, K in {32, 96, 256}, N in {1, 5, 64, 100}; none is a
 // multiple of the tiles (32 or 64 rows) except where the sizes say so.
 const SHAPES = [
-  [1, 32, 1], [1, 256, 100], [1, 96, 64], [3, 96, 5], [3, 32, 64],
-  [16, 256, 64], [16, 96, 100], [37, 32, 5], [37, 256, 100], [37, 96, 1],
+  [1, 32, 1],
+  [1, 256, 100],
+  [1, 96, 64],
+  [3, 96, 5],
+  [3, 32, 64],
+  [16, 256, 64],
+  [16, 96, 100],
+  [37, 32, 5],
+  [37, 256, 100],
+  [37, 96, 1],
 ] as const;
 
 async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xScale = 1): Promise<void> {
@@ -49,8 +57,10 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
     };
     const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
     made.push(tw);
-    const tx = t([B, K], x, 'x'), tdout = t([B, N], dout, 'dout');
-    const dx = t([B, K], prevDinp, 'dx'), dxAcc = t([B, K], prevDinp, 'dxAcc');
+    const tx = t([B, K], x, 'x'),
+      tdout = t([B, N], dout, 'dout');
+    const dx = t([B, K], prevDinp, 'dx'),
+      dxAcc = t([B, K], prevDinp, 'dxAcc');
     const fwd: [Tensor, Float32Array][] = [];
     const forward = (expected: Float32Array, f: (o: Tensor) => void): void => {
       const o = t([B, N], prevOut, 'out');
@@ -95,7 +105,11 @@ describe('matmul GPU vs reference', () => {
     }
   }
 
-  for (const [B, K, N] of [[2, 7, 3], [37, 1, 65], [1, 33, 1]] as const) {
+  for (const [B, K, N] of [
+    [2, 7, 3],
+    [37, 1, 65],
+    [1, 33, 1],
+  ] as const) {
     it(`f32 B=${B} K=${K} N=${N}: K not a multiple of 4 or of the tile`, async () => {
       await run(await testGpu(), 'f32', B, K, N);
     });
@@ -105,7 +119,10 @@ describe('matmul GPU vs reference', () => {
   for (const dtype of ['q8_0', 'q4_0'] as const) {
     it(`${dtype} subnormal f16 scales`, async () => {
       const [B, K, N, scale] = [3, 64, 5, 2 ** 12];
-      const bytes = quantize(dtype, randArray(Float32Array, N * K, 1).map((v) => v / scale));
+      const bytes = quantize(
+        dtype,
+        randArray(Float32Array, N * K, 1).map((v) => v / scale),
+      );
       const step = dtype === 'q8_0' ? 34 : 18;
       for (let o = 0; o < bytes.length; o += step) {
         const h = bytes[o]! | (bytes[o + 1]! << 8);
@@ -117,16 +134,22 @@ describe('matmul GPU vs reference', () => {
 
   // More row groups than one grid dimension holds (one row per workgroup here): the decode
   // kernel folds them into a 2D grid.
-  for (const [dtype, K] of [['f32', 4], ['q4_0', 32]] as const) {
+  for (const [dtype, K] of [
+    ['f32', 4],
+    ['q4_0', 32],
+  ] as const) {
     it(`${dtype} N=65547 rows, one per workgroup (2D grid)`, async () => {
       const gpu = await testGpu();
-      const N = 65535 + 12, B = 2;
-      const w = randArray(Float32Array, N * K, 7), x = randArray(Float32Array, B * K, 8);
+      const N = 65535 + 12,
+        B = 2;
+      const w = randArray(Float32Array, N * K, 7),
+        x = randArray(Float32Array, B * K, 8);
       const out = new Float32Array(B * N);
       ref.matmulForward(out, x, refWeight(dtype, w), B, K, N);
       await gpu.checked(async () => {
         const tw = uploadWeight(gpu, dtype, w, N, K, 'w');
-        const tx = gpu.fromData([B, K], x, 'x'), to = gpu.tensor([B, N], 'out');
+        const tx = gpu.fromData([B, K], x, 'x'),
+          to = gpu.tensor([B, N], 'out');
         gpuOp.matmulForwardGemv(gpu, to, tx, tw, B, K, N, false, { TPR: 1, RPW: 1 });
         checkOp(`${dtype === 'f32' ? 'matmul' : 'matmul_q4_0'}_forward`, await gpu.read(to), out);
         for (const b of [tw, tx, to]) b.buffer.destroy();
@@ -136,13 +159,15 @@ describe('matmul GPU vs reference', () => {
 
   it('GGUF bytes and f32 values upload the same weight; bad shapes are refused', async () => {
     const gpu = await testGpu();
-    const N = 3, K = 64;
+    const N = 3,
+      K = 64;
     const w = randArray(Float32Array, N * K, 9);
     await gpu.checked(async () => {
       const a = uploadWeight(gpu, 'q8_0', w, N, K, 'a');
       const b = uploadWeight(gpu, 'q8_0', quantize('q8_0', w), N, K, 'b');
       expect(await gpu.readU32(a)).toEqual(await gpu.readU32(b));
-      const x = gpu.tensor([1, K], 'x'), o = gpu.tensor([1, N], 'o');
+      const x = gpu.tensor([1, K], 'x'),
+        o = gpu.tensor([1, N], 'o');
       expect(() => gpuOp.matmulForward(gpu, o, x, a, 1, K, 5)).toThrow(/SHAPE|not \(N=5/);
       expect(() => gpuOp.matmulBackwardWeight(gpu, a, o, x, 1, K, N)).toThrow(/f32/);
       gpuOp.matmulForward(gpu, o, x, a, 0, K, N); // B = 0: nothing to do

@@ -10,20 +10,27 @@ describe('residual GPU vs reference', () => {
     for (const accumulate of [false, true]) {
       it(`N=${N} accumulate=${accumulate}`, async () => {
         const gpu = await testGpu();
-        const a = randArray(Float32Array, N, 1, -3, 3), b = randArray(Float32Array, N, 2, -3, 3);
-        const dout = randArray(Float32Array, N, 3), prevA = randArray(Float32Array, N, 4), prevB = randArray(Float32Array, N, 5);
+        const a = randArray(Float32Array, N, 1, -3, 3),
+          b = randArray(Float32Array, N, 2, -3, 3);
+        const dout = randArray(Float32Array, N, 3),
+          prevA = randArray(Float32Array, N, 4),
+          prevB = randArray(Float32Array, N, 5);
         const out = new Float32Array(N);
         ref.residualForward(out, a, b, N);
-        const da = new Float32Array(prevA), db = new Float32Array(prevB);
+        const da = new Float32Array(prevA),
+          db = new Float32Array(prevB);
         ref.residualBackward(da, db, dout, N, accumulate);
         const x = new Float32Array(a);
         ref.addInplace(x, b, N);
         ref.scaleInplace(x, -0.375, N);
 
         await gpu.checked(async () => {
-          const ta = gpu.fromData([N], a, 'a'), tb = gpu.fromData([N], b, 'b'), tout = gpu.tensor([N], 'out');
+          const ta = gpu.fromData([N], a, 'a'),
+            tb = gpu.fromData([N], b, 'b'),
+            tout = gpu.tensor([N], 'out');
           const tdout = gpu.fromData([N], dout, 'dout');
-          const tda = gpu.fromData([N], prevA, 'da'), tdb = gpu.fromData([N], prevB, 'db');
+          const tda = gpu.fromData([N], prevA, 'da'),
+            tdb = gpu.fromData([N], prevB, 'db');
           const tx = gpu.fromData([N], a, 'x');
           gpuOp.residualForward(gpu, tout, ta, tb, N);
           gpuOp.residualBackward(gpu, tda, tdb, tdout, N, accumulate);
@@ -54,7 +61,8 @@ describe('residual GPU vs reference', () => {
     const x = new Float32Array(N);
     for (let i = 0; i < N; i++) x[i] = i % 1024;
     await gpu.checked(async () => {
-      const tx = gpu.fromData([N], x, 'x'), ty = gpu.fromData([N], x, 'y');
+      const tx = gpu.fromData([N], x, 'x'),
+        ty = gpu.fromData([N], x, 'y');
       gpuOp.scaleInplace(gpu, tx, 2, N);
       gpuOp.addInplace(gpu, tx, ty, N);
       const got = await gpu.read(tx);

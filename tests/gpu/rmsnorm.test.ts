@@ -6,23 +6,33 @@ import { randArray } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 describe('rmsnorm GPU vs reference', () => {
-  for (const [N, C] of [[1, 1], [5, 64], [3, 100], [2, 1000]] as const) {
+  for (const [N, C] of [
+    [1, 1],
+    [5, 64],
+    [3, 100],
+    [2, 1000],
+  ] as const) {
     it(`N=${N} C=${C}`, async () => {
       const gpu = await testGpu();
       const x = randArray(Float32Array, N * C, 1, -3, 3);
       const w = randArray(Float32Array, C, 2);
       const dout = randArray(Float32Array, N * C, 3);
       const prev = randArray(Float32Array, N * C, 4);
-      const out = new Float32Array(N * C), rstd = new Float32Array(N);
+      const out = new Float32Array(N * C),
+        rstd = new Float32Array(N);
       ref.rmsnormForward(out, rstd, x, w, N, C, 1e-5);
-      const dx = new Float32Array(prev), dw = new Float32Array(C).fill(0.5);
+      const dx = new Float32Array(prev),
+        dw = new Float32Array(C).fill(0.5);
       ref.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C, true);
 
       await gpu.checked(async () => {
-        const tx = gpu.fromData([N, C], x, 'x'), tw = gpu.fromData([C], w, 'w');
-        const tout = gpu.tensor([N, C], 'out'), trstd = gpu.tensor([N], 'rstd');
+        const tx = gpu.fromData([N, C], x, 'x'),
+          tw = gpu.fromData([C], w, 'w');
+        const tout = gpu.tensor([N, C], 'out'),
+          trstd = gpu.tensor([N], 'rstd');
         const tdout = gpu.fromData([N, C], dout, 'dout');
-        const tdx = gpu.fromData([N, C], prev, 'dx'), tdw = gpu.fromData([C], new Float32Array(C).fill(0.5), 'dw');
+        const tdx = gpu.fromData([N, C], prev, 'dx'),
+          tdw = gpu.fromData([C], new Float32Array(C).fill(0.5), 'dw');
         gpuOp.rmsnormForward(gpu, tout, trstd, tx, tw, N, C, 1e-5);
         gpuOp.rmsnormBackward(gpu, tdx, tdw, tdout, tx, tw, trstd, N, C, true);
         checkOp('rmsnorm_forward', await gpu.read(tout), out);

@@ -42,10 +42,13 @@ describe('rope GPU vs reference', () => {
       ref.ropeBackward(dxW, dout, pos, N, NH, HS, theta, false);
 
       await gpu.checked(async () => {
-        const tx = gpu.fromData([N, C], x, 'x'), tpos = gpu.fromData([N], pos, 'positions');
-        const tout = gpu.tensor([N, C], 'out'), tin = gpu.fromData([N, C], x, 'x-inplace');
+        const tx = gpu.fromData([N, C], x, 'x'),
+          tpos = gpu.fromData([N], pos, 'positions');
+        const tout = gpu.tensor([N, C], 'out'),
+          tin = gpu.fromData([N, C], x, 'x-inplace');
         const tdout = gpu.fromData([N, C], dout, 'dout');
-        const tdx = gpu.fromData([N, C], prev, 'dx'), tdxW = gpu.fromData([N, C], prev, 'dx-write');
+        const tdx = gpu.fromData([N, C], prev, 'dx'),
+          tdxW = gpu.fromData([N, C], prev, 'dx-write');
         gpuOp.ropeForward(gpu, tout, tx, tpos, N, NH, HS, theta);
         gpuOp.ropeForwardInplace(gpu, tin, tpos, N, NH, HS, theta);
         gpuOp.ropeBackward(gpu, tdx, tdout, tpos, N, NH, HS, theta, true);

@@ -8,14 +8,21 @@ import { testGpu } from '../helpers/gpu.ts';
 async function check(gate: Float32Array, up: Float32Array, accumulate: boolean): Promise<void> {
   const gpu = await testGpu();
   const N = gate.length;
-  const dout = randArray(Float32Array, N, 3), prevG = randArray(Float32Array, N, 4), prevU = randArray(Float32Array, N, 5);
-  const out = new Float32Array(N), dg = new Float32Array(prevG), du = new Float32Array(prevU);
+  const dout = randArray(Float32Array, N, 3),
+    prevG = randArray(Float32Array, N, 4),
+    prevU = randArray(Float32Array, N, 5);
+  const out = new Float32Array(N),
+    dg = new Float32Array(prevG),
+    du = new Float32Array(prevU);
   ref.swigluForward(out, gate, up, N);
   ref.swigluBackward(dg, du, dout, gate, up, N, accumulate);
   await gpu.checked(async () => {
-    const tg = gpu.fromData([N], gate, 'gate'), tu = gpu.fromData([N], up, 'up'), tout = gpu.tensor([N], 'out');
+    const tg = gpu.fromData([N], gate, 'gate'),
+      tu = gpu.fromData([N], up, 'up'),
+      tout = gpu.tensor([N], 'out');
     const tdout = gpu.fromData([N], dout, 'dout');
-    const tdg = gpu.fromData([N], prevG, 'dgate'), tdu = gpu.fromData([N], prevU, 'dup');
+    const tdg = gpu.fromData([N], prevG, 'dgate'),
+      tdu = gpu.fromData([N], prevU, 'dup');
     gpuOp.swigluForward(gpu, tout, tg, tu, N);
     gpuOp.swigluBackward(gpu, tdg, tdu, tdout, tg, tu, N, accumulate);
     checkOp('swiglu_forward', await gpu.read(tout), out);

@@ -47,7 +47,12 @@ export function compare(actual: ArrayLike<number>, expected: ArrayLike<number>, 
 }
 
 /** Throws unless `actual` matches `expected` within the op's tolerance (tests/helpers/tolerances.ts). */
-export function checkOp(op: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tol = tolFor(op)): CheckReport {
+export function checkOp(
+  op: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tol = tolFor(op),
+): CheckReport {
   const r = compare(actual, expected, tol);
   if (r.bad > 0) {
     const i = r.worst;

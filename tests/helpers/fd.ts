@@ -18,7 +18,13 @@ export function numericGrad(f: () => number, x: Float64Array, h = FD.h): Float64
 }
 
 /** Checks an analytic gradient against central differences of f. */
-export function checkGrad(name: string, f: () => number, x: Float64Array, analytic: ArrayLike<number>, tol = FD): void {
+export function checkGrad(
+  name: string,
+  f: () => number,
+  x: Float64Array,
+  analytic: ArrayLike<number>,
+  tol = FD,
+): void {
   checkOp(`fd:${name}`, analytic, numericGrad(f, x, tol.h), { atol: tol.atol, rtol: tol.rtol });
 }
 

@@ -22,7 +22,15 @@ export interface TinyFixture {
   logits: Float64Array;
   loss: number;
   loraGrads: Record<string, Float64Array>;
-  adamw: { lr: number; beta1: number; beta2: number; eps: number; weight_decay: number; max_grad_norm: number; steps: number };
+  adamw: {
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weight_decay: number;
+    max_grad_norm: number;
+    steps: number;
+  };
   adamwLosses: Float64Array;
   adamwGradNorms: Float64Array;
   loraFinal: Record<string, Float64Array>;
@@ -32,8 +40,15 @@ export function loadTinyFixture(): TinyFixture {
   const j = JSON.parse(readFileSync('tests/fixtures/tiny_llama_lora.json', 'utf8'));
   const c = j.config;
   const config: LlamaConfig = {
-    dim: c.dim, hiddenDim: c.hidden_dim, nLayers: c.n_layers, nHeads: c.n_heads, nKvHeads: c.n_kv_heads,
-    vocabSize: c.vocab_size, maxSeqLen: c.max_seq_len, ropeTheta: c.rope_theta, normEps: c.norm_eps,
+    dim: c.dim,
+    hiddenDim: c.hidden_dim,
+    nLayers: c.n_layers,
+    nHeads: c.n_heads,
+    nKvHeads: c.n_kv_heads,
+    vocabSize: c.vocab_size,
+    maxSeqLen: c.max_seq_len,
+    ropeTheta: c.rope_theta,
+    normEps: c.norm_eps,
     sharedClassifier: false,
   };
   const w = (name: string) => decode(j.weights[name]) as Float32Array;
@@ -48,8 +63,17 @@ export function loadTinyFixture(): TinyFixture {
     return out;
   };
   const weights: LlamaWeightsF32 = {
-    tokenEmbedding: w('tok_embeddings'), rmsAtt: cat('attention_norm'), wq: cat('wq'), wk: cat('wk'), wv: cat('wv'),
-    wo: cat('wo'), rmsFfn: cat('ffn_norm'), w1: cat('w1'), w2: cat('w2'), w3: cat('w3'), rmsFinal: w('norm'),
+    tokenEmbedding: w('tok_embeddings'),
+    rmsAtt: cat('attention_norm'),
+    wq: cat('wq'),
+    wk: cat('wk'),
+    wv: cat('wv'),
+    wo: cat('wo'),
+    rmsFfn: cat('ffn_norm'),
+    w1: cat('w1'),
+    w2: cat('w2'),
+    w3: cat('w3'),
+    rmsFinal: w('norm'),
     wcls: w('output'),
   };
   const tensors: LoraState['tensors'] = {};
@@ -58,15 +82,30 @@ export function loadTinyFixture(): TinyFixture {
   }
   const lora: LoraState = {
     config: { rank: j.lora.rank, alpha: j.lora.alpha, dropout: j.lora.dropout, targets: j.lora.targets },
-    model: { dim: config.dim, hiddenDim: config.hiddenDim, nLayers: config.nLayers, kvDim: (config.dim * config.nKvHeads) / config.nHeads },
+    model: {
+      dim: config.dim,
+      hiddenDim: config.hiddenDim,
+      nLayers: config.nLayers,
+      kvDim: (config.dim * config.nKvHeads) / config.nHeads,
+    },
     tensors,
   };
-  const f64 = (o: Record<string, Blob>) => Object.fromEntries(Object.entries(o).map(([k, b]) => [k, decode(b) as Float64Array]));
+  const f64 = (o: Record<string, Blob>) =>
+    Object.fromEntries(Object.entries(o).map(([k, b]) => [k, decode(b) as Float64Array]));
   return {
-    config, weights, lora, tokens: j.tokens, targets: j.targets, lossMask: j.loss_mask,
-    logits: decode(j.logits) as Float64Array, loss: (decode(j.loss) as Float64Array)[0]!,
-    loraGrads: f64(j.lora_grads), adamw: j.adamw, adamwLosses: decode(j.adamw_losses) as Float64Array,
-    adamwGradNorms: decode(j.adamw_grad_norms) as Float64Array, loraFinal: f64(j.lora_final),
+    config,
+    weights,
+    lora,
+    tokens: j.tokens,
+    targets: j.targets,
+    lossMask: j.loss_mask,
+    logits: decode(j.logits) as Float64Array,
+    loss: (decode(j.loss) as Float64Array)[0]!,
+    loraGrads: f64(j.lora_grads),
+    adamw: j.adamw,
+    adamwLosses: decode(j.adamw_losses) as Float64Array,
+    adamwGradNorms: decode(j.adamw_grad_norms) as Float64Array,
+    loraFinal: f64(j.lora_final),
   };
 }
 

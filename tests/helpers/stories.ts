@@ -10,7 +10,11 @@ export function readBuf(path: string): ArrayBuffer {
 
 export function stories260K() {
   const { config, weights } = parseLlama2c(readBuf('public/models/stories260K.bin'), 'stories260K.bin');
-  const tokenizer = Llama2cTokenizer.parse(readBuf('public/models/tok512.bin'), config.vocabSize, 'tok512.bin');
+  const tokenizer = Llama2cTokenizer.parse(
+    readBuf('public/models/tok512.bin'),
+    config.vocabSize,
+    'tok512.bin',
+  );
   return { config, weights, tokenizer };
 }
 

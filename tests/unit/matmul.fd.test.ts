@@ -5,13 +5,16 @@ import { checkGrad, dotLoss, randArray } from '../helpers/fd.ts';
 
 describe('matmul reference vs finite differences', () => {
   it('dinp and dweight (f32 weight)', () => {
-    const B = 3, K = 5, N = 4;
+    const B = 3,
+      K = 5,
+      N = 4;
     const x = randArray(Float64Array, B * K, 1);
     const w = randArray(Float64Array, N * K, 2);
     const g = randArray(Float64Array, B * N, 3);
     const out = new Float64Array(B * N);
     const loss = () => (matmulForward(out, x, w, B, K, N), dotLoss(out, g));
-    const dx = new Float64Array(B * K), dw = new Float64Array(N * K);
+    const dx = new Float64Array(B * K),
+      dw = new Float64Array(N * K);
     matmulBackwardInput(dx, g, w, B, K, N, false);
     matmulBackwardWeight(dw, g, x, B, K, N);
     checkGrad('matmul.dinp', loss, x, dx);
@@ -19,7 +22,9 @@ describe('matmul reference vs finite differences', () => {
   });
 
   it('dinp through q8_0 / q4_0 weights is the f32 backward with the dequantized weight', () => {
-    const B = 2, K = 32, N = 3;
+    const B = 2,
+      K = 32,
+      N = 3;
     for (const dtype of ['q8_0', 'q4_0'] as const) {
       const wq = dequantize(dtype, quantize(dtype, randArray(Float32Array, N * K, 4)), N * K);
       const w = Float64Array.from(wq); // exact: dequantized values are f32
@@ -34,8 +39,11 @@ describe('matmul reference vs finite differences', () => {
   });
 
   it('accumulate: forward and dinp add into what is there, dweight always adds', () => {
-    const B = 2, K = 3, N = 2;
-    const x = randArray(Float64Array, B * K, 7), w = randArray(Float64Array, N * K, 8);
+    const B = 2,
+      K = 3,
+      N = 2;
+    const x = randArray(Float64Array, B * K, 7),
+      w = randArray(Float64Array, N * K, 8);
     const g = randArray(Float64Array, B * N, 9);
     const fresh = new Float64Array(B * N);
     matmulForward(fresh, x, w, B, K, N);

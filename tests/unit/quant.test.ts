@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
 import { byteSize } from '../../src/engine/gpu/tensor.ts';
 import {
-  dequantizeQ4_0, dequantizeQ8_0, f16ToF32, f32ToF16, packForGpu, quantizeQ4_0, quantizeQ8_0,
+  dequantizeQ4_0,
+  dequantizeQ8_0,
+  f16ToF32,
+  f32ToF16,
+  packForGpu,
+  quantizeQ4_0,
+  quantizeQ8_0,
 } from '../../src/engine/quant.ts';
 import { randArray, rng } from '../helpers/fd.ts';
 
@@ -11,13 +17,15 @@ function f16Nearest(v: number): number {
   const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
   const a = Math.abs(v);
   if (a >= 65520) return sign | 0x7c00; // halfway above 65504 rounds to even: infinity
-  let lo = 0, hi = 0x7bff; // largest code with value ≤ a
+  let lo = 0,
+    hi = 0x7bff; // largest code with value ≤ a
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
     if (f16ToF32(mid) <= a) lo = mid;
     else hi = mid - 1;
   }
-  const dLo = a - f16ToF32(lo), dHi = f16ToF32(lo + 1) - a;
+  const dLo = a - f16ToF32(lo),
+    dHi = f16ToF32(lo + 1) - a;
   return sign | (dLo < dHi || (dLo === dHi && (lo & 1) === 0) ? lo : lo + 1);
 }
 
@@ -27,8 +35,17 @@ const scaleOf = (bytes: Uint8Array, block: number, size: number): number =>
 describe('f16 <-> f32', () => {
   it('exact values, signed zero, infinities, NaN', () => {
     const cases: [number, number][] = [
-      [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [65504, 0x7bff],
-      [2 ** -14, 0x0400], [2 ** -24, 0x0001], [1023 * 2 ** -24, 0x03ff], [Infinity, 0x7c00], [-Infinity, 0xfc00],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [0.5, 0x3800],
+      [65504, 0x7bff],
+      [2 ** -14, 0x0400],
+      [2 ** -24, 0x0001],
+      [1023 * 2 ** -24, 0x03ff],
+      [Infinity, 0x7c00],
+      [-Infinity, 0xfc00],
     ];
     for (const [v, h] of cases) {
       expect(f32ToF16(v)).toBe(h);
@@ -62,12 +79,14 @@ describe('f16 <-> f32', () => {
       expect(f32ToF16(f16ToF32(h))).toBe(h);
     }
     const r = rng(42);
-    const box = new Uint32Array(1), f = new Float32Array(box.buffer);
+    const box = new Uint32Array(1),
+      f = new Float32Array(box.buffer);
     for (let i = 0; i < 20000; i++) {
       // random sign and mantissa, exponents from far below the subnormals to past the overflow
       box[0] = ((r() * 2) << 31) | ((96 + Math.floor(r() * 50)) << 23) | Math.floor(r() * 0x800000);
       const v = f[0]!;
-      if (f32ToF16(v) !== f16Nearest(v)) throw new Error(`f32ToF16(${v}) = ${f32ToF16(v)}, expected ${f16Nearest(v)}`);
+      if (f32ToF16(v) !== f16Nearest(v))
+        throw new Error(`f32ToF16(${v}) = ${f32ToF16(v)}, expected ${f16Nearest(v)}`);
     }
   });
 });
@@ -75,7 +94,12 @@ describe('f16 <-> f32', () => {
 describe('q8_0', () => {
   it('block bytes: f16 d = amax/127, then round(x/d) with halves away from zero', () => {
     const x = new Float32Array(32);
-    x[0] = 127; x[1] = 2.5; x[2] = -2.5; x[3] = -127; x[4] = 0.49; x[5] = -0.5;
+    x[0] = 127;
+    x[1] = 2.5;
+    x[2] = -2.5;
+    x[3] = -127;
+    x[4] = 0.49;
+    x[5] = -0.5;
     const b = quantizeQ8_0(x);
     expect(b.length).toBe(34);
     expect(b[0]! | (b[1]! << 8)).toBe(0x3c00); // d = 1
@@ -89,16 +113,23 @@ describe('q8_0', () => {
   });
 
   it('dequantized error ≤ d/2 (+ the f16 rounding of d) per block', () => {
-    for (const [scale, seed] of [[1, 1], [1e-3, 2], [300, 3], [2 ** -12, 4]] as const) {
+    for (const [scale, seed] of [
+      [1, 1],
+      [1e-3, 2],
+      [300, 3],
+      [2 ** -12, 4],
+    ] as const) {
       const x = randArray(Float32Array, 32 * 50, seed, -scale, scale);
       const b = quantizeQ8_0(x);
       const y = dequantizeQ8_0(b, x.length);
       for (let blk = 0; blk < 50; blk++) {
         let amax = 0;
         for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[blk * 32 + j]!));
-        const d = Math.fround(amax / 127), d16 = scaleOf(b, blk, 34);
+        const d = Math.fround(amax / 127),
+          d16 = scaleOf(b, blk, 34);
         const bound = (d / 2) * (1 + 1e-6) + 127 * Math.abs(d - d16);
-        for (let j = 0; j < 32; j++) expect(Math.abs(x[blk * 32 + j]! - y[blk * 32 + j]!)).toBeLessThanOrEqual(bound);
+        for (let j = 0; j < 32; j++)
+          expect(Math.abs(x[blk * 32 + j]! - y[blk * 32 + j]!)).toBeLessThanOrEqual(bound);
       }
     }
   });
@@ -119,17 +150,23 @@ describe('q4_0', () => {
   });
 
   it('the extreme value is exact up to f16(d); error ≤ d/2 except clamped values (x/d > 7.5: ≤ d)', () => {
-    for (const [scale, seed] of [[1, 5], [1e-3, 6], [300, 7]] as const) {
+    for (const [scale, seed] of [
+      [1, 5],
+      [1e-3, 6],
+      [300, 7],
+    ] as const) {
       const x = randArray(Float32Array, 32 * 50, seed, -scale, scale);
       const b = quantizeQ4_0(x);
       const y = dequantizeQ4_0(b, x.length);
       for (let blk = 0; blk < 50; blk++) {
-        let amax = 0, max = 0;
+        let amax = 0,
+          max = 0;
         for (let j = 0; j < 32; j++) {
           const v = x[blk * 32 + j]!;
           if (Math.abs(v) > amax) [amax, max] = [Math.abs(v), v];
         }
-        const d = Math.fround(max / -8), d16 = scaleOf(b, blk, 18);
+        const d = Math.fround(max / -8),
+          d16 = scaleOf(b, blk, 18);
         const f16err = 8 * Math.abs(d - d16);
         for (let j = 0; j < 32; j++) {
           const v = x[blk * 32 + j]!;
@@ -145,7 +182,8 @@ describe('q4_0', () => {
 
 describe('packForGpu', () => {
   it('q8_0: quants row-major, then f16 scales two per u32, low half first', () => {
-    const rows = 1, K = 96; // 3 blocks: the last scale word holds one scale
+    const rows = 1,
+      K = 96; // 3 blocks: the last scale word holds one scale
     const x = randArray(Float32Array, rows * K, 11);
     const gguf = quantizeQ8_0(x);
     const p = packForGpu('q8_0', gguf, rows, K);
@@ -156,12 +194,13 @@ describe('packForGpu', () => {
     }
     const s = p.subarray(96 / 4);
     expect(s.length).toBe(2);
-    expect(s[0]).toBe(((gguf[0]! | (gguf[1]! << 8)) | ((gguf[34]! | (gguf[35]! << 8)) << 16)) >>> 0);
+    expect(s[0]).toBe((gguf[0]! | (gguf[1]! << 8) | ((gguf[34]! | (gguf[35]! << 8)) << 16)) >>> 0);
     expect(s[1]).toBe(gguf[68]! | (gguf[69]! << 8));
   });
 
   it('q4_0: the 16 quant bytes of each block in GGUF order, then the scales', () => {
-    const rows = 2, K = 64; // 4 blocks
+    const rows = 2,
+      K = 64; // 4 blocks
     const x = randArray(Float32Array, rows * K, 12);
     const gguf = quantizeQ4_0(x);
     const p = packForGpu('q4_0', gguf, rows, K);

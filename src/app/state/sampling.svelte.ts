@@ -58,7 +58,14 @@ export class SamplingState {
     });
     try {
       const stats = await inference().sample(
-        { prompt: this.prompt, n: this.n, steps: this.steps, temperature: this.temperature, topp: this.topp, seed: this.seed },
+        {
+          prompt: this.prompt,
+          n: this.n,
+          steps: this.steps,
+          temperature: this.temperature,
+          topp: this.topp,
+          seed: this.seed,
+        },
         onTokens,
       );
       if (run !== this.run) return;

@@ -50,7 +50,11 @@ async function fetchBytes(url: string, what: string): Promise<ArrayBuffer> {
   try {
     res = await fetch(url);
   } catch (cause) {
-    throw new EngineError('BAD_FILE', `Could not download the ${what} (${url}): ${String(cause)}. Check the connection and reload.`, { cause });
+    throw new EngineError(
+      'BAD_FILE',
+      `Could not download the ${what} (${url}): ${String(cause)}. Check the connection and reload.`,
+      { cause },
+    );
   }
   if (!res.ok) throw new EngineError('BAD_FILE', `The ${what} at ${url} answered HTTP ${res.status}.`);
   return res.arrayBuffer();
@@ -78,7 +82,10 @@ export class InferenceEngine {
   /** Loads a llama2.c checkpoint and its tokenizer from URLs. */
   async loadLlama2c(modelUrl: string, tokenizerUrl: string, name: string): Promise<ModelInfo> {
     await this.init();
-    const [mbuf, tbuf] = await Promise.all([fetchBytes(modelUrl, 'model'), fetchBytes(tokenizerUrl, 'tokenizer')]);
+    const [mbuf, tbuf] = await Promise.all([
+      fetchBytes(modelUrl, 'model'),
+      fetchBytes(tokenizerUrl, 'tokenizer'),
+    ]);
     const { config, weights } = parseLlama2c(mbuf, name);
     const tokenizer = Llama2cTokenizer.parse(tbuf, config.vocabSize, tokenizerUrl.split('/').pop());
     this.unload();
@@ -90,35 +97,51 @@ export class InferenceEngine {
 
   /** Samples `n` continuations of one prompt in one batch, streaming pieces through `onTokens`. */
   async sample(req: SampleRequest, onTokens: (events: TokenEvent[]) => void): Promise<SampleStats> {
-    const model = this.model, tok = this.tokenizer;
+    const model = this.model,
+      tok = this.tokenizer;
     if (!model || !tok) throw new EngineError('BAD_ARGUMENT', 'No model is loaded yet.');
     this.gpu?.assertReady();
     const steps = Math.min(Math.max(2, req.steps), model.config.maxSeqLen);
     if (!this.runner || this.runner.slots < req.n || this.runner.maxT < steps) {
       this.runner?.destroy();
-      this.runner = new LlamaRunner(model, { slots: Math.max(req.n, 4), maxT: model.config.maxSeqLen, maxRows: 64 });
+      this.runner = new LlamaRunner(model, {
+        slots: Math.max(req.n, 4),
+        maxT: model.config.maxSeqLen,
+        maxRows: 64,
+      });
     }
     this.stopRequested = false;
     const prompt = tok.encode(req.prompt, true, false);
     let pending: TokenEvent[] = [];
     let count = 0;
-    const res = await generate(this.runner, tok, Array.from({ length: req.n }, () => prompt), {
-      steps, temperature: req.temperature, topp: req.topp, seed: req.seed,
-      onToken: (seq, _token, text) => {
-        count++;
-        if (text) pending.push({ seq, text });
-        // One message per decode step (all sequences), not one per token.
-        if (seq === req.n - 1 || pending.length >= req.n) {
-          onTokens(pending);
-          pending = [];
-        }
+    const res = await generate(
+      this.runner,
+      tok,
+      Array.from({ length: req.n }, () => prompt),
+      {
+        steps,
+        temperature: req.temperature,
+        topp: req.topp,
+        seed: req.seed,
+        onToken: (seq, _token, text) => {
+          count++;
+          if (text) pending.push({ seq, text });
+          // One message per decode step (all sequences), not one per token.
+          if (seq === req.n - 1 || pending.length >= req.n) {
+            onTokens(pending);
+            pending = [];
+          }
+        },
+        shouldStop: () => this.stopRequested,
       },
-      shouldStop: () => this.stopRequested,
-    });
+    );
     if (pending.length) onTokens(pending);
     const tokens = res.generated.reduce((a, b) => a + b, 0);
     return {
-      texts: res.texts, tokens: count, prefillMs: res.prefillMs, decodeMs: res.decodeMs,
+      texts: res.texts,
+      tokens: count,
+      prefillMs: res.prefillMs,
+      decodeMs: res.decodeMs,
       tokensPerSecond: tokens / Math.max(1e-9, res.decodeMs / 1000),
     };
   }

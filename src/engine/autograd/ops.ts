@@ -105,7 +105,12 @@ export function linear<T extends BackendTensor>(
 }
 
 export function rope<T extends BackendTensor>(
-  tape: Tape<T>, x: Var<T>, positions: T, NH: number, HS: number, theta: number,
+  tape: Tape<T>,
+  x: Var<T>,
+  positions: T,
+  NH: number,
+  HS: number,
+  theta: number,
 ): Var<T> {
   const N = x.shape[0]!;
   const out = tape.output(x.shape, 'rope', [x]);
@@ -120,7 +125,15 @@ export function rope<T extends BackendTensor>(
 
 /** Causal GQA attention over B sequences of T tokens. q (B·T, NH·HS), k/v (B·T, NKV·HS). */
 export function attention<T extends BackendTensor>(
-  tape: Tape<T>, q: Var<T>, k: Var<T>, v: Var<T>, B: number, T: number, NH: number, NKV: number, HS: number,
+  tape: Tape<T>,
+  q: Var<T>,
+  k: Var<T>,
+  v: Var<T>,
+  B: number,
+  T: number,
+  NH: number,
+  NKV: number,
+  HS: number,
 ): Var<T> {
   const out = tape.output([B * T, NH * HS], 'attn', [q, k, v]);
   const att = tape.alloc([B, NH, T, T], 'att');
@@ -129,14 +142,34 @@ export function attention<T extends BackendTensor>(
     if (!q.requiresGrad && !k.requiresGrad && !v.requiresGrad) return;
     // The kernel writes all three input gradients with one flag: give it fresh buffers when the
     // flags would differ, then fold them in.
-    const gq = tape.grad(q), gk = tape.grad(k), gv = tape.grad(v);
+    const gq = tape.grad(q),
+      gk = tape.grad(k),
+      gv = tape.grad(v);
     const datt = tape.alloc([B, NH, T, T], 'datt');
     const same = gq.accumulate === gk.accumulate && gk.accumulate === gv.accumulate;
     if (same) {
-      tape.be.ops.attentionBackward(gq.grad, gk.grad, gv.grad, datt, out.grad!, q.t, k.t, v.t, att, B, T, NH, NKV, HS, gq.accumulate);
+      tape.be.ops.attentionBackward(
+        gq.grad,
+        gk.grad,
+        gv.grad,
+        datt,
+        out.grad!,
+        q.t,
+        k.t,
+        v.t,
+        att,
+        B,
+        T,
+        NH,
+        NKV,
+        HS,
+        gq.accumulate,
+      );
       return;
     }
-    const tq = tape.alloc(q.shape, 'dq'), tk = tape.alloc(k.shape, 'dk'), tv = tape.alloc(v.shape, 'dv');
+    const tq = tape.alloc(q.shape, 'dq'),
+      tk = tape.alloc(k.shape, 'dk'),
+      tv = tape.alloc(v.shape, 'dv');
     tape.be.ops.attentionBackward(tq, tk, tv, datt, out.grad!, q.t, k.t, v.t, att, B, T, NH, NKV, HS, false);
     addInto(tape, gq, tq, Tape.size(q));
     addInto(tape, gk, tk, Tape.size(k));
@@ -145,7 +178,12 @@ export function attention<T extends BackendTensor>(
   return out;
 }
 
-function addInto<T extends BackendTensor>(tape: Tape<T>, g: { grad: T; accumulate: boolean }, src: T, n: number): void {
+function addInto<T extends BackendTensor>(
+  tape: Tape<T>,
+  g: { grad: T; accumulate: boolean },
+  src: T,
+  n: number,
+): void {
   if (g.accumulate) tape.be.ops.addInplace(g.grad, src, n);
   else tape.be.copy(src, g.grad, n);
 }
@@ -165,11 +203,13 @@ export function swiglu<T extends BackendTensor>(tape: Tape<T>, gate: Var<T>, up:
   const out = tape.output(gate.shape, 'swiglu', [gate, up]);
   tape.be.ops.swigluForward(out.t, gate.t, up.t, n);
   tape.record('swiglu', [out], () => {
-    const gg = tape.grad(gate), gu = tape.grad(up);
+    const gg = tape.grad(gate),
+      gu = tape.grad(up);
     if (gg.accumulate === gu.accumulate) {
       tape.be.ops.swigluBackward(gg.grad, gu.grad, out.grad!, gate.t, up.t, n, gg.accumulate);
     } else {
-      const tg = tape.alloc(gate.shape, 'dgate'), tu = tape.alloc(up.shape, 'dup');
+      const tg = tape.alloc(gate.shape, 'dgate'),
+        tu = tape.alloc(up.shape, 'dup');
       tape.be.ops.swigluBackward(tg, tu, out.grad!, gate.t, up.t, n, false);
       addInto(tape, gg, tg, n);
       addInto(tape, gu, tu, n);
@@ -183,7 +223,10 @@ export function swiglu<T extends BackendTensor>(tape: Tape<T>, gate: Var<T>, up:
  * written straight into the logits' gradient (the loss is Σ weights·losses).
  */
 export function crossentropy<T extends BackendTensor>(
-  tape: Tape<T>, logits: Var<T>, targets: T, weights: T,
+  tape: Tape<T>,
+  logits: Var<T>,
+  targets: T,
+  weights: T,
 ): T {
   const [N, V] = logits.shape as [number, number];
   const losses = tape.alloc([N], 'losses');

@@ -69,7 +69,10 @@ export class Tape<T extends BackendTensor> {
 
   /** A new activation Var; it needs a gradient if any input does. */
   output(shape: readonly number[], label: string, inputs: readonly Var<T>[]): Var<T> {
-    return new Var(this.alloc(shape, label), inputs.some((v) => v.requiresGrad));
+    return new Var(
+      this.alloc(shape, label),
+      inputs.some((v) => v.requiresGrad),
+    );
   }
 
   /**

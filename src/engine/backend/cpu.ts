@@ -39,16 +39,31 @@ export class CpuBackend implements Backend<CpuTensor> {
     return make(shape, label, dtype);
   }
   release(): void {}
-  fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): CpuTensor {
+  fromData(
+    shape: readonly number[],
+    data: Float32Array | Uint32Array | Int32Array,
+    label: string,
+  ): CpuTensor {
     if (data.length !== numel(shape)) {
-      throw new EngineError('SHAPE_MISMATCH', `"${label}": ${data.length} values for shape [${shape.join(', ')}]`);
+      throw new EngineError(
+        'SHAPE_MISMATCH',
+        `"${label}": ${data.length} values for shape [${shape.join(', ')}]`,
+      );
     }
     const t = make(shape, label, data instanceof Float32Array ? 'f32' : 'u32');
-    t.data.set(data instanceof Int32Array ? new Uint32Array(data.buffer, data.byteOffset, data.length) : data);
+    t.data.set(
+      data instanceof Int32Array ? new Uint32Array(data.buffer, data.byteOffset, data.length) : data,
+    );
     return t;
   }
-  weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): CpuTensor {
-    const values = data instanceof Float32Array ? data : dequantize(dtype as QuantDType, data, shape[0] * shape[1]);
+  weight(
+    dtype: DType,
+    shape: readonly [number, number],
+    data: Float32Array | Uint8Array,
+    label: string,
+  ): CpuTensor {
+    const values =
+      data instanceof Float32Array ? data : dequantize(dtype as QuantDType, data, shape[0] * shape[1]);
     return this.fromData(shape, values, label);
   }
   write(t: CpuTensor, data: Float32Array | Uint32Array | Int32Array): void {

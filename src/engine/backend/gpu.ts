@@ -15,7 +15,8 @@ export class GpuBackend implements Backend<Tensor> {
   constructor(readonly gpu: Gpu) {
     const ops: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(GpuOps)) {
-      if (typeof fn === 'function') ops[name] = (...args: unknown[]) => (fn as (...a: unknown[]) => unknown)(gpu, ...args);
+      if (typeof fn === 'function')
+        ops[name] = (...args: unknown[]) => (fn as (...a: unknown[]) => unknown)(gpu, ...args);
     }
     this.ops = ops as Ops<Tensor>;
   }
@@ -33,7 +34,12 @@ export class GpuBackend implements Backend<Tensor> {
   fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): Tensor {
     return this.gpu.fromData(shape, data, label);
   }
-  weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): Tensor {
+  weight(
+    dtype: DType,
+    shape: readonly [number, number],
+    data: Float32Array | Uint8Array,
+    label: string,
+  ): Tensor {
     return uploadWeight(this.gpu, dtype as 'f32' | QuantDType, data, shape[0], shape[1], label);
   }
   write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {

@@ -13,7 +13,11 @@ export interface BackendTensor {
   readonly label: string;
 }
 
-type LiftArg<A, T> = [A] extends [ArrayLike<number>] ? T : [A] extends [ArrayLike<number> | null] ? T | null : A;
+type LiftArg<A, T> = [A] extends [ArrayLike<number>]
+  ? T
+  : [A] extends [ArrayLike<number> | null]
+    ? T | null
+    : A;
 type LiftArgs<A extends readonly unknown[], T> = { [K in keyof A]: LiftArg<A[K], T> };
 type Lift<F, T> = F extends (...args: infer A) => infer R ? (...args: LiftArgs<A, T>) => R : never;
 

@@ -81,7 +81,8 @@ export async function requestDevice(
   for (const name of LIMIT_NAMES) {
     const v = (adapter.limits as unknown as Record<string, number>)[name];
     const cap = req.limits?.[name];
-    if (typeof v === 'number' && !name.startsWith('min')) requiredLimits[name] = cap !== undefined ? Math.min(v, cap) : v;
+    if (typeof v === 'number' && !name.startsWith('min'))
+      requiredLimits[name] = cap !== undefined ? Math.min(v, cap) : v;
   }
   let device: GPUDevice;
   try {

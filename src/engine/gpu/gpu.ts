@@ -170,14 +170,23 @@ export class Gpu {
     if (data.byteLength % 4 !== 0 || byteOffset % 4 !== 0) {
       throw new EngineError('BAD_ARGUMENT', `upload to "${t.label}" must be a multiple of 4 bytes`);
     }
-    this.device.queue.writeBuffer(t.buffer, byteOffset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      t.buffer,
+      byteOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   /** Creates a dedicated tensor holding `data`. */
   fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): Tensor {
     const dtype: DType = data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : 'u32';
     if (data.length !== numel(shape)) {
-      throw new EngineError('SHAPE_MISMATCH', `"${label}": ${data.length} values for shape [${shape.join(', ')}]`);
+      throw new EngineError(
+        'SHAPE_MISMATCH',
+        `"${label}": ${data.length} values for shape [${shape.join(', ')}]`,
+      );
     }
     const t = this.tensor(shape, label, dtype);
     this.upload(t, data);

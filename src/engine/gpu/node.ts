@@ -30,7 +30,7 @@ export async function nodeGpu(): Promise<GPU> {
       if (!icd) {
         throw new EngineError(
           'NO_ADAPTER',
-          'No WebGPU adapter in Node and no SwiftShader ICD found. Install a Vulkan driver, or Debian\'s `chromium` and `libvulkan1` (they bring SwiftShader), or set VK_ICD_FILENAMES.',
+          "No WebGPU adapter in Node and no SwiftShader ICD found. Install a Vulkan driver, or Debian's `chromium` and `libvulkan1` (they bring SwiftShader), or set VK_ICD_FILENAMES.",
         );
       }
       // Dawn reads the variable when it enumerates adapters, so a fresh instance sees it.

@@ -56,7 +56,10 @@ function printable(bytes: Uint8Array): boolean {
 }
 
 export async function generate<T extends BackendTensor>(
-  runner: LlamaRunner<T>, tok: TextTokenizer, prompts: readonly (readonly number[])[], opts: GenerateOptions,
+  runner: LlamaRunner<T>,
+  tok: TextTokenizer,
+  prompts: readonly (readonly number[])[],
+  opts: GenerateOptions,
 ): Promise<GenerateResult> {
   const m = prompts.length;
   if (m === 0) throw new EngineError('BAD_ARGUMENT', 'nothing to generate: no prompts');
@@ -88,7 +91,8 @@ export async function generate<T extends BackendTensor>(
   const outputs: number[] = [];
   const outSeq: number[] = [];
   prompts.forEach((p, s) => {
-    if (p.length === 0) throw new EngineError('BAD_ARGUMENT', `prompt ${s} is empty (it needs at least BOS).`);
+    if (p.length === 0)
+      throw new EngineError('BAD_ARGUMENT', `prompt ${s} is empty (it needs at least BOS).`);
     const n = Math.min(p.length, steps);
     for (let i = 0; i < n; i++) rows.push({ slot: s, pos: i, token: p[i]! });
     for (let i = 1; i < n; i++) emit(s, p[i]!);
@@ -96,8 +100,7 @@ export async function generate<T extends BackendTensor>(
     if (n === p.length) {
       outputs.push(rows.length - 1);
       outSeq.push(s);
-    }
-    else live[s] = false; // the prompt alone used up the steps
+    } else live[s] = false; // the prompt alone used up the steps
   });
   let logits = await runner.forward(rows, outputs);
   const V = tok.vocabSize;
@@ -126,7 +129,10 @@ export async function generate<T extends BackendTensor>(
       pos[s]!++;
     });
     if (nextRows.length === 0 || opts.shouldStop?.()) break;
-    logits = await runner.forward(nextRows, nextRows.map((_, i) => i));
+    logits = await runner.forward(
+      nextRows,
+      nextRows.map((_, i) => i),
+    );
     decodeSteps++;
     active = nextSeq;
   }

@@ -37,13 +37,20 @@ export class LlamaRunner<T extends BackendTensor> {
   private adapter: LoraAdapter<T> | null = null;
   private siteTargets = new Map<LinearSite, LoraTarget>();
 
-  constructor(readonly model: LlamaModel<T>, opts: RunnerOptions) {
+  constructor(
+    readonly model: LlamaModel<T>,
+    opts: RunnerOptions,
+  ) {
     const c = model.config;
     this.be = model.be;
     this.slots = opts.slots;
     this.maxT = Math.min(opts.maxT, c.maxSeqLen);
     this.maxRows = Math.max(opts.maxRows ?? 64, opts.slots);
-    const KV = kvDim(c), C = c.dim, H = c.hiddenDim, V = c.vocabSize, R = this.maxRows;
+    const KV = kvDim(c),
+      C = c.dim,
+      H = c.hiddenDim,
+      V = c.vocabSize,
+      R = this.maxRows;
     const cacheBytes = 2 * c.nLayers * this.slots * this.maxT * KV * 4;
     try {
       for (let l = 0; l < c.nLayers; l++) {
@@ -51,12 +58,27 @@ export class LlamaRunner<T extends BackendTensor> {
         this.vcache.push(this.alloc([this.slots, this.maxT, KV], `vcache.${l}`));
       }
       const shapes: Record<string, [number[], 'f32' | 'u32']> = {
-        x: [[R, C], 'f32'], h: [[R, C], 'f32'], q: [[R, C], 'f32'], k: [[R, KV], 'f32'], v: [[R, KV], 'f32'],
-        att: [[R, C], 'f32'], o: [[R, C], 'f32'], g: [[R, H], 'f32'], u: [[R, H], 'f32'], s: [[R, H], 'f32'],
-        rstd: [[R], 'f32'], sel: [[R, C], 'f32'], logits: [[R, V], 'f32'], lora: [[R, 64], 'f32'],
-        tokens: [[R], 'u32'], positions: [[R], 'u32'], rowInfo: [[2 * R], 'u32'], outIdx: [[R], 'u32'],
+        x: [[R, C], 'f32'],
+        h: [[R, C], 'f32'],
+        q: [[R, C], 'f32'],
+        k: [[R, KV], 'f32'],
+        v: [[R, KV], 'f32'],
+        att: [[R, C], 'f32'],
+        o: [[R, C], 'f32'],
+        g: [[R, H], 'f32'],
+        u: [[R, H], 'f32'],
+        s: [[R, H], 'f32'],
+        rstd: [[R], 'f32'],
+        sel: [[R, C], 'f32'],
+        logits: [[R, V], 'f32'],
+        lora: [[R, 64], 'f32'],
+        tokens: [[R], 'u32'],
+        positions: [[R], 'u32'],
+        rowInfo: [[2 * R], 'u32'],
+        outIdx: [[R], 'u32'],
       };
-      for (const [name, [shape, dtype]] of Object.entries(shapes)) this.buf[name] = this.alloc(shape, `run.${name}`, dtype);
+      for (const [name, [shape, dtype]] of Object.entries(shapes))
+        this.buf[name] = this.alloc(shape, `run.${name}`, dtype);
     } catch (e) {
       this.destroy();
       if (e instanceof EngineError && e.code === 'LIMIT_EXCEEDED') {
@@ -70,7 +92,13 @@ export class LlamaRunner<T extends BackendTensor> {
   }
 
   private alloc(shape: number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {
-    const t = this.be.fromData(shape, dtype === 'u32' ? new Uint32Array(shape.reduce((a, b) => a * b, 1)) : new Float32Array(shape.reduce((a, b) => a * b, 1)), label);
+    const t = this.be.fromData(
+      shape,
+      dtype === 'u32'
+        ? new Uint32Array(shape.reduce((a, b) => a * b, 1))
+        : new Float32Array(shape.reduce((a, b) => a * b, 1)),
+      label,
+    );
     this.owned.push(t);
     return t;
   }
@@ -78,7 +106,10 @@ export class LlamaRunner<T extends BackendTensor> {
   /** Uses `adapter` (LoRA) in subsequent forwards; null for the base model. */
   setAdapter(adapter: LoraAdapter<T> | null): void {
     if (adapter && adapter.config.rank > 64) {
-      throw new EngineError('BAD_ARGUMENT', `LoRA rank ${adapter.config.rank} is above the runner's limit of 64.`);
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `LoRA rank ${adapter.config.rank} is above the runner's limit of 64.`,
+      );
     }
     this.adapter = adapter;
     this.siteTargets.clear();
@@ -132,15 +163,30 @@ export class LlamaRunner<T extends BackendTensor> {
     const c = this.model.config;
     const { ops } = this.be;
     const b = this.buf as Record<string, T>;
-    const R = rows.length, C = c.dim, H = c.hiddenDim, KV = kvDim(c), HS = headSize(c), V = c.vocabSize;
+    const R = rows.length,
+      C = c.dim,
+      H = c.hiddenDim,
+      KV = kvDim(c),
+      HS = headSize(c),
+      V = c.vocabSize;
     for (const r of rows) {
       if (r.slot < 0 || r.slot >= this.slots || r.pos < 0 || r.pos >= this.maxT) {
-        throw new EngineError('BAD_ARGUMENT', `row (slot ${r.slot}, pos ${r.pos}) is outside the KV cache (${this.slots} slots × ${this.maxT} positions).`);
+        throw new EngineError(
+          'BAD_ARGUMENT',
+          `row (slot ${r.slot}, pos ${r.pos}) is outside the KV cache (${this.slots} slots × ${this.maxT} positions).`,
+        );
       }
-      if (!(r.token >= 0 && r.token < V)) throw new EngineError('BAD_ARGUMENT', `token ${r.token} is outside the vocabulary (${V}).`);
+      if (!(r.token >= 0 && r.token < V))
+        throw new EngineError('BAD_ARGUMENT', `token ${r.token} is outside the vocabulary (${V}).`);
     }
-    this.be.write(b.tokens!, Uint32Array.from(rows, (r) => r.token));
-    this.be.write(b.positions!, Uint32Array.from(rows, (r) => r.pos));
+    this.be.write(
+      b.tokens!,
+      Uint32Array.from(rows, (r) => r.token),
+    );
+    this.be.write(
+      b.positions!,
+      Uint32Array.from(rows, (r) => r.pos),
+    );
     this.be.write(b.rowInfo!, Uint32Array.from(rows.flatMap((r) => [r.slot, r.pos])));
     ops.embeddingForward(b.x!, b.tokens!, this.model.tokenEmbedding, R, C);
     for (let l = 0; l < c.nLayers; l++) {
@@ -151,8 +197,29 @@ export class LlamaRunner<T extends BackendTensor> {
       this.linear(l, 'wv', b.v!, b.h!, R, C, KV);
       ops.ropeForwardInplace(b.q!, b.positions!, R, c.nHeads, HS, c.ropeTheta);
       ops.ropeForwardInplace(b.k!, b.positions!, R, c.nKvHeads, HS, c.ropeTheta);
-      ops.kvCacheWrite(this.kcache[l]!, this.vcache[l]!, b.k!, b.v!, b.rowInfo!, R, c.nKvHeads, HS, this.maxT);
-      ops.attentionDecode(b.att!, b.q!, this.kcache[l]!, this.vcache[l]!, b.rowInfo!, R, c.nHeads, c.nKvHeads, HS, this.maxT);
+      ops.kvCacheWrite(
+        this.kcache[l]!,
+        this.vcache[l]!,
+        b.k!,
+        b.v!,
+        b.rowInfo!,
+        R,
+        c.nKvHeads,
+        HS,
+        this.maxT,
+      );
+      ops.attentionDecode(
+        b.att!,
+        b.q!,
+        this.kcache[l]!,
+        this.vcache[l]!,
+        b.rowInfo!,
+        R,
+        c.nHeads,
+        c.nKvHeads,
+        HS,
+        this.maxT,
+      );
       this.linear(l, 'wo', b.o!, b.att!, R, C, C);
       ops.addInplace(b.x!, b.o!, R * C);
       ops.rmsnormForward(b.h!, b.rstd!, b.x!, layer.rmsFfn, R, C, c.normEps);

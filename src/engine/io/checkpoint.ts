@@ -17,7 +17,10 @@ function parseJson<T>(text: string | undefined, what: string, name: string): T {
     if (text === undefined) throw new Error('missing');
     return JSON.parse(text) as T;
   } catch {
-    throw new EngineError('BAD_FILE', `${name}: the ${what} in the file's metadata is missing or not JSON — this is not a dust2gold file.`);
+    throw new EngineError(
+      'BAD_FILE',
+      `${name}: the ${what} in the file's metadata is missing or not JSON — this is not a dust2gold file.`,
+    );
   }
 }
 
@@ -30,10 +33,16 @@ export function writeLlamaSafetensors(config: LlamaConfig, w: LlamaWeightsF32): 
   return writeSafetensors(tensors, { format: 'dust2gold-llama', config: JSON.stringify(config) });
 }
 
-export function readLlamaSafetensors(buf: ArrayBuffer, name = 'model'): { config: LlamaConfig; weights: LlamaWeightsF32 } {
+export function readLlamaSafetensors(
+  buf: ArrayBuffer,
+  name = 'model',
+): { config: LlamaConfig; weights: LlamaWeightsF32 } {
   const { metadata, tensors } = readSafetensors(buf);
   if (metadata.format !== 'dust2gold-llama') {
-    throw new EngineError('BAD_MAGIC', `${name} is a safetensors file but not a dust2gold model (format "${metadata.format ?? 'none'}").`);
+    throw new EngineError(
+      'BAD_MAGIC',
+      `${name} is a safetensors file but not a dust2gold model (format "${metadata.format ?? 'none'}").`,
+    );
   }
   const config = parseJson<LlamaConfig>(metadata.config, 'model configuration', name);
   validateConfig(config, 'BAD_FILE', name);
@@ -53,14 +62,19 @@ export function writeLoraSafetensors(s: LoraState): Uint8Array {
   const tensors: Parameters<typeof writeSafetensors>[0] = {};
   for (const [n, t] of Object.entries(s.tensors)) tensors[n] = { dtype: 'F32', shape: t.shape, data: t.data };
   return writeSafetensors(tensors, {
-    format: 'dust2gold-lora', config: JSON.stringify(s.config), model: JSON.stringify(s.model),
+    format: 'dust2gold-lora',
+    config: JSON.stringify(s.config),
+    model: JSON.stringify(s.model),
   });
 }
 
 export function readLoraSafetensors(buf: ArrayBuffer, name = 'adapter'): LoraState {
   const { metadata, tensors } = readSafetensors(buf);
   if (metadata.format !== 'dust2gold-lora') {
-    throw new EngineError('BAD_MAGIC', `${name} is a safetensors file but not a dust2gold adapter (format "${metadata.format ?? 'none'}").`);
+    throw new EngineError(
+      'BAD_MAGIC',
+      `${name} is a safetensors file but not a dust2gold adapter (format "${metadata.format ?? 'none'}").`,
+    );
   }
   const config = parseJson<LoraState['config']>(metadata.config, 'adapter configuration', name);
   const model = parseJson<LoraState['model']>(metadata.model, 'model shape', name);

@@ -18,7 +18,13 @@ export const LINEAR_SITES = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] as const;
 export type LinearSite = (typeof LINEAR_SITES)[number];
 export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'down' | 'up';
 export const SITE_OF_TARGET: Record<LoraTarget, LinearSite> = {
-  q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'w1', down: 'w2', up: 'w3',
+  q: 'wq',
+  k: 'wk',
+  v: 'wv',
+  o: 'wo',
+  gate: 'w1',
+  down: 'w2',
+  up: 'w3',
 };
 
 export interface LlamaLayer<T> {
@@ -51,12 +57,21 @@ export interface LoadOptions {
 
 /** (out, in) shape of a layer matrix. */
 export function siteShape(c: LlamaConfig, site: LinearSite): [number, number] {
-  const C = c.dim, H = c.hiddenDim, KV = kvDim(c);
+  const C = c.dim,
+    H = c.hiddenDim,
+    KV = kvDim(c);
   switch (site) {
-    case 'wq': case 'wo': return [C, C];
-    case 'wk': case 'wv': return [KV, C];
-    case 'w1': case 'w3': return [H, C];
-    case 'w2': return [C, H];
+    case 'wq':
+    case 'wo':
+      return [C, C];
+    case 'wk':
+    case 'wv':
+      return [KV, C];
+    case 'w1':
+    case 'w3':
+      return [H, C];
+    case 'w2':
+      return [C, H];
   }
 }
 
@@ -66,7 +81,10 @@ export function siteShape(c: LlamaConfig, site: LinearSite): [number, number] {
  * allocated is freed before the error propagates.
  */
 export function loadLlama<T extends BackendTensor>(
-  be: Backend<T>, config: LlamaConfig, w: LlamaWeightsF32, opts: LoadOptions = {},
+  be: Backend<T>,
+  config: LlamaConfig,
+  w: LlamaWeightsF32,
+  opts: LoadOptions = {},
 ): LlamaModel<T> {
   validateConfig(config);
   checkWeights(config, w);
@@ -80,7 +98,10 @@ export function loadLlama<T extends BackendTensor>(
   };
   const mat = (data: Float32Array, shape: [number, number], label: string, q: boolean): T => {
     const d: DType = q && dtype !== 'f32' && shape[1] % 32 === 0 ? dtype : 'f32';
-    const t = d === 'f32' ? be.weight('f32', shape, data, label) : be.weight(d, shape, quantize(d as QuantDType, data), label);
+    const t =
+      d === 'f32'
+        ? be.weight('f32', shape, data, label)
+        : be.weight(d, shape, quantize(d as QuantDType, data), label);
     tensors.push(t);
     return t;
   };
@@ -89,7 +110,9 @@ export function loadLlama<T extends BackendTensor>(
     const tokenEmbedding = mat(w.tokenEmbedding, [V, C], 'tok_embeddings', false);
     const layers: LlamaLayer<T>[] = [];
     for (let l = 0; l < L; l++) {
-      const layer = { rmsAtt: vec(w.rmsAtt.subarray(l * C, (l + 1) * C), `layers.${l}.attention_norm`) } as LlamaLayer<T>;
+      const layer = {
+        rmsAtt: vec(w.rmsAtt.subarray(l * C, (l + 1) * C), `layers.${l}.attention_norm`),
+      } as LlamaLayer<T>;
       for (const site of LINEAR_SITES) {
         const shape = siteShape(config, site);
         const n = shape[0] * shape[1];
@@ -114,7 +137,8 @@ function preflight<T extends BackendTensor>(be: Backend<T>, c: LlamaConfig, dtyp
     const [n, k] = siteShape(c, site);
     big.push([site, byteSize([n, k], dtype !== 'f32' && k % 32 === 0 ? dtype : 'f32')]);
   }
-  if (!c.sharedClassifier) big.push(['output', byteSize([c.vocabSize, c.dim], dtype !== 'f32' && c.dim % 32 === 0 ? dtype : 'f32')]);
+  if (!c.sharedClassifier)
+    big.push(['output', byteSize([c.vocabSize, c.dim], dtype !== 'f32' && c.dim % 32 === 0 ? dtype : 'f32')]);
   for (const [name, bytes] of big) {
     if (bytes > be.maxTensorBytes) {
       throw new EngineError(

@@ -53,12 +53,24 @@ function modelShape(c: LlamaConfig): LoraState['model'] {
   return { dim: c.dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, kvDim: (c.dim * c.nKvHeads) / c.nHeads };
 }
 
-function makeParam<T extends BackendTensor>(be: Backend<T>, name: string, shape: number[], data: Float32Array): Param<T> {
-  return { name, value: be.fromData(shape, data, name), grad: be.fromData(shape, new Float32Array(data.length), `d(${name})`) };
+function makeParam<T extends BackendTensor>(
+  be: Backend<T>,
+  name: string,
+  shape: number[],
+  data: Float32Array,
+): Param<T> {
+  return {
+    name,
+    value: be.fromData(shape, data, name),
+    grad: be.fromData(shape, new Float32Array(data.length), `d(${name})`),
+  };
 }
 
 export function createLora<T extends BackendTensor>(
-  be: Backend<T>, model: LlamaConfig, config: LoraConfig, seed: number,
+  be: Backend<T>,
+  model: LlamaConfig,
+  config: LoraConfig,
+  seed: number,
 ): LoraAdapter<T> {
   if (!(config.rank >= 1) || config.targets.length === 0) {
     throw new EngineError('BAD_ARGUMENT', 'a LoRA adapter needs rank ≥ 1 and at least one target');
@@ -71,14 +83,21 @@ export function createLora<T extends BackendTensor>(
       const bound = 1 / Math.sqrt(inp);
       const A = new Float32Array(config.rank * inp).map(() => rnd() * bound);
       tensors[`layers.${l}.${target}.A`] = { shape: [config.rank, inp], data: A };
-      tensors[`layers.${l}.${target}.B`] = { shape: [out, config.rank], data: new Float32Array(out * config.rank) };
+      tensors[`layers.${l}.${target}.B`] = {
+        shape: [out, config.rank],
+        data: new Float32Array(out * config.rank),
+      };
     }
   }
   return loadLora(be, model, { config, model: modelShape(model), tensors });
 }
 
 /** Builds an adapter from plain data, after checking it fits this model. */
-export function loadLora<T extends BackendTensor>(be: Backend<T>, model: LlamaConfig, state: LoraState): LoraAdapter<T> {
+export function loadLora<T extends BackendTensor>(
+  be: Backend<T>,
+  model: LlamaConfig,
+  state: LoraState,
+): LoraAdapter<T> {
   const want = modelShape(model);
   for (const k of Object.keys(want) as (keyof typeof want)[]) {
     if (state.model[k] !== want[k]) {
@@ -97,11 +116,17 @@ export function loadLora<T extends BackendTensor>(be: Backend<T>, model: LlamaCo
       for (const target of config.targets) {
         const [out, inp] = siteShape(model, SITE_OF_TARGET[target]);
         const pair = {} as LoraPair<T>;
-        for (const [m, shape] of [['A', [config.rank, inp]], ['B', [out, config.rank]]] as const) {
+        for (const [m, shape] of [
+          ['A', [config.rank, inp]],
+          ['B', [out, config.rank]],
+        ] as const) {
           const name = `layers.${l}.${target}.${m}`;
           const t = state.tensors[name];
           if (!t || t.data.length !== shape[0] * shape[1]) {
-            throw new EngineError('SHAPE_MISMATCH', `adapter tensor ${name} is missing or has the wrong size (want ${shape.join('×')}).`);
+            throw new EngineError(
+              'SHAPE_MISMATCH',
+              `adapter tensor ${name} is missing or has the wrong size (want ${shape.join('×')}).`,
+            );
           }
           const p = makeParam(be, name, [...shape], t.data);
           params.push(p);
@@ -122,7 +147,9 @@ export function loadLora<T extends BackendTensor>(be: Backend<T>, model: LlamaCo
 }
 
 export async function saveLora<T extends BackendTensor>(
-  be: Backend<T>, model: LlamaConfig, a: LoraAdapter<T>,
+  be: Backend<T>,
+  model: LlamaConfig,
+  a: LoraAdapter<T>,
 ): Promise<LoraState> {
   const tensors: LoraState['tensors'] = {};
   for (const p of a.params) tensors[p.name] = { shape: [...p.value.shape], data: await be.read(p.value) };

@@ -15,13 +15,20 @@ export function randomLlamaWeights(c: LlamaConfig, seed = 1): LlamaWeightsF32 {
     return a;
   };
   const ones = (n: number) => new Float32Array(n).fill(1);
-  const C = c.dim, H = c.hiddenDim;
+  const C = c.dim,
+    H = c.hiddenDim;
   const tokenEmbedding = fill(sizes.tokenEmbedding, 1);
   return {
     tokenEmbedding,
-    rmsAtt: ones(sizes.rmsAtt), rmsFfn: ones(sizes.rmsFfn), rmsFinal: ones(sizes.rmsFinal),
-    wq: fill(sizes.wq, 1 / Math.sqrt(C)), wk: fill(sizes.wk, 1 / Math.sqrt(C)), wv: fill(sizes.wv, 1 / Math.sqrt(C)),
-    wo: fill(sizes.wo, 1 / Math.sqrt(C)), w1: fill(sizes.w1, 1 / Math.sqrt(C)), w3: fill(sizes.w3, 1 / Math.sqrt(C)),
+    rmsAtt: ones(sizes.rmsAtt),
+    rmsFfn: ones(sizes.rmsFfn),
+    rmsFinal: ones(sizes.rmsFinal),
+    wq: fill(sizes.wq, 1 / Math.sqrt(C)),
+    wk: fill(sizes.wk, 1 / Math.sqrt(C)),
+    wv: fill(sizes.wv, 1 / Math.sqrt(C)),
+    wo: fill(sizes.wo, 1 / Math.sqrt(C)),
+    w1: fill(sizes.w1, 1 / Math.sqrt(C)),
+    w3: fill(sizes.w3, 1 / Math.sqrt(C)),
     w2: fill(sizes.w2, 1 / Math.sqrt(H)),
     wcls: c.sharedClassifier ? tokenEmbedding : fill(sizes.wcls, 1 / Math.sqrt(C)),
   };

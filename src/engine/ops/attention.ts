@@ -14,9 +14,17 @@ const fwd = { op: 'attention', code, entry: 'attention_forward', constants: { WG
 const bwdQ = { op: 'attention', code, entry: 'attention_backward_query', constants: { WG } } as const;
 const bwdKV = { op: 'attention', code, entry: 'attention_backward_kv', constants: { WG } } as const;
 const cacheWrite = { op: 'attention', code: decodeCode, entry: 'kv_cache_write', constants: { WG } } as const;
-const decode = { op: 'attention', code: decodeCode, entry: 'attention_decode', constants: { WG, HSMAX } } as const;
+const decode = {
+  op: 'attention',
+  code: decodeCode,
+  entry: 'attention_decode',
+  constants: { WG, HSMAX },
+} as const;
 const decodeSerial = {
-  op: 'attention', code: decodeCode, entry: 'attention_decode_serial', constants: { WG: 64, HSMAX },
+  op: 'attention',
+  code: decodeCode,
+  entry: 'attention_decode_serial',
+  constants: { WG: 16, HSMAX },
 } as const;
 
 /**
@@ -41,8 +49,17 @@ function checkHeads(NH: number, NKV: number): void {
  * @example attentionForward(gpu, out, att, q, k, v, B, T, 8, 2, 64);
  */
 export function attentionForward(
-  gpu: Gpu, out: Tensor, att: Tensor, q: Tensor, k: Tensor, v: Tensor,
-  B: number, T: number, NH: number, NKV: number, HS: number,
+  gpu: Gpu,
+  out: Tensor,
+  att: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  B: number,
+  T: number,
+  NH: number,
+  NKV: number,
+  HS: number,
 ): void {
   checkHeads(NH, NKV);
   gpu.dispatch(fwd, [T, B * NH], [out, att, q, k, v], [B, T, NH, NKV, HS, f32(1 / Math.sqrt(HS)), 0]);
@@ -53,9 +70,22 @@ export function attentionForward(
  * scratch. dk and dv sum over each group's query heads in a fixed order (deterministic).
  */
 export function attentionBackward(
-  gpu: Gpu, dq: Tensor, dk: Tensor, dv: Tensor, datt: Tensor, dout: Tensor,
-  q: Tensor, k: Tensor, v: Tensor, att: Tensor,
-  B: number, T: number, NH: number, NKV: number, HS: number, accumulate: boolean,
+  gpu: Gpu,
+  dq: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+  datt: Tensor,
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  att: Tensor,
+  B: number,
+  T: number,
+  NH: number,
+  NKV: number,
+  HS: number,
+  accumulate: boolean,
 ): void {
   checkHeads(NH, NKV);
   const params = [B, T, NH, NKV, HS, f32(1 / Math.sqrt(HS)), accumulate ? 1 : 0];
@@ -69,8 +99,16 @@ export function attentionBackward(
  * checks; the kernel skips rows beyond the cache rather than write into the next slot).
  */
 export function kvCacheWrite(
-  gpu: Gpu, kcache: Tensor, vcache: Tensor, k: Tensor, v: Tensor, rowInfo: Tensor,
-  R: number, NKV: number, HS: number, maxT: number,
+  gpu: Gpu,
+  kcache: Tensor,
+  vcache: Tensor,
+  k: Tensor,
+  v: Tensor,
+  rowInfo: Tensor,
+  R: number,
+  NKV: number,
+  HS: number,
+  maxT: number,
 ): void {
   const n = Math.ceil((R * NKV * HS) / WG);
   const x = Math.min(n, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
@@ -86,15 +124,24 @@ export function kvCacheWrite(
  *          attentionDecode(gpu, out, q, kc, vc, info, R, NH, NKV, HS, maxT);
  */
 export function attentionDecode(
-  gpu: Gpu, out: Tensor, q: Tensor, kcache: Tensor, vcache: Tensor, rowInfo: Tensor,
-  R: number, NH: number, NKV: number, HS: number, maxT: number,
+  gpu: Gpu,
+  out: Tensor,
+  q: Tensor,
+  kcache: Tensor,
+  vcache: Tensor,
+  rowInfo: Tensor,
+  R: number,
+  NH: number,
+  NKV: number,
+  HS: number,
+  maxT: number,
   variant: DecodeVariant = decodeVariant(gpu),
 ): void {
   checkHeads(NH, NKV);
   if (HS > HSMAX) throw new EngineError('BAD_ARGUMENT', `attentionDecode: head size ${HS} exceeds ${HSMAX}.`);
   const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS))];
   if (variant === 'serial') {
-    gpu.dispatch(decodeSerial, [Math.ceil((R * NH) / 64)], [out, q, kcache, vcache, rowInfo], params);
+    gpu.dispatch(decodeSerial, [Math.ceil((R * NH) / 16)], [out, q, kcache, vcache, rowInfo], params);
   } else {
     gpu.dispatch(decode, [NH, R], [out, q, kcache, vcache, rowInfo], params);
   }

@@ -19,10 +19,18 @@ export function dropoutForward(gpu: Gpu, out: Tensor, inp: Tensor, N: number, p:
 
 /** dinp (N) = or += (accumulate) dout · keep / (1 − p), with the forward's (p, seed). */
 export function dropoutBackward(
-  gpu: Gpu, dinp: Tensor, dout: Tensor, N: number, p: number, seed: number, accumulate: boolean,
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  N: number,
+  p: number,
+  seed: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(
-    bwd, grid(gpu, N, WG), [dinp, dout],
+    bwd,
+    grid(gpu, N, WG),
+    [dinp, dout],
     [N, dropoutThreshold(p), seed >>> 0, f32(dropoutScale(p)), accumulate ? 1 : 0],
   );
 }

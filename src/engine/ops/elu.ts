@@ -15,7 +15,12 @@ export function eluForward(gpu: Gpu, out: Tensor, inp: Tensor, N: number): void 
 
 /** dinp (N) = or += (accumulate) dout · (x > 0 ? 1 : exp(x)). */
 export function eluBackward(
-  gpu: Gpu, dinp: Tensor, dout: Tensor, inp: Tensor, N: number, accumulate: boolean,
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  inp: Tensor,
+  N: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(bwd, grid(gpu, N, WG), [dinp, dout, inp], [N, accumulate ? 1 : 0]);
 }

@@ -15,7 +15,12 @@ export function geluForward(gpu: Gpu, out: Tensor, inp: Tensor, N: number): void
 
 /** dinp (N) = or += (accumulate) dout · gelu'(inp). */
 export function geluBackward(
-  gpu: Gpu, dinp: Tensor, dout: Tensor, inp: Tensor, N: number, accumulate: boolean,
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  inp: Tensor,
+  N: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(bwd, grid(gpu, N, WG), [dinp, dout, inp], [N, accumulate ? 1 : 0]);
 }

@@ -20,6 +20,8 @@ const TILES = { TX: 16, TY: 16, TK: 16 }; // 64×64 outputs per workgroup, 4×4 
 export interface GemvConfig {
   TPR: number;
   RPW: number;
+  /** Batch rows per workgroup (4, 8, 12 or 16; default 16: each weight read once per 16 rows). */
+  BT?: number;
 }
 
 /**
@@ -34,13 +36,17 @@ export function gemvConfig(gpu: Gpu): GemvConfig {
 function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
   const id = DTYPE_ID[weight.dtype];
   if (id === undefined) {
-    throw new EngineError('BAD_ARGUMENT', `${fn}: weight "${weight.label}" has dtype ${weight.dtype}; use f32, q8_0 or q4_0.`);
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `${fn}: weight "${weight.label}" has dtype ${weight.dtype}; use f32, q8_0 or q4_0.`,
+    );
   }
   if (numel(weight.shape) !== N * K || (id !== 0 && K % 32 !== 0)) {
     throw new EngineError(
       'SHAPE_MISMATCH',
       `${fn}: weight "${weight.label}" [${weight.shape.join(', ')}] ${weight.dtype} is not (N=${N}, K=${K})` +
-        (id !== 0 ? ' with K a multiple of 32' : '') + '.',
+        (id !== 0 ? ' with K a multiple of 32' : '') +
+        '.',
     );
   }
   return id;
@@ -55,7 +61,14 @@ function tiled(entry: string, DTYPE: number, rows: number, cols: number): [Kerne
 
 /** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ; weight (N,K) f32 | q8_0 | q4_0. */
 export function matmulForward(
-  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+  gpu: Gpu,
+  out: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  B: number,
+  K: number,
+  N: number,
+  accumulate = false,
 ): void {
   if (B <= GEMV_MAX_B && K % 4 === 0) matmulForwardGemv(gpu, out, inp, weight, B, K, N, accumulate);
   else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate);
@@ -66,27 +79,43 @@ export function matmulForward(
  * Needs K % 4 == 0. `cfg` defaults to the device's best; tests and benchmarks set it.
  */
 export function matmulForwardGemv(
-  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+  gpu: Gpu,
+  out: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  B: number,
+  K: number,
+  N: number,
+  accumulate = false,
   cfg: GemvConfig = gemvConfig(gpu),
 ): void {
   const DTYPE = dtypeId(weight, N, K, 'matmulForward');
-  if (K % 4 !== 0) throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
+  if (K % 4 !== 0)
+    throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
   if (B === 0 || N === 0) return;
   const { TPR, RPW } = cfg;
-  const BT = B === 1 ? 1 : Math.min(GEMV_MAX_B, 4 * Math.ceil(B / 4));
+  const BT = B === 1 ? 1 : Math.min(cfg.BT ?? GEMV_MAX_B, 4 * Math.ceil(B / 4));
   const groups = Math.ceil(N / RPW);
   const wx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
   const wy = Math.ceil(groups / Math.max(wx, 1));
-  const spec: KernelSpec = DTYPE === 0
-    ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
-    : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { TPR, RPW, BT, DTYPE } };
+  const spec: KernelSpec =
+    DTYPE === 0
+      ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
+      : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { TPR, RPW, BT, DTYPE } };
   const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
 
 /** The register-tiled kernel (any B, any K for f32). */
 export function matmulForwardTiled(
-  gpu: Gpu, out: Tensor, inp: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate = false,
+  gpu: Gpu,
+  out: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  B: number,
+  K: number,
+  N: number,
+  accumulate = false,
 ): void {
   const [spec, grid] = tiled('matmul_forward', dtypeId(weight, N, K, 'matmulForward'), B, N);
   gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
@@ -94,7 +123,14 @@ export function matmulForwardTiled(
 
 /** dinp (B,K) = or += (accumulate) dout (B,N) · weight; weight (N,K) f32 | q8_0 | q4_0. */
 export function matmulBackwardInput(
-  gpu: Gpu, dinp: Tensor, dout: Tensor, weight: Tensor, B: number, K: number, N: number, accumulate: boolean,
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  weight: Tensor,
+  B: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
 ): void {
   const [spec, grid] = tiled('matmul_backward', dtypeId(weight, N, K, 'matmulBackwardInput'), B, K);
   gpu.dispatch(spec, grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
@@ -102,10 +138,19 @@ export function matmulBackwardInput(
 
 /** dweight (N,K) += doutᵀ (N,B) · inp (B,K); f32 only (trainable matrices, e.g. LoRA). */
 export function matmulBackwardWeight(
-  gpu: Gpu, dweight: Tensor, dout: Tensor, inp: Tensor, B: number, K: number, N: number,
+  gpu: Gpu,
+  dweight: Tensor,
+  dout: Tensor,
+  inp: Tensor,
+  B: number,
+  K: number,
+  N: number,
 ): void {
   if (dtypeId(dweight, N, K, 'matmulBackwardWeight') !== 0) {
-    throw new EngineError('BAD_ARGUMENT', `matmulBackwardWeight: "${dweight.label}" must be f32 (quantized weights are frozen).`);
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `matmulBackwardWeight: "${dweight.label}" must be f32 (quantized weights are frozen).`,
+    );
   }
   const [spec, grid] = tiled('matmul_backward_weight', 0, N, K);
   gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);

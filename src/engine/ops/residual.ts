@@ -31,7 +31,12 @@ export function residualForward(gpu: Gpu, out: Tensor, a: Tensor, b: Tensor, N: 
 
 /** da, db (N) = or += (accumulate) dout. */
 export function residualBackward(
-  gpu: Gpu, da: Tensor, db: Tensor, dout: Tensor, N: number, accumulate: boolean,
+  gpu: Gpu,
+  da: Tensor,
+  db: Tensor,
+  dout: Tensor,
+  N: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(bwd, grid(gpu, N, WG), [da, db, dout], [N, accumulate ? 1 : 0]);
 }

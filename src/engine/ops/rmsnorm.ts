@@ -17,17 +17,33 @@ const bwdW = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants:
 
 /** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. */
 export function rmsnormForward(
-  gpu: Gpu, out: Tensor, rstd: Tensor, inp: Tensor, weight: Tensor, N: number, C: number, eps: number,
+  gpu: Gpu,
+  out: Tensor,
+  rstd: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  N: number,
+  C: number,
+  eps: number,
   variant: RowVariant = rowVariant(gpu),
 ): void {
-  if (variant === 'serial') gpu.dispatch(fwdSerial, [Math.ceil(N / WG)], [out, rstd, inp, weight], [N, C, f32(eps)]);
+  if (variant === 'serial')
+    gpu.dispatch(fwdSerial, [Math.ceil(N / WG)], [out, rstd, inp, weight], [N, C, f32(eps)]);
   else gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
 }
 
 /** dinp (N,C) = or += (accumulate) the input gradient; dweight (C) += when given. */
 export function rmsnormBackward(
-  gpu: Gpu, dinp: Tensor, dweight: Tensor | null, dout: Tensor, inp: Tensor, weight: Tensor,
-  rstd: Tensor, N: number, C: number, accumulate: boolean,
+  gpu: Gpu,
+  dinp: Tensor,
+  dweight: Tensor | null,
+  dout: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  rstd: Tensor,
+  N: number,
+  C: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(bwd, [N], [dinp, dout, inp, weight, rstd], [N, C, accumulate ? 1 : 0]);
   if (dweight) gpu.dispatch(bwdW, [Math.ceil(C / WG)], [dweight, dout, inp, rstd], [N, C]);

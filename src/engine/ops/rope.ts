@@ -23,22 +23,47 @@ function grid(gpu: Gpu, N: number, NH: number, HS: number): [number, number] {
  * @example ropeForward(gpu, qRot, q, pos, B * T, NH, HS, 10000);
  */
 export function ropeForward(
-  gpu: Gpu, out: Tensor, inp: Tensor, positions: Tensor, N: number, NH: number, HS: number, theta: number,
+  gpu: Gpu,
+  out: Tensor,
+  inp: Tensor,
+  positions: Tensor,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
 ): void {
   gpu.dispatch(fwd, grid(gpu, N, NH, HS), [out, inp, positions], [N, NH, HS, f32(theta), 0]);
 }
 
 /** x (N, NH*HS) rotated in place (WebGPU cannot bind one buffer as both `out` and `inp`). */
 export function ropeForwardInplace(
-  gpu: Gpu, x: Tensor, positions: Tensor, N: number, NH: number, HS: number, theta: number,
+  gpu: Gpu,
+  x: Tensor,
+  positions: Tensor,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
 ): void {
   gpu.dispatch(fwdInplace, grid(gpu, N, NH, HS), [x, positions], [N, NH, HS, f32(theta), 0]);
 }
 
 /** dinp (N, NH*HS) = or += (accumulate) dout rotated by −angle. */
 export function ropeBackward(
-  gpu: Gpu, dinp: Tensor, dout: Tensor, positions: Tensor, N: number, NH: number, HS: number, theta: number,
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  positions: Tensor,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
   accumulate: boolean,
 ): void {
-  gpu.dispatch(bwd, grid(gpu, N, NH, HS), [dinp, dout, positions], [N, NH, HS, f32(theta), accumulate ? 1 : 0]);
+  gpu.dispatch(
+    bwd,
+    grid(gpu, N, NH, HS),
+    [dinp, dout, positions],
+    [N, NH, HS, f32(theta), accumulate ? 1 : 0],
+  );
 }

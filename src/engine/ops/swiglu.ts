@@ -15,7 +15,14 @@ export function swigluForward(gpu: Gpu, out: Tensor, gate: Tensor, up: Tensor, N
 
 /** dgate, dup (N) = or += (accumulate) the gradients of out = silu(gate) · up. */
 export function swigluBackward(
-  gpu: Gpu, dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor, N: number, accumulate: boolean,
+  gpu: Gpu,
+  dgate: Tensor,
+  dup: Tensor,
+  dout: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  N: number,
+  accumulate: boolean,
 ): void {
   gpu.dispatch(bwd, grid(gpu, N, WG), [dgate, dup, dout, gate, up], [N, accumulate ? 1 : 0]);
 }

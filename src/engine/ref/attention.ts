@@ -7,8 +7,16 @@
 import type { FloatArray } from './types.ts';
 
 export function attentionForward(
-  out: FloatArray, att: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
-  B: number, T: number, NH: number, NKV: number, HS: number,
+  out: FloatArray,
+  att: FloatArray,
+  q: FloatArray,
+  k: FloatArray,
+  v: FloatArray,
+  B: number,
+  T: number,
+  NH: number,
+  NKV: number,
+  HS: number,
 ): void {
   const scale = 1 / Math.sqrt(HS);
   for (let b = 0; b < B; b++) {
@@ -44,9 +52,21 @@ export function attentionForward(
 
 /** dq, dk, dv = or += (accumulate); datt (B,NH,T,T) is scratch (ends holding d(pre-softmax)). */
 export function attentionBackward(
-  dq: FloatArray, dk: FloatArray, dv: FloatArray, datt: FloatArray, dout: FloatArray,
-  q: FloatArray, k: FloatArray, v: FloatArray, att: FloatArray,
-  B: number, T: number, NH: number, NKV: number, HS: number, accumulate: boolean,
+  dq: FloatArray,
+  dk: FloatArray,
+  dv: FloatArray,
+  datt: FloatArray,
+  dout: FloatArray,
+  q: FloatArray,
+  k: FloatArray,
+  v: FloatArray,
+  att: FloatArray,
+  B: number,
+  T: number,
+  NH: number,
+  NKV: number,
+  HS: number,
+  accumulate: boolean,
 ): void {
   const scale = 1 / Math.sqrt(HS);
   if (!accumulate) {
@@ -86,15 +106,23 @@ export function attentionBackward(
 }
 
 function rowSlot(rowInfo: Uint32Array, r: number, maxT: number): [number, number] {
-  const seq = rowInfo[2 * r]!, pos = rowInfo[2 * r + 1]!;
+  const seq = rowInfo[2 * r]!,
+    pos = rowInfo[2 * r + 1]!;
   if (pos >= maxT) throw new Error(`attention: row ${r} has position ${pos}, beyond the cache's ${maxT}`);
   return [seq, pos];
 }
 
 /** Writes k, v rows (R, NKV*HS) into the caches (S, maxT, NKV, HS) at (seq_r, pos_r). */
 export function kvCacheWrite(
-  kcache: FloatArray, vcache: FloatArray, k: FloatArray, v: FloatArray, rowInfo: Uint32Array,
-  R: number, NKV: number, HS: number, maxT: number,
+  kcache: FloatArray,
+  vcache: FloatArray,
+  k: FloatArray,
+  v: FloatArray,
+  rowInfo: Uint32Array,
+  R: number,
+  NKV: number,
+  HS: number,
+  maxT: number,
 ): void {
   const C = NKV * HS;
   for (let r = 0; r < R; r++) {
@@ -108,8 +136,16 @@ export function kvCacheWrite(
 
 /** out (R, NH*HS): row r attends to positions 0..pos_r of cache slot seq_r. */
 export function attentionDecode(
-  out: FloatArray, q: FloatArray, kcache: FloatArray, vcache: FloatArray, rowInfo: Uint32Array,
-  R: number, NH: number, NKV: number, HS: number, maxT: number,
+  out: FloatArray,
+  q: FloatArray,
+  kcache: FloatArray,
+  vcache: FloatArray,
+  rowInfo: Uint32Array,
+  R: number,
+  NH: number,
+  NKV: number,
+  HS: number,
+  maxT: number,
 ): void {
   const scale = 1 / Math.sqrt(HS);
   const scores = new Float64Array(maxT);

@@ -21,7 +21,10 @@ export function dropoutHash(seed: number, i: number): number {
 /** Keep iff hash ≥ threshold: hash / 2³² ≥ p  ⇔  hash ≥ ceil(p · 2³²). p must be in [0, 1). */
 export function dropoutThreshold(p: number): number {
   if (!(p >= 0 && p < 1)) {
-    throw new EngineError('BAD_ARGUMENT', `dropout probability ${p} is outside [0, 1): use e.g. 0.05, or 0 for none.`);
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `dropout probability ${p} is outside [0, 1): use e.g. 0.05, or 0 for none.`,
+    );
   }
   return Math.min(Math.ceil(p * 2 ** 32), 0xffffffff);
 }
@@ -32,15 +35,22 @@ export function dropoutScale(p: number): number {
 }
 
 export function dropoutForward(out: FloatArray, inp: FloatArray, N: number, p: number, seed: number): void {
-  const threshold = dropoutThreshold(p), scale = dropoutScale(p);
+  const threshold = dropoutThreshold(p),
+    scale = dropoutScale(p);
   for (let i = 0; i < N; i++) out[i] = dropoutHash(seed, i) >= threshold ? inp[i]! * scale : 0;
 }
 
 /** dinp = or += (accumulate) dout · keep · scale, with the forward's mask. */
 export function dropoutBackward(
-  dinp: FloatArray, dout: FloatArray, N: number, p: number, seed: number, accumulate: boolean,
+  dinp: FloatArray,
+  dout: FloatArray,
+  N: number,
+  p: number,
+  seed: number,
+  accumulate: boolean,
 ): void {
-  const threshold = dropoutThreshold(p), scale = dropoutScale(p);
+  const threshold = dropoutThreshold(p),
+    scale = dropoutScale(p);
   for (let i = 0; i < N; i++) {
     const g = dropoutHash(seed, i) >= threshold ? dout[i]! * scale : 0;
     dinp[i] = (accumulate ? dinp[i]! : 0) + g;

@@ -9,7 +9,13 @@ export function eluForward(out: FloatArray, inp: FloatArray, N: number): void {
 }
 
 /** dinp = or += (accumulate) dout · (x > 0 ? 1 : exp(x)). */
-export function eluBackward(dinp: FloatArray, dout: FloatArray, inp: FloatArray, N: number, accumulate: boolean): void {
+export function eluBackward(
+  dinp: FloatArray,
+  dout: FloatArray,
+  inp: FloatArray,
+  N: number,
+  accumulate: boolean,
+): void {
   for (let i = 0; i < N; i++) {
     const x = inp[i]!;
     dinp[i] = (accumulate ? dinp[i]! : 0) + dout[i]! * (x > 0 ? 1 : Math.exp(x));

@@ -3,7 +3,11 @@ import type { FloatArray } from './types.ts';
 
 /** out (N,C) = wte[tokens[n]]; tokens must be < V. */
 export function embeddingForward(
-  out: FloatArray, tokens: Uint32Array, wte: FloatArray, N: number, C: number,
+  out: FloatArray,
+  tokens: Uint32Array,
+  wte: FloatArray,
+  N: number,
+  C: number,
 ): void {
   for (let n = 0; n < N; n++) {
     const row = tokens[n]! * C;
@@ -16,7 +20,12 @@ export function embeddingForward(
  * first occurrence gathers all its rows, then adds once. Tokens ≥ V are skipped.
  */
 export function embeddingBackward(
-  dwte: FloatArray, dout: FloatArray, tokens: Uint32Array, N: number, C: number, V: number,
+  dwte: FloatArray,
+  dout: FloatArray,
+  tokens: Uint32Array,
+  N: number,
+  C: number,
+  V: number,
 ): void {
   for (let n = 0; n < N; n++) {
     const tok = tokens[n]!;

@@ -12,7 +12,8 @@ const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
 /** erf(x) for 0 ≤ x < 2: 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), all terms positive. */
 function erfSeries(x: number): number {
   const x2 = x * x;
-  let term = x, sum = x;
+  let term = x,
+    sum = x;
   for (let n = 1; term > 1e-17 * sum; n++) {
     term *= (2 * x2) / (2 * n + 1);
     sum += term;
@@ -47,7 +48,13 @@ export function geluForward(out: FloatArray, inp: FloatArray, N: number): void {
 }
 
 /** dinp = or += (accumulate) dout · (Φ(x) + x·φ(x)). */
-export function geluBackward(dinp: FloatArray, dout: FloatArray, inp: FloatArray, N: number, accumulate: boolean): void {
+export function geluBackward(
+  dinp: FloatArray,
+  dout: FloatArray,
+  inp: FloatArray,
+  N: number,
+  accumulate: boolean,
+): void {
   for (let i = 0; i < N; i++) {
     const x = inp[i]!;
     const d = 0.5 * erfc(-x * SQRT1_2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);

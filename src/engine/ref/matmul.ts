@@ -7,7 +7,13 @@ import type { FloatArray } from './types.ts';
 
 /** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ, weight (N,K). */
 export function matmulForward(
-  out: FloatArray, inp: FloatArray, weight: FloatArray, B: number, K: number, N: number, accumulate = false,
+  out: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  B: number,
+  K: number,
+  N: number,
+  accumulate = false,
 ): void {
   for (let b = 0; b < B; b++) {
     for (let n = 0; n < N; n++) {
@@ -20,7 +26,13 @@ export function matmulForward(
 
 /** dinp (B,K) = or += (accumulate) dout (B,N) · weight (N,K). */
 export function matmulBackwardInput(
-  dinp: FloatArray, dout: FloatArray, weight: FloatArray, B: number, K: number, N: number, accumulate: boolean,
+  dinp: FloatArray,
+  dout: FloatArray,
+  weight: FloatArray,
+  B: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
 ): void {
   for (let b = 0; b < B; b++) {
     for (let k = 0; k < K; k++) {
@@ -33,7 +45,12 @@ export function matmulBackwardInput(
 
 /** dweight (N,K) += doutᵀ · inp: Σ_b dout[b,n] · inp[b,k]. */
 export function matmulBackwardWeight(
-  dweight: FloatArray, dout: FloatArray, inp: FloatArray, B: number, K: number, N: number,
+  dweight: FloatArray,
+  dout: FloatArray,
+  inp: FloatArray,
+  B: number,
+  K: number,
+  N: number,
 ): void {
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {

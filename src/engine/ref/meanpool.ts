@@ -3,7 +3,12 @@ import type { FloatArray } from './types.ts';
 
 /** out (B,C) = Σ_t mask[b,t]·inp[b,t,c] / max(1, Σ_t mask[b,t]). */
 export function meanpoolForward(
-  out: FloatArray, inp: FloatArray, mask: FloatArray, B: number, T: number, C: number,
+  out: FloatArray,
+  inp: FloatArray,
+  mask: FloatArray,
+  B: number,
+  T: number,
+  C: number,
 ): void {
   for (let b = 0; b < B; b++) {
     let count = 0;
@@ -18,7 +23,13 @@ export function meanpoolForward(
 
 /** dinp (B,T,C) = or += (accumulate) mask[b,t]·dout[b,c] / max(1, Σ_t mask[b,t]). */
 export function meanpoolBackward(
-  dinp: FloatArray, dout: FloatArray, mask: FloatArray, B: number, T: number, C: number, accumulate: boolean,
+  dinp: FloatArray,
+  dout: FloatArray,
+  mask: FloatArray,
+  B: number,
+  T: number,
+  C: number,
+  accumulate: boolean,
 ): void {
   for (let b = 0; b < B; b++) {
     let count = 0;

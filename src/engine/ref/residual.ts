@@ -6,7 +6,11 @@ export function residualForward(out: FloatArray, a: FloatArray, b: FloatArray, N
 }
 
 export function residualBackward(
-  da: FloatArray, db: FloatArray, dout: FloatArray, N: number, accumulate: boolean,
+  da: FloatArray,
+  db: FloatArray,
+  dout: FloatArray,
+  N: number,
+  accumulate: boolean,
 ): void {
   for (let i = 0; i < N; i++) {
     da[i] = (accumulate ? da[i]! : 0) + dout[i]!;

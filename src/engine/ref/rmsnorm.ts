@@ -2,7 +2,13 @@
 import type { FloatArray } from './types.ts';
 
 export function rmsnormForward(
-  out: FloatArray, rstd: FloatArray, inp: FloatArray, weight: FloatArray, N: number, C: number, eps: number,
+  out: FloatArray,
+  rstd: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  N: number,
+  C: number,
+  eps: number,
 ): void {
   for (let n = 0; n < N; n++) {
     let ss = 0;
@@ -14,8 +20,15 @@ export function rmsnormForward(
 }
 
 export function rmsnormBackward(
-  dinp: FloatArray, dweight: FloatArray | null, dout: FloatArray, inp: FloatArray, weight: FloatArray,
-  rstd: FloatArray, N: number, C: number, accumulate: boolean,
+  dinp: FloatArray,
+  dweight: FloatArray | null,
+  dout: FloatArray,
+  inp: FloatArray,
+  weight: FloatArray,
+  rstd: FloatArray,
+  N: number,
+  C: number,
+  accumulate: boolean,
 ): void {
   for (let n = 0; n < N; n++) {
     const r = rstd[n]!;

@@ -16,14 +16,21 @@ function ropeAngle(like: FloatArray, pos: number, i: number, HS: number, theta: 
 
 /** out (N, NH*HS) = inp rotated; out may be inp (see ropeForwardInplace). */
 export function ropeForward(
-  out: FloatArray, inp: FloatArray, positions: Uint32Array, N: number, NH: number, HS: number, theta: number,
+  out: FloatArray,
+  inp: FloatArray,
+  positions: Uint32Array,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
 ): void {
   for (let n = 0; n < N; n++) {
     for (let h = 0; h < NH; h++) {
       for (let i = 0; i < HS / 2; i++) {
         const [c, s] = ropeAngle(inp, positions[n]!, i, HS, theta);
         const j = (n * NH + h) * HS + 2 * i;
-        const v0 = inp[j]!, v1 = inp[j + 1]!;
+        const v0 = inp[j]!,
+          v1 = inp[j + 1]!;
         out[j] = v0 * c - v1 * s;
         out[j + 1] = v0 * s + v1 * c;
       }
@@ -33,14 +40,25 @@ export function ropeForward(
 
 /** x (N, NH*HS) rotated in place. */
 export function ropeForwardInplace(
-  x: FloatArray, positions: Uint32Array, N: number, NH: number, HS: number, theta: number,
+  x: FloatArray,
+  positions: Uint32Array,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
 ): void {
   ropeForward(x, x, positions, N, NH, HS, theta);
 }
 
 /** dinp = or += (accumulate) dout rotated by −angle (the transpose of the forward rotation). */
 export function ropeBackward(
-  dinp: FloatArray, dout: FloatArray, positions: Uint32Array, N: number, NH: number, HS: number, theta: number,
+  dinp: FloatArray,
+  dout: FloatArray,
+  positions: Uint32Array,
+  N: number,
+  NH: number,
+  HS: number,
+  theta: number,
   accumulate: boolean,
 ): void {
   for (let n = 0; n < N; n++) {
@@ -48,7 +66,8 @@ export function ropeBackward(
       for (let i = 0; i < HS / 2; i++) {
         const [c, s] = ropeAngle(dout, positions[n]!, i, HS, theta);
         const j = (n * NH + h) * HS + 2 * i;
-        const d0 = dout[j]!, d1 = dout[j + 1]!;
+        const d0 = dout[j]!,
+          d1 = dout[j + 1]!;
         dinp[j] = (accumulate ? dinp[j]! : 0) + d0 * c + d1 * s;
         dinp[j + 1] = (accumulate ? dinp[j + 1]! : 0) + d1 * c - d0 * s;
       }

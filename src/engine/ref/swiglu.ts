@@ -14,10 +14,18 @@ export function swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray,
 }
 
 export function swigluBackward(
-  dgate: FloatArray, dup: FloatArray, dout: FloatArray, gate: FloatArray, up: FloatArray, N: number, accumulate: boolean,
+  dgate: FloatArray,
+  dup: FloatArray,
+  dout: FloatArray,
+  gate: FloatArray,
+  up: FloatArray,
+  N: number,
+  accumulate: boolean,
 ): void {
   for (let i = 0; i < N; i++) {
-    const g = gate[i]!, s = sigmoid(g), d = dout[i]!;
+    const g = gate[i]!,
+      s = sigmoid(g),
+      d = dout[i]!;
     dgate[i] = (accumulate ? dgate[i]! : 0) + d * up[i]! * s * (1 + g * (1 - s));
     dup[i] = (accumulate ? dup[i]! : 0) + d * g * s;
   }

@@ -18,7 +18,14 @@ export interface AdamWConfig {
   maxGradNorm: number;
 }
 
-export const DEFAULT_ADAMW: AdamWConfig = { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
+export const DEFAULT_ADAMW: AdamWConfig = {
+  lr: 3e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  maxGradNorm: 1,
+};
 
 export interface AdamWState {
   step: number;
@@ -38,9 +45,17 @@ export class AdamW<T extends BackendTensor> {
     readonly params: readonly Param<T>[],
     readonly config: AdamWConfig,
   ) {
-    this.m = params.map((p) => be.fromData(p.value.shape, new Float32Array(numel(p.value.shape)), `adam.m(${p.name})`));
-    this.v = params.map((p) => be.fromData(p.value.shape, new Float32Array(numel(p.value.shape)), `adam.v(${p.name})`));
-    this.norms = be.fromData([Math.max(1, params.length)], new Float32Array(Math.max(1, params.length)), 'adam.norms');
+    this.m = params.map((p) =>
+      be.fromData(p.value.shape, new Float32Array(numel(p.value.shape)), `adam.m(${p.name})`),
+    );
+    this.v = params.map((p) =>
+      be.fromData(p.value.shape, new Float32Array(numel(p.value.shape)), `adam.v(${p.name})`),
+    );
+    this.norms = be.fromData(
+      [Math.max(1, params.length)],
+      new Float32Array(Math.max(1, params.length)),
+      'adam.norms',
+    );
     this.flag = be.fromData([1], new Uint32Array(1), 'adam.nonfinite');
   }
 
@@ -70,8 +85,20 @@ export class AdamW<T extends BackendTensor> {
     this.step++;
     this.params.forEach((p, i) => {
       this.be.ops.adamwStep(
-        p.value, p.grad, this.m[i]!, this.v[i]!, this.norms, this.params.length, numel(p.value.shape),
-        lr, c.beta1, c.beta2, c.eps, c.weightDecay, this.step, c.maxGradNorm,
+        p.value,
+        p.grad,
+        this.m[i]!,
+        this.v[i]!,
+        this.norms,
+        this.params.length,
+        numel(p.value.shape),
+        lr,
+        c.beta1,
+        c.beta2,
+        c.eps,
+        c.weightDecay,
+        this.step,
+        c.maxGradNorm,
       );
     });
     this.zeroGrad();
@@ -94,9 +121,13 @@ export class AdamW<T extends BackendTensor> {
 
   load(s: AdamWState): void {
     this.params.forEach((p) => {
-      const m = s.m[p.name], v = s.v[p.name];
+      const m = s.m[p.name],
+        v = s.v[p.name];
       if (!m || !v || m.length !== numel(p.value.shape) || v.length !== m.length) {
-        throw new EngineError('SHAPE_MISMATCH', `optimizer state for ${p.name} is missing or has the wrong size: it belongs to another run.`);
+        throw new EngineError(
+          'SHAPE_MISMATCH',
+          `optimizer state for ${p.name} is missing or has the wrong size: it belongs to another run.`,
+        );
       }
     });
     this.params.forEach((p, i) => {

@@ -20,11 +20,18 @@ export interface BatchTensors<T> {
 }
 
 /** A per-site adapter hook: given the site and input, returns the LoRA to apply (or null). */
-export type SiteHook<T extends BackendTensor> = (layer: number, site: LinearSite, x: Var<T>) => ad.LoraSite<T> | null;
+export type SiteHook<T extends BackendTensor> = (
+  layer: number,
+  site: LinearSite,
+  x: Var<T>,
+) => ad.LoraSite<T> | null;
 
 /** LoRA sites for a training step: one dropout seed per (step, layer, site). */
 export function loraHook<T extends BackendTensor>(
-  tape: Tape<T>, adapter: LoraAdapter<T>, stepSeed: number, training: boolean,
+  tape: Tape<T>,
+  adapter: LoraAdapter<T>,
+  stepSeed: number,
+  training: boolean,
 ): SiteHook<T> {
   const siteTargets = new Map<LinearSite, LoraTarget>();
   for (const t of adapter.config.targets) siteTargets.set(SITE_OF_TARGET[t], t);
@@ -42,7 +49,9 @@ export function loraHook<T extends BackendTensor>(
     if (!ab) return null;
     const siteIndex = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'].indexOf(site);
     return {
-      A: ab.A, B: ab.B, scale,
+      A: ab.A,
+      B: ab.B,
+      scale,
       dropout: training ? adapter.config.dropout : 0,
       seed: (Math.imul(stepSeed + 1, 0x9e3779b1) ^ (l * 16 + siteIndex)) >>> 0,
     };
@@ -51,7 +60,10 @@ export function loraHook<T extends BackendTensor>(
 
 /** Logits (B·T, V) of the model on the tape. */
 export function llamaForward<T extends BackendTensor>(
-  tape: Tape<T>, model: LlamaModel<T>, batch: BatchTensors<T>, hook: SiteHook<T> | null,
+  tape: Tape<T>,
+  model: LlamaModel<T>,
+  batch: BatchTensors<T>,
+  hook: SiteHook<T> | null,
 ): Var<T> {
   const c = model.config;
   const N = batch.B * batch.T;

@@ -78,7 +78,10 @@ export class LoraTrainer<T extends BackendTensor> {
    * One optimizer step over `microBatches` (gradient accumulation: the loss is the mean over all
    * loss tokens of all micro-batches). Returns the loss before the update.
    */
-  async step(examples: readonly Example[], opts: { microBatch?: number; lr?: number } = {}): Promise<StepResult> {
+  async step(
+    examples: readonly Example[],
+    opts: { microBatch?: number; lr?: number } = {},
+  ): Promise<StepResult> {
     const be = this.model.be;
     const total = countLossTokens(examples);
     if (total === 0) throw new EngineError('BAD_ARGUMENT', 'this batch has no tokens that carry loss');
@@ -86,7 +89,10 @@ export class LoraTrainer<T extends BackendTensor> {
     const T = Math.max(...examples.map((e) => e.tokens.length)) - 1;
     if (T < 1) throw new EngineError('BAD_ARGUMENT', 'training sequences need at least two tokens');
     if (T > this.model.config.maxSeqLen) {
-      throw new EngineError('BAD_ARGUMENT', `a sequence of ${T + 1} tokens is longer than the model's context (${this.model.config.maxSeqLen}).`);
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `a sequence of ${T + 1} tokens is longer than the model's context (${this.model.config.maxSeqLen}).`,
+      );
     }
     let loss = 0;
     const stepSeed = (this.seed + this.opt.step * 7919) >>> 0;
@@ -95,7 +101,8 @@ export class LoraTrainer<T extends BackendTensor> {
       const p = packBatch(chunk, T, total);
       const tape = new Tape(be);
       const batch: BatchTensors<T> = {
-        B: p.B, T: p.T,
+        B: p.B,
+        T: p.T,
         tokens: tape.alloc([p.B * T], 'tokens', 'u32'),
         targets: tape.alloc([p.B * T], 'targets', 'u32'),
         weights: tape.alloc([p.B * T], 'weights'),
@@ -106,7 +113,12 @@ export class LoraTrainer<T extends BackendTensor> {
       be.write(batch.weights, p.weights);
       be.write(batch.positions, p.positions);
       try {
-        const logits = llamaForward(tape, this.model, batch, loraHook(tape, this.adapter, stepSeed + i, true));
+        const logits = llamaForward(
+          tape,
+          this.model,
+          batch,
+          loraHook(tape, this.adapter, stepSeed + i, true),
+        );
         const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
         tape.backward();
         const l = await be.read(losses);
@@ -137,7 +149,8 @@ export class LoraTrainer<T extends BackendTensor> {
     const tape = new Tape(be);
     try {
       const batch: BatchTensors<T> = {
-        B: p.B, T,
+        B: p.B,
+        T,
         tokens: tape.alloc([p.B * T], 'tokens', 'u32'),
         targets: tape.alloc([p.B * T], 'targets', 'u32'),
         weights: tape.alloc([p.B * T], 'weights'),
