@@ -129,7 +129,10 @@ export class Gpu {
 
   /** Destroys a buffer made by `createBuffer` (idempotent). */
   destroyBuffer(b: GPUBuffer): void {
-    if (this.live.delete(b)) b.destroy();
+    if (!this.live.delete(b)) return;
+    // Recorded work may still name this buffer: submit it first (destroy waits for the queue).
+    if (this.encoder) this.flush();
+    b.destroy();
   }
 
   /** Buffers alive and their bytes (the uniform arena and readback staging are not counted). */
