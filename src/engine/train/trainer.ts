@@ -50,6 +50,27 @@ export function packBatch(examples: readonly Example[], T: number, totalLossToke
   return { B, T, tokens, targets, weights, positions };
 }
 
+/** A packed batch on the backend, in tape-owned memory. */
+export function uploadBatch<T extends BackendTensor>(
+  tape: Tape<T>,
+  p: ReturnType<typeof packBatch>,
+): BatchTensors<T> {
+  const n = p.B * p.T;
+  const batch: BatchTensors<T> = {
+    B: p.B,
+    T: p.T,
+    tokens: tape.alloc([n], 'tokens', 'u32'),
+    targets: tape.alloc([n], 'targets', 'u32'),
+    weights: tape.alloc([n], 'weights'),
+    positions: tape.alloc([n], 'positions', 'u32'),
+  };
+  tape.be.write(batch.tokens, p.tokens);
+  tape.be.write(batch.targets, p.targets);
+  tape.be.write(batch.weights, p.weights);
+  tape.be.write(batch.positions, p.positions);
+  return batch;
+}
+
 export function countLossTokens(examples: readonly Example[]): number {
   let n = 0;
   for (const ex of examples) for (let t = 1; t < ex.tokens.length; t++) n += ex.lossMask[t] ?? 0;
@@ -100,18 +121,7 @@ export class LoraTrainer<T extends BackendTensor> {
       const chunk = examples.slice(i, i + mb);
       const p = packBatch(chunk, T, total);
       const tape = new Tape(be);
-      const batch: BatchTensors<T> = {
-        B: p.B,
-        T: p.T,
-        tokens: tape.alloc([p.B * T], 'tokens', 'u32'),
-        targets: tape.alloc([p.B * T], 'targets', 'u32'),
-        weights: tape.alloc([p.B * T], 'weights'),
-        positions: tape.alloc([p.B * T], 'positions', 'u32'),
-      };
-      be.write(batch.tokens, p.tokens);
-      be.write(batch.targets, p.targets);
-      be.write(batch.weights, p.weights);
-      be.write(batch.positions, p.positions);
+      const batch = uploadBatch(tape, p);
       try {
         const logits = llamaForward(
           tape,
@@ -148,18 +158,7 @@ export class LoraTrainer<T extends BackendTensor> {
     const p = packBatch(examples, T, total);
     const tape = new Tape(be);
     try {
-      const batch: BatchTensors<T> = {
-        B: p.B,
-        T,
-        tokens: tape.alloc([p.B * T], 'tokens', 'u32'),
-        targets: tape.alloc([p.B * T], 'targets', 'u32'),
-        weights: tape.alloc([p.B * T], 'weights'),
-        positions: tape.alloc([p.B * T], 'positions', 'u32'),
-      };
-      be.write(batch.tokens, p.tokens);
-      be.write(batch.targets, p.targets);
-      be.write(batch.weights, p.weights);
-      be.write(batch.positions, p.positions);
+      const batch = uploadBatch(tape, p);
       const logits = llamaForward(tape, this.model, batch, loraHook(tape, this.adapter, 0, false));
       const l = await be.read(ad.crossentropy(tape, logits, batch.targets, batch.weights));
       let loss = 0;
