@@ -6,12 +6,13 @@ import * as RefOps from '../ref/index.ts';
 import type { Backend, BackendTensor, Ops } from './types.ts';
 
 export interface CpuTensor extends BackendTensor {
-  readonly data: Float32Array | Uint32Array;
+  readonly data: Float32Array | Float64Array | Uint32Array;
 }
 
-function make(shape: readonly number[], label: string, dtype: DType): CpuTensor {
+function make(shape: readonly number[], label: string, dtype: DType, f64 = false): CpuTensor {
   const n = numel(shape);
-  const data = dtype === 'u32' || dtype === 'i32' ? new Uint32Array(n) : new Float32Array(n);
+  const data =
+    dtype === 'u32' || dtype === 'i32' ? new Uint32Array(n) : f64 ? new Float64Array(n) : new Float32Array(n);
   return { shape: [...shape], label, dtype: dtype === 'u32' || dtype === 'i32' ? dtype : 'f32', data };
 }
 
@@ -19,11 +20,17 @@ function unwrap(a: unknown): unknown {
   return a !== null && typeof a === 'object' && 'data' in a && 'shape' in a ? (a as CpuTensor).data : a;
 }
 
+/**
+ * @param precision 'f32' (default) computes like the GPU; 'f64' runs the same references in double
+ * precision, for finite-difference checks of composite ops and of whole models.
+ */
 export class CpuBackend implements Backend<CpuTensor> {
   readonly kind = 'cpu';
+  private readonly f64: boolean;
   readonly ops: Ops<CpuTensor>;
   readonly maxTensorBytes = Infinity;
-  constructor() {
+  constructor(precision: 'f32' | 'f64' = 'f32') {
+    this.f64 = precision === 'f64';
     const ops: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(RefOps)) {
       if (typeof fn === 'function') {
@@ -33,10 +40,10 @@ export class CpuBackend implements Backend<CpuTensor> {
     this.ops = ops as Ops<CpuTensor>;
   }
   scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
-    return make(shape, label, dtype);
+    return make(shape, label, dtype, this.f64);
   }
   zeros(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
-    return make(shape, label, dtype);
+    return make(shape, label, dtype, this.f64);
   }
   release(): void {}
   fromData(
@@ -50,7 +57,7 @@ export class CpuBackend implements Backend<CpuTensor> {
         `"${label}": ${data.length} values for shape [${shape.join(', ')}]`,
       );
     }
-    const t = make(shape, label, data instanceof Float32Array ? 'f32' : 'u32');
+    const t = make(shape, label, data instanceof Float32Array ? 'f32' : 'u32', this.f64);
     t.data.set(
       data instanceof Int32Array ? new Uint32Array(data.buffer, data.byteOffset, data.length) : data,
     );
@@ -66,12 +73,17 @@ export class CpuBackend implements Backend<CpuTensor> {
       data instanceof Float32Array ? data : dequantize(dtype as QuantDType, data, shape[0] * shape[1]);
     return this.fromData(shape, values, label);
   }
+  /** Writes like the GPU: values into float tensors (integer arrays are float32 bit patterns). */
   write(t: CpuTensor, data: Float32Array | Uint32Array | Int32Array): void {
-    if (t.data instanceof Float32Array && !(data instanceof Float32Array)) {
-      t.data.set(new Float32Array(data.buffer, data.byteOffset, data.length));
-    } else if (t.data instanceof Uint32Array && !(data instanceof Uint32Array)) {
-      t.data.set(new Uint32Array(data.buffer, data.byteOffset, data.length));
-    } else t.data.set(data);
+    if (t.data instanceof Uint32Array) {
+      t.data.set(
+        data instanceof Uint32Array ? data : new Uint32Array(data.buffer, data.byteOffset, data.length),
+      );
+    } else {
+      t.data.set(
+        data instanceof Float32Array ? data : new Float32Array(data.buffer, data.byteOffset, data.length),
+      );
+    }
   }
   zero(t: CpuTensor): void {
     t.data.fill(0);
@@ -80,10 +92,12 @@ export class CpuBackend implements Backend<CpuTensor> {
     dst.data.set(src.data.subarray(0, elements));
   }
   async read(t: CpuTensor): Promise<Float32Array> {
-    return t.data instanceof Float32Array ? t.data.slice() : new Float32Array(t.data.buffer.slice(0));
+    if (t.data instanceof Uint32Array) return new Float32Array(t.data.slice().buffer);
+    return Float32Array.from(t.data);
   }
   async readU32(t: CpuTensor): Promise<Uint32Array> {
-    return t.data instanceof Uint32Array ? t.data.slice() : new Uint32Array(t.data.buffer.slice(0));
+    if (t.data instanceof Uint32Array) return t.data.slice();
+    return new Uint32Array(Float32Array.from(t.data).buffer);
   }
   flush(): void {}
   async sync(): Promise<void> {}
