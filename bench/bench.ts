@@ -2,13 +2,15 @@
  * `npm run bench` (table) / `npm run bench -- --json` (one JSON document):
  *   decode tokens/s at m = 1, 4, 16 on stories260K and on a random dim-512, 8-layer LLaMA;
  *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s (f32, q8_0, q4_0) at LLaMA-7b shapes.
- * Options: --quick (fewer iterations), --only <substring> (run matching groups).
+ * Options: --quick (fewer iterations), --only <substring> (run matching groups), --profile (GPU
+ * time per kernel for the decode runs, from timestamp queries).
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { GpuBackend } from '../src/engine/backend/gpu.ts';
 import { Gpu } from '../src/engine/gpu/gpu.ts';
 import { nodeGpu } from '../src/engine/gpu/node.ts';
+import { Profiler } from '../src/engine/gpu/profiler.ts';
 import type { Tensor } from '../src/engine/gpu/tensor.ts';
 import { parseLlama2c } from '../src/engine/io/llama2c.ts';
 import { LlamaRunner } from '../src/engine/infer/runner.ts';
@@ -29,6 +31,7 @@ export interface Result {
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const quick = args.includes('--quick');
+const profile = args.includes('--profile');
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
 const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 
@@ -42,6 +45,18 @@ async function decodeTps(model: LlamaModel<Tensor>, m: number, steps: number): P
   const t0 = performance.now();
   for (let p = 2; p < steps + 2; p++) await runner.forward(rows(p), all(p)); // logits read back every step
   const s = (performance.now() - t0) / 1000;
+  if (profile) {
+    // Per-kernel GPU time of one more pass over the same steps (timed passes, outside the figure).
+    const gpu = (model.be as GpuBackend).gpu;
+    const prof = Profiler.attach(gpu);
+    for (let p = 2; p < steps + 2; p++) {
+      await runner.forward(rows(p), all(p));
+      await prof.collect();
+    }
+    log(`  kernels per decode step, m = ${m} (GPU ms per step):`);
+    for (const r of prof.table()) log(`    ${r.kernel.padEnd(40)} ${(r.totalMs / steps).toFixed(3)}`);
+    prof.detach();
+  }
   runner.destroy();
   return (m * steps) / s;
 }

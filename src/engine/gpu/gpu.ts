@@ -13,6 +13,7 @@ import { EngineError, formatBytes } from '../errors.ts';
 import { requestDevice, type DeviceRequest, type GpuInfo } from './device.ts';
 import { getPipeline, type KernelSpec } from './pipelines.ts';
 import { BufferPool } from './pool.ts';
+import type { Profiler } from './profiler.ts';
 import { byteSize, numel, type DType, type Tensor } from './tensor.ts';
 
 export type GpuState = 'ready' | 'lost' | 'destroyed';
@@ -45,6 +46,8 @@ export class Gpu {
   private lostListeners = new Set<(message: string) => void>();
   /** Dispatches recorded since creation (for benchmarks and tests). */
   dispatches = 0;
+  /** When set, every dispatch gets its own timed pass (see profiler.ts). */
+  profiler: Profiler | null = null;
   /** Every buffer this context created and has not destroyed (tests check nothing leaks). */
   private live = new Set<GPUBuffer>();
 
@@ -203,6 +206,11 @@ export class Gpu {
     return this.pass;
   }
 
+  /** The current command encoder (recorded dispatches end their pass first). */
+  commandEncoder(): GPUCommandEncoder {
+    return this.ensureEncoder();
+  }
+
   private ensureEncoder(): GPUCommandEncoder {
     this.assertReady();
     if (this.pass) {
@@ -234,7 +242,10 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     if (params && this.slots >= ARENA_SLOTS) this.flush();
-    const pass = this.ensurePass();
+    const timing = this.profiler?.next(`${kernel.op}.${kernel.entry}`) ?? null;
+    const pass = timing
+      ? this.ensureEncoder().beginComputePass({ timestampWrites: timing })
+      : this.ensurePass();
     const pipeline = getPipeline(this.device, kernel);
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
@@ -261,6 +272,7 @@ export class Gpu {
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (timing) pass.end();
     this.dispatches++;
   }
 
