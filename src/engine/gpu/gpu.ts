@@ -38,10 +38,12 @@ export class Gpu {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
-  private staging = new ArrayBuffer(SLOT * ARENA_SLOTS);
-  private stagingU32 = new Uint32Array(this.staging);
-  private stagingI32 = new Int32Array(this.staging);
-  private stagingF32 = new Float32Array(this.staging);
+  private params = new ArrayBuffer(SLOT * ARENA_SLOTS);
+  private paramsU32 = new Uint32Array(this.params);
+  private paramsI32 = new Int32Array(this.params);
+  private paramsF32 = new Float32Array(this.params);
+  /** Free MAP_READ buffers for readback. */
+  private staging: GPUBuffer[] = [];
   private slots = 0;
   private lostListeners = new Set<(message: string) => void>();
   /** Dispatches recorded since creation (for benchmarks and tests). */
@@ -253,9 +255,9 @@ export class Gpu {
       const slot = this.slots++;
       const base = (slot * SLOT) / 4;
       params.forEach((p, i) => {
-        if (typeof p === 'number') this.stagingU32[base + i] = p;
-        else if ('f32' in p) this.stagingF32[base + i] = p.f32;
-        else this.stagingI32[base + i] = p.i32;
+        if (typeof p === 'number') this.paramsU32[base + i] = p;
+        else if ('f32' in p) this.paramsF32[base + i] = p.f32;
+        else this.paramsI32[base + i] = p.i32;
       });
       const size = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
       entries.push({ binding: binding++, resource: { buffer: this.arena, offset: slot * SLOT, size } });
@@ -297,7 +299,7 @@ export class Gpu {
       this.pass = null;
     }
     if (this.slots > 0) {
-      this.device.queue.writeBuffer(this.arena, 0, this.staging, 0, this.slots * SLOT);
+      this.device.queue.writeBuffer(this.arena, 0, this.params, 0, this.slots * SLOT);
       this.slots = 0;
     }
     const cb = this.encoder.finish();
@@ -317,22 +319,30 @@ export class Gpu {
     const buffer = 'buffer' in t ? t.buffer : t;
     const len = byteLength ?? ('byteLength' in t ? t.byteLength : buffer.size) - byteOffset;
     const size = Math.ceil(len / 4) * 4;
-    const staging = this.device.createBuffer({
-      label: `readback(${buffer.label})`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    // Staging buffers are reused (a decode loop reads logits every step): take a free one that is
+    // large enough, or make one; it goes back to the list once unmapped.
+    const i = this.staging.findIndex((b) => b.size >= size);
+    const staging =
+      i >= 0
+        ? this.staging.splice(i, 1)[0]!
+        : this.device.createBuffer({
+            label: 'readback',
+            size: BufferPool.bucket(size),
+            usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          });
     this.ensureEncoder().copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
     } catch (cause) {
+      staging.destroy();
       this.assertReady();
       throw cause;
     }
-    const out = staging.getMappedRange().slice(0, len);
+    const out = staging.getMappedRange(0, size).slice(0, len);
     staging.unmap();
-    staging.destroy();
+    if (this.staging.length < 8) this.staging.push(staging);
+    else staging.destroy();
     return out;
   }
 
@@ -374,6 +384,8 @@ export class Gpu {
     this.pass = null;
     this.encoder = null;
     this.pool.destroy();
+    for (const b of this.staging) b.destroy();
+    this.staging = [];
     this.arena.destroy();
     this.device.destroy();
   }
