@@ -139,3 +139,56 @@ fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
   }
   for (var d = 0u; d < HS; d++) { s_out[qo + d] = acc[d] / l; }
 }
+
+// attention_decode_serial4  bindings as attention_decode; the serial kernel for HS = 4·HS4 ≤ 16
+// (tiny models on software GPUs): q, the running output and each k/v row live in vec4 registers
+// (HS4 is a pipeline constant, so the unused lanes compile away), no private array in memory.
+// The online softmax rescales only when the running max grows: one exp per position in the usual
+// case instead of two (exp is a long routine on a CPU).
+override HS4: u32 = 2;
+@group(0) @binding(2) var<storage, read> s4_q: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> s4_kcache: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> s4_vcache: array<vec4<f32>>;
+
+// q·k of one cache row at vec4 offset o (the HS4 > n tests fold away: HS4 is a constant).
+fn qk4(q: array<vec4<f32>, 4>, o: u32) -> f32 {
+  var s = dot(q[0], s4_kcache[o]);
+  if (HS4 > 1u) { s += dot(q[1], s4_kcache[o + 1u]); }
+  if (HS4 > 2u) { s += dot(q[2], s4_kcache[o + 2u]); }
+  if (HS4 > 3u) { s += dot(q[3], s4_kcache[o + 3u]); }
+  return s;
+}
+
+@compute @workgroup_size(WG)
+fn attention_decode_serial4(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= ps.R * ps.NH) { return; }
+  let h = i % ps.NH; let r = i / ps.NH;
+  let seq = s_info[2u * r];
+  let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
+  let kvh = h / (ps.NH / ps.NKV);
+  let rs4 = ps.NKV * HS4;
+  let base = seq * ps.maxT * rs4 + kvh * HS4;
+  let qo = (r * ps.NH + h) * HS4;
+  var q: array<vec4<f32>, 4>;
+  q[0] = s4_q[qo] * ps.scale;
+  if (HS4 > 1u) { q[1] = s4_q[qo + 1u] * ps.scale; }
+  if (HS4 > 2u) { q[2] = s4_q[qo + 2u] * ps.scale; }
+  if (HS4 > 3u) { q[3] = s4_q[qo + 3u] * ps.scale; }
+  var m = NEG_BIG;
+  var a0 = vec4<f32>(); var a1 = vec4<f32>(); var a2 = vec4<f32>(); var a3 = vec4<f32>();
+  var l = 0.0;
+  for (var t = 0u; t <= pos; t++) {
+    let ko = base + t * rs4;
+    let s = qk4(q, ko);
+    if (s > m) { let c = exp(m - s); l *= c; a0 *= c; a1 *= c; a2 *= c; a3 *= c; m = s; }
+    let p = exp(s - m);
+    l += p;
+    a0 += p * s4_vcache[ko];
+    if (HS4 > 1u) { a1 += p * s4_vcache[ko + 1u]; }
+    if (HS4 > 2u) { a2 += p * s4_vcache[ko + 2u]; }
+    if (HS4 > 3u) { a3 += p * s4_vcache[ko + 3u]; }
+  }
+  let o = array<vec4<f32>, 4>(a0, a1, a2, a3);
+  for (var j = 0u; j < HS4 * 4u; j++) { s_out[qo * 4u + j] = o[j / 4u][j % 4u] / l; }
+}

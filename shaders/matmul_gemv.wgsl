@@ -140,3 +140,49 @@ fn matmul_forward_gemv_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgrou
   }
   finish(acc, n, b0, lid.x, lid.y);
 }
+
+// Software GPUs (SwiftShader: a thread is one SIMD lane of a CPU core, and a barrier is a fiber
+// switch): each thread owns 4 weight rows × 4 batch rows, 16 sums, no workgroup memory. Per vec4
+// of K it loads 4 weight and 4 input vec4s for 16 dot products (the row-per-thread shape loads
+// 1 + 16 for 16). Grid: x·y = ceil(N / (4·RPW)) groups of RPW threads, z = ceil(B / 4).
+// matmul_forward_gemv_rb bindings: as matmul_forward_gemv (f32 weights only).
+struct Acc4 { b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32> } // b_i[j]: batch i, row j
+
+@compute @workgroup_size(RPW)
+fn matmul_forward_gemv_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                          @builtin(local_invocation_id) lid: vec3u) {
+  let n0 = ((wg.y * nwg.x + wg.x) * RPW + lid.x) * 4u;
+  let b0 = wg.z * 4u;
+  let K4 = p.K / 4u;
+  let r0 = min(n0, p.N - 1u) * K4; // rows past N read row N − 1: computed, never written
+  let r1 = min(n0 + 1u, p.N - 1u) * K4;
+  let r2 = min(n0 + 2u, p.N - 1u) * K4;
+  let r3 = min(n0 + 3u, p.N - 1u) * K4;
+  let x0 = min(b0, p.B - 1u) * K4;
+  let x1 = min(b0 + 1u, p.B - 1u) * K4;
+  let x2 = min(b0 + 2u, p.B - 1u) * K4;
+  let x3 = min(b0 + 3u, p.B - 1u) * K4;
+  var acc: Acc4;
+  for (var i = 0u; i < K4; i++) {
+    let w0 = w[r0 + i]; let w1 = w[r1 + i]; let w2 = w[r2 + i]; let w3 = w[r3 + i];
+    let a = inp[x0 + i];
+    acc.b0 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    let b = inp[x1 + i];
+    acc.b1 += vec4<f32>(dot(w0, b), dot(w1, b), dot(w2, b), dot(w3, b));
+    let c = inp[x2 + i];
+    acc.b2 += vec4<f32>(dot(w0, c), dot(w1, c), dot(w2, c), dot(w3, c));
+    let d = inp[x3 + i];
+    acc.b3 += vec4<f32>(dot(w0, d), dot(w1, d), dot(w2, d), dot(w3, d));
+  }
+  let rows = array<vec4<f32>, 4>(acc.b0, acc.b1, acc.b2, acc.b3);
+  for (var bi = 0u; bi < 4u; bi++) {
+    let b = b0 + bi;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (b < p.B && n < p.N) {
+        let o = b * p.N + n;
+        if (p.accumulate != 0u) { out[o] += rows[bi][j]; } else { out[o] = rows[bi][j]; }
+      }
+    }
+  }
+}

@@ -118,6 +118,10 @@ function gather(x: Float32Array, rows: [number, number][], T: number, C: number)
   return y;
 }
 
+/** Every decode kernel that takes head size HS. */
+const variantsFor = (HS: number): gpuOp.DecodeVariant[] =>
+  gpuOp.serial4Fits(HS) ? ['parallel', 'serial', 'serial4'] : ['parallel', 'serial'];
+
 describe('attention against a KV cache', () => {
   const prefills = [
     // sequence lengths, their slots, S, maxT, NH, NKV, HS
@@ -164,7 +168,7 @@ describe('attention against a KV cache', () => {
         checkOp('kv_cache_write', await gpu.read(tkc), kc);
         checkOp('kv_cache_write', await gpu.read(tvc), vc);
         const tq = up(qr, 'q');
-        for (const variant of ['parallel', 'serial'] as const) {
+        for (const variant of variantsFor(HS)) {
           gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
           gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
           const got = await gpu.read(tout);
@@ -228,6 +232,20 @@ describe('attention against a KV cache', () => {
     [[[0, 70]], 1, 71, 2, 2, 128, 'rand'],
     [
       [
+        [0, 33],
+        [1, 0],
+        [2, 17],
+      ],
+      3,
+      40,
+      6,
+      3,
+      12,
+      'rand',
+    ],
+    [[[0, 9]], 1, 10, 2, 1, 4, 'extreme'],
+    [
+      [
         [0, 2047],
         [0, 1000],
       ],
@@ -268,7 +286,7 @@ describe('attention against a KV cache', () => {
         checkOp('kv_cache_write', await gpu.read(tkc), kc);
         checkOp('kv_cache_write', await gpu.read(tvc), vc);
         const tq = up(q, 'q');
-        for (const variant of ['parallel', 'serial'] as const) {
+        for (const variant of variantsFor(HS)) {
           gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
           gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
           checkOp(`attention_decode(${variant})`, await gpu.read(tout), out);

@@ -72,8 +72,15 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
     forward(out, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N));
     forward(outAcc, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N, true));
     if (K % 4 === 0) {
-      // the decode kernel as SwiftShader runs it (a thread per row) and as GPUs do (16 threads + barrier)
+      // the decode kernels: a thread per row, 4 rows × 4 batch rows per thread (SwiftShader's; f32
+      // only, quantized weights fall back to a thread per row), and 16 threads + barrier (GPUs)
       forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 1, RPW: 64 }));
+      forward(out, (o) =>
+        gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 1, RPW: 8, blocked: true }),
+      );
+      forward(outAcc, (o) =>
+        gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 1, RPW: 2, blocked: true }),
+      );
       forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 16, RPW: 4 }));
       forward(outAcc, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 16, RPW: 4 }));
     }
@@ -152,6 +159,11 @@ describe('matmul GPU vs reference', () => {
           to = gpu.tensor([B, N], 'out');
         gpuOp.matmulForwardGemv(gpu, to, tx, tw, B, K, N, false, { TPR: 1, RPW: 1 });
         checkOp(`${dtype === 'f32' ? 'matmul' : 'matmul_q4_0'}_forward`, await gpu.read(to), out);
+        if (dtype === 'f32') {
+          gpu.upload(to, new Float32Array(B * N).fill(NaN));
+          gpuOp.matmulForwardGemv(gpu, to, tx, tw, B, K, N, false, { TPR: 1, RPW: 1, blocked: true });
+          checkOp('matmul_forward', await gpu.read(to), out);
+        }
         for (const b of [tw, tx, to]) b.buffer.destroy();
       });
     });

@@ -11,6 +11,7 @@ const GPU_ONLY = [
   'matmulForwardTiled',
   'gemvConfig',
   'decodeVariant',
+  'serial4Fits',
   'rowVariant',
 ];
 const fns = (m: object) =>

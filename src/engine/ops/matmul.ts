@@ -22,6 +22,11 @@ export interface GemvConfig {
   RPW: number;
   /** Batch rows per workgroup (4, 8, 12 or 16; default 16: each weight read once per 16 rows). */
   BT?: number;
+  /**
+   * f32 weights: each thread owns 4 weight rows × 4 batch rows (RPW threads per workgroup, TPR
+   * ignored, no workgroup memory). Software GPUs' shape; quantized weights take the row kernel.
+   */
+  blocked?: boolean;
 }
 
 /**
@@ -30,7 +35,7 @@ export interface GemvConfig {
  * and no barrier is compiled in, 2–3× faster at B = 1 than the GPU shape.
  */
 export function gemvConfig(gpu: Gpu): GemvConfig {
-  return gpu.info.software ? { TPR: 1, RPW: 64 } : { TPR: 16, RPW: 4 };
+  return gpu.info.software ? { TPR: 1, RPW: 8, blocked: true } : { TPR: 16, RPW: 4 };
 }
 
 function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
@@ -93,17 +98,33 @@ export function matmulForwardGemv(
   if (K % 4 !== 0)
     throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
   if (B === 0 || N === 0) return;
-  const { TPR, RPW } = cfg;
+  if (cfg.blocked && DTYPE === 0) {
+    const groups = Math.ceil(N / (4 * cfg.RPW));
+    const [wx, wy] = grid2d(gpu, groups);
+    const spec: KernelSpec = {
+      op: 'matmul',
+      code: gemvCode,
+      entry: 'matmul_forward_gemv_rb',
+      constants: { RPW: cfg.RPW },
+    };
+    gpu.dispatch(spec, [wx, wy, Math.ceil(B / 4)], [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
+    return;
+  }
+  const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
   const BT = B === 1 ? 1 : Math.min(cfg.BT ?? GEMV_MAX_B, 4 * Math.ceil(B / 4));
-  const groups = Math.ceil(N / RPW);
-  const wx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
-  const wy = Math.ceil(groups / Math.max(wx, 1));
+  const [wx, wy] = grid2d(gpu, Math.ceil(N / RPW));
   const spec: KernelSpec =
     DTYPE === 0
       ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
       : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { TPR, RPW, BT, DTYPE } };
   const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
+}
+
+/** `groups` workgroups as an x × y grid (x up to the device's per-dimension limit). */
+function grid2d(gpu: Gpu, groups: number): [number, number] {
+  const wx = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
+  return [wx, Math.ceil(groups / Math.max(wx, 1))];
 }
 
 /** The register-tiled kernel (any B, any K for f32). */
