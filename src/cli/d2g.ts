@@ -1,6 +1,8 @@
 /**
  * The `d2g` command (Node): `npm run d2g -- <command> [options]`.
- *   generate   sample text from a llama2.c model, printed exactly as llama2.c's run.c prints it
+ *   generate      sample text from a llama2.c model, printed exactly as llama2.c's run.c prints it
+ *   check-answer  is a predicted answer equivalent to the gold one (math, gsm8k, arith)?
+ *   vote          accuracy of first / SC / WS / ASC / early-stopped voting over sampled rationales
  */
 import { EngineError } from '../engine/errors.ts';
 import { generateCommand } from './generate.ts';
@@ -10,6 +12,8 @@ const USAGE = `usage: npm run d2g -- <command> [options]
 commands:
   generate --model <file> --tokenizer <file> [--prompt TEXT] --steps N [--temperature T]
            [--top-p P] [--seed S] [--n M] [--backend gpu|cpu] [--quant f32|q8_0|q4_0]
+  check-answer --kind math|gsm8k|arith (--pred P --gold G | --pairs FILE)
+  vote --input FILE --kind math|gsm8k|arith [--lambda L]
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -17,6 +21,11 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'generate':
       return generateCommand(rest);
+    // loaded on demand: answer checking brings the compute engine (a few MB) that generate does not need
+    case 'check-answer':
+      return (await import('./check-answer.ts')).checkAnswerCommand(rest);
+    case 'vote':
+      return (await import('./vote.ts')).voteCommand(rest);
     case undefined:
     case '--help':
     case '-h':
