@@ -38,7 +38,7 @@ async function train(be: Backend<BackendTensor>) {
   const trainer = new LoraTrainer(model, adapter, { ...DEFAULT_ADAMW, lr: 1e-2 }, 99);
   const losses: number[] = [];
   for (let s = 0; s < STEPS; s++) losses.push((await trainer.step(examples, { microBatch: 2 })).loss);
-  const evalLoss = await trainer.evaluate(examples);
+  const evalLoss = await trainer.evaluateLoss(examples);
   return { losses, evalLoss, model, adapter, trainer };
 }
 

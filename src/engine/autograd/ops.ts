@@ -3,6 +3,7 @@
  * Shapes: rows N = B·T tokens; features last.
  */
 import type { BackendTensor } from '../backend/types.ts';
+import { EngineError } from '../errors.ts';
 import { Tape, Var } from './tape.ts';
 
 /** out (N,C) = wte[tokens]. The embedding is frozen here (LoRA never targets it). */
@@ -47,8 +48,8 @@ export interface LoraSite<T extends BackendTensor> {
 }
 
 /**
- * y (rows, N) = x (rows, K) · Wᵀ [+ LoRA]. W is frozen (f32 or quantized); LoRA A/B are trainable.
- * The LoRA scale is applied to the rank-R intermediate (cheap) rather than to the output.
+ * y (rows, N) = x (rows, K) · Wᵀ [+ LoRA]. W is frozen (f32 or quantized) unless it is a
+ * trainable parameter (f32 only: full fine-tuning, the NAT unit, heads); LoRA A/B are trainable.
  */
 export function linear<T extends BackendTensor>(
   tape: Tape<T>,
@@ -60,48 +61,89 @@ export function linear<T extends BackendTensor>(
   const { ops } = tape.be;
   const [rows, K] = x.shape as [number, number];
   const N = W.shape[0]!;
-  const inputs = lora ? [x, W, lora.A, lora.B] : [x, W];
-  const y = tape.output([rows, N], label, inputs);
-  ops.matmulForward(y.t, x.t, W.t, rows, K, N, false);
-  let xd: T = x.t;
-  let u: T | null = null;
-  const R = lora ? lora.A.shape[0]! : 0;
-  if (lora) {
-    if (lora.dropout > 0) {
-      xd = tape.alloc([rows, K], `${label}.drop`);
-      ops.dropoutForward(xd, x.t, rows * K, lora.dropout, lora.seed);
-    }
-    u = tape.alloc([rows, R], `${label}.lora_u`);
-    ops.matmulForward(u, xd, lora.A.t, rows, K, R, false);
-    ops.scaleInplace(u, lora.scale, rows * R);
-    ops.matmulForward(y.t, u, lora.B.t, rows, R, N, true);
+  if (W.requiresGrad && W.t.dtype !== 'f32') {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `${label}: a ${W.t.dtype} weight cannot be trained; only f32 weights take gradients.`,
+    );
   }
+  const y = tape.output([rows, N], label, lora ? [x, W, lora.A, lora.B] : [x, W]);
+  ops.matmulForward(y.t, x.t, W.t, rows, K, N, false);
+  const back = lora ? loraPath(tape, y, x, lora, label) : null;
   tape.record(label, [y], () => {
     const dy = y.grad!;
-    let dxdrop: T | null = null;
-    if (lora && u) {
-      if (lora.B.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.B).grad, dy, u, rows, R, N);
-      const du = tape.alloc([rows, R], `${label}.d_lora_u`);
-      ops.matmulBackwardInput(du, dy, lora.B.t, rows, R, N, false);
-      ops.scaleInplace(du, lora.scale, rows * R);
-      if (lora.A.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.A).grad, du, xd, rows, K, R);
-      if (x.requiresGrad) {
-        if (lora.dropout > 0) {
-          dxdrop = tape.alloc([rows, K], `${label}.d_drop`);
-          ops.matmulBackwardInput(dxdrop, du, lora.A.t, rows, K, R, false);
-        } else {
-          const g = tape.grad(x);
-          ops.matmulBackwardInput(g.grad, du, lora.A.t, rows, K, R, g.accumulate);
-        }
-      }
-    }
+    back?.();
+    if (W.requiresGrad) ops.matmulBackwardWeight(tape.grad(W).grad, dy, x.t, rows, K, N);
     if (x.requiresGrad) {
       const g = tape.grad(x);
       ops.matmulBackwardInput(g.grad, dy, W.t, rows, K, N, g.accumulate);
-      if (dxdrop && lora) ops.dropoutBackward(g.grad, dxdrop, rows * K, lora.dropout, lora.seed, true);
     }
   });
   return y;
+}
+
+/**
+ * The LoRA delta alone: scale · B (A · drop(x)), (rows, N) with N = B's rows. NAT adds two of these
+ * to one base output.
+ */
+export function loraDelta<T extends BackendTensor>(
+  tape: Tape<T>,
+  x: Var<T>,
+  lora: LoraSite<T>,
+  label = 'lora',
+): Var<T> {
+  const rows = x.shape[0]!;
+  const N = lora.B.shape[0]!;
+  const y = tape.output([rows, N], label, [x, lora.A, lora.B]);
+  tape.be.zero(y.t);
+  const back = loraPath(tape, y, x, lora, label);
+  tape.record(label, [y], back);
+  return y;
+}
+
+/**
+ * y += scale · B (A · drop(x)) now; returns the backward (into A, B and x) for the caller's tape
+ * node, to run after y's gradient is complete. The scale is applied to the rank-R intermediate.
+ */
+function loraPath<T extends BackendTensor>(
+  tape: Tape<T>,
+  y: Var<T>,
+  x: Var<T>,
+  lora: LoraSite<T>,
+  label: string,
+): () => void {
+  const { ops } = tape.be;
+  const [rows, K] = x.shape as [number, number];
+  const N = y.shape[1]!;
+  const R = lora.A.shape[0]!;
+  let xd: T = x.t;
+  if (lora.dropout > 0) {
+    xd = tape.alloc([rows, K], `${label}.drop`);
+    ops.dropoutForward(xd, x.t, rows * K, lora.dropout, lora.seed);
+  }
+  const u = tape.alloc([rows, R], `${label}.lora_u`);
+  ops.matmulForward(u, xd, lora.A.t, rows, K, R, false);
+  ops.scaleInplace(u, lora.scale, rows * R);
+  ops.matmulForward(y.t, u, lora.B.t, rows, R, N, true);
+  return () => {
+    const dy = y.grad!;
+    if (lora.B.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.B).grad, dy, u, rows, R, N);
+    if (!lora.A.requiresGrad && !x.requiresGrad) return;
+    const du = tape.alloc([rows, R], `${label}.d_lora_u`);
+    ops.matmulBackwardInput(du, dy, lora.B.t, rows, R, N, false);
+    ops.scaleInplace(du, lora.scale, rows * R);
+    if (lora.A.requiresGrad) ops.matmulBackwardWeight(tape.grad(lora.A).grad, du, xd, rows, K, R);
+    if (!x.requiresGrad) return;
+    if (lora.dropout > 0) {
+      const dxdrop = tape.alloc([rows, K], `${label}.d_drop`);
+      ops.matmulBackwardInput(dxdrop, du, lora.A.t, rows, K, R, false);
+      const g = tape.grad(x);
+      ops.dropoutBackward(g.grad, dxdrop, rows * K, lora.dropout, lora.seed, g.accumulate);
+    } else {
+      const g = tape.grad(x);
+      ops.matmulBackwardInput(g.grad, du, lora.A.t, rows, K, R, g.accumulate);
+    }
+  };
 }
 
 export function rope<T extends BackendTensor>(

@@ -4,9 +4,15 @@
  */
 import type { BackendTensor } from '../backend/types.ts';
 import * as ad from '../autograd/ops.ts';
-import { Tape, type Var } from '../autograd/tape.ts';
+import { Tape, type Param, type Var } from '../autograd/tape.ts';
 import { headSize } from '../model/config.ts';
-import { SITE_OF_TARGET, type LinearSite, type LlamaModel, type LoraTarget } from '../model/llama.ts';
+import {
+  LINEAR_SITES,
+  SITE_OF_TARGET,
+  type LinearSite,
+  type LlamaModel,
+  type LoraTarget,
+} from '../model/llama.ts';
 import type { LoraAdapter } from '../model/lora.ts';
 
 /** One batch on the backend: B sequences of T tokens, row-major (B·T). */
@@ -19,26 +25,30 @@ export interface BatchTensors<T> {
   positions: T; // u32 (B·T) position of each token in its sequence
 }
 
-/** A per-site adapter hook: given the site and input, returns the LoRA to apply (or null). */
-export type SiteHook<T extends BackendTensor> = (
-  layer: number,
-  site: LinearSite,
-  x: Var<T>,
-) => ad.LoraSite<T> | null;
+/**
+ * What an adapter does at one linear site: given the site input x and the frozen weight W, the
+ * site's output. `null` from a hook leaves the site plain (x · Wᵀ).
+ */
+export type SiteAdapter<T extends BackendTensor> = (x: Var<T>, W: Var<T>, label: string) => Var<T>;
 
-/** LoRA sites for a training step: one dropout seed per (step, layer, site). */
-export function loraHook<T extends BackendTensor>(
+/** A per-site adapter hook (LoRA, NAT's integration unit, ...). */
+export type SiteHook<T extends BackendTensor> = (layer: number, site: LinearSite) => SiteAdapter<T> | null;
+
+/** The LoRA of `adapter` at (layer, site) as tape ops, or null where it has none. */
+export function loraSites<T extends BackendTensor>(
   tape: Tape<T>,
   adapter: LoraAdapter<T>,
   stepSeed: number,
   training: boolean,
-): SiteHook<T> {
+  frozen = false,
+): (layer: number, site: LinearSite) => ad.LoraSite<T> | null {
   const siteTargets = new Map<LinearSite, LoraTarget>();
   for (const t of adapter.config.targets) siteTargets.set(SITE_OF_TARGET[t], t);
+  const wrap = (p: Param<T>) => (frozen ? tape.constant(p.value) : tape.param(p));
   const vars = adapter.layers.map((layer) => {
     const m = new Map<LoraTarget, { A: Var<T>; B: Var<T> }>();
     for (const [target, pair] of Object.entries(layer)) {
-      if (pair) m.set(target as LoraTarget, { A: tape.param(pair.A), B: tape.param(pair.B) });
+      if (pair) m.set(target as LoraTarget, { A: wrap(pair.A), B: wrap(pair.B) });
     }
     return m;
   });
@@ -47,30 +57,63 @@ export function loraHook<T extends BackendTensor>(
     const target = siteTargets.get(site);
     const ab = target ? vars[l]?.get(target) : undefined;
     if (!ab) return null;
-    const siteIndex = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'].indexOf(site);
     return {
       A: ab.A,
       B: ab.B,
       scale,
       dropout: training ? adapter.config.dropout : 0,
-      seed: (Math.imul(stepSeed + 1, 0x9e3779b1) ^ (l * 16 + siteIndex)) >>> 0,
+      seed: siteSeed(stepSeed, l, site),
     };
   };
 }
 
-/** Logits (B·T, V) of the model on the tape. */
-export function llamaForward<T extends BackendTensor>(
+/** The dropout seed of one (step, layer, site): the backward regenerates the same mask from it. */
+export function siteSeed(stepSeed: number, layer: number, site: LinearSite): number {
+  return (Math.imul(stepSeed + 1, 0x9e3779b1) ^ (layer * 16 + LINEAR_SITES.indexOf(site))) >>> 0;
+}
+
+/** LoRA sites for a training step: one dropout seed per (step, layer, site). */
+export function loraHook<T extends BackendTensor>(
+  tape: Tape<T>,
+  adapter: LoraAdapter<T>,
+  stepSeed: number,
+  training: boolean,
+  frozen = false,
+): SiteHook<T> {
+  const sites = loraSites(tape, adapter, stepSeed, training, frozen);
+  return (l, site) => {
+    const lora = sites(l, site);
+    return lora ? (x, W, label) => ad.linear(tape, x, W, lora, label) : null;
+  };
+}
+
+/**
+ * Trainable base weights (full fine-tuning): model tensor → its parameter. Tensors not in the map
+ * stay frozen. Built by `fullParams` in model/full.ts.
+ */
+export type TrainableWeights<T extends BackendTensor> = ReadonlyMap<T, Param<T>>;
+
+/** The final hidden states (B·T, C), after the last RMSNorm: what the classifier and the ranker read. */
+export function llamaHidden<T extends BackendTensor>(
   tape: Tape<T>,
   model: LlamaModel<T>,
   batch: BatchTensors<T>,
   hook: SiteHook<T> | null,
+  trainable: TrainableWeights<T> | null = null,
 ): Var<T> {
   const c = model.config;
   const N = batch.B * batch.T;
   const HS = headSize(c);
-  const k = (t: T) => tape.constant(t);
-  const lin = (l: number, site: LinearSite, x: Var<T>) =>
-    ad.linear(tape, x, k(model.layers[l]![site]), hook ? hook(l, site, x) : null, `l${l}.${site}`);
+  const k = (t: T) => {
+    const p = trainable?.get(t);
+    return p ? tape.param(p) : tape.constant(t);
+  };
+  const lin = (l: number, site: LinearSite, x: Var<T>) => {
+    const W = k(model.layers[l]![site]);
+    const label = `l${l}.${site}`;
+    const adapter = hook ? hook(l, site) : null;
+    return adapter ? adapter(x, W, label) : ad.linear(tape, x, W, null, label);
+  };
   let x = ad.embedding(tape, batch.tokens, k(model.tokenEmbedding), N);
   for (let l = 0; l < c.nLayers; l++) {
     const layer = model.layers[l]!;
@@ -84,6 +127,18 @@ export function llamaForward<T extends BackendTensor>(
     const s = ad.swiglu(tape, lin(l, 'w1', h2), lin(l, 'w3', h2));
     x = ad.add(tape, x, lin(l, 'w2', s));
   }
-  const hf = ad.rmsnorm(tape, x, k(model.rmsFinal), c.normEps);
-  return ad.linear(tape, hf, k(model.wcls), null, 'classifier');
+  return ad.rmsnorm(tape, x, k(model.rmsFinal), c.normEps);
+}
+
+/** Logits (B·T, V) of the model on the tape. */
+export function llamaForward<T extends BackendTensor>(
+  tape: Tape<T>,
+  model: LlamaModel<T>,
+  batch: BatchTensors<T>,
+  hook: SiteHook<T> | null,
+  trainable: TrainableWeights<T> | null = null,
+): Var<T> {
+  const hf = llamaHidden(tape, model, batch, hook, trainable);
+  const W = trainable?.get(model.wcls);
+  return ad.linear(tape, hf, W ? tape.param(W) : tape.constant(model.wcls), null, 'classifier');
 }

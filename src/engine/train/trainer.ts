@@ -7,14 +7,20 @@
  *   const trainer = new LoraTrainer(model, adapter, { ...DEFAULT_ADAMW, lr: 1e-3 });
  *   const { loss } = await trainer.step([{ tokens: [1, 45, 67, 2], lossMask: [0, 0, 1, 1] }]);
  */
-import type { BackendTensor } from '../backend/types.ts';
-import { Tape } from '../autograd/tape.ts';
+import type { Backend, BackendTensor } from '../backend/types.ts';
+import { Tape, type Param } from '../autograd/tape.ts';
 import * as ad from '../autograd/ops.ts';
 import { EngineError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { LoraAdapter } from '../model/lora.ts';
 import { AdamW, type AdamWConfig, type AdamWState } from './adamw.ts';
-import { llamaForward, loraHook, type BatchTensors } from './forward.ts';
+import {
+  llamaForward,
+  loraHook,
+  type BatchTensors,
+  type SiteHook,
+  type TrainableWeights,
+} from './forward.ts';
 
 /** A training sequence: token ids (BOS first) and, per position, whether predicting it counts. */
 export interface Example {
@@ -77,17 +83,56 @@ export function countLossTokens(examples: readonly Example[]): number {
   return n;
 }
 
-export class LoraTrainer<T extends BackendTensor> {
+/** What a training objective sees besides its micro-batch. */
+export interface ObjectiveContext {
+  /** From `prepare`, shared by all micro-batches of the step (e.g. the number of loss tokens). */
+  norm: number;
+  /** Seed of this micro-batch (dropout masks). */
+  seed: number;
+  /** false in `evaluate`: no dropout, no backward. */
+  training: boolean;
+}
+
+/** A micro-batch's loss share (already normalised: the step's loss is the sum) and extra figures. */
+export interface ObjectiveResult {
+  loss: number;
+  /** Figures to show (NAT's α per layer, NCE's β, a ranker's accuracy...): numbers or number lists. */
+  metrics?: Record<string, number | number[]>;
+}
+
+/**
+ * A loss over examples of type E: `run` builds the forward on the tape and seeds the gradient of
+ * its loss (the fused loss kernels write d(logits) themselves); the trainer runs the backward.
+ */
+export interface Objective<T extends BackendTensor, E> {
+  /** Once per step over all its examples; throws EngineError('BAD_ARGUMENT') for an unusable batch. */
+  prepare(examples: readonly E[]): number;
+  run(tape: Tape<T>, chunk: readonly E[], ctx: ObjectiveContext): Promise<ObjectiveResult>;
+}
+
+export interface TrainStepResult extends StepResult {
+  metrics: Record<string, number | number[]>;
+}
+
+/**
+ * The training loop shared by every stage: micro-batches → objective → backward → NaN/Inf check →
+ * clipped AdamW over `params`. A step with a non-finite loss or gradient is refused before it
+ * touches the parameters.
+ */
+export class Trainer<T extends BackendTensor, E> {
   readonly opt: AdamW<T>;
   private seed: number;
 
   constructor(
-    readonly model: LlamaModel<T>,
-    readonly adapter: LoraAdapter<T>,
+    readonly be: Backend<T>,
+    readonly params: readonly Param<T>[],
     config: AdamWConfig,
+    readonly objective: Objective<T, E>,
     seed = 1234,
   ) {
-    this.opt = new AdamW(model.be, adapter.params, config);
+    if (params.length === 0)
+      throw new EngineError('BAD_ARGUMENT', 'nothing to train: no trainable parameters');
+    this.opt = new AdamW(be, params, config);
     this.seed = seed;
   }
 
@@ -95,44 +140,27 @@ export class LoraTrainer<T extends BackendTensor> {
     return this.opt.step;
   }
 
-  /**
-   * One optimizer step over `microBatches` (gradient accumulation: the loss is the mean over all
-   * loss tokens of all micro-batches). Returns the loss before the update.
-   */
+  /** One optimizer step over `examples` in micro-batches of `microBatch` (gradient accumulation). */
   async step(
-    examples: readonly Example[],
+    examples: readonly E[],
     opts: { microBatch?: number; lr?: number } = {},
-  ): Promise<StepResult> {
-    const be = this.model.be;
-    const total = countLossTokens(examples);
-    if (total === 0) throw new EngineError('BAD_ARGUMENT', 'this batch has no tokens that carry loss');
+  ): Promise<TrainStepResult> {
+    const norm = this.objective.prepare(examples);
     const mb = opts.microBatch ?? examples.length;
-    const T = Math.max(...examples.map((e) => e.tokens.length)) - 1;
-    if (T < 1) throw new EngineError('BAD_ARGUMENT', 'training sequences need at least two tokens');
-    if (T > this.model.config.maxSeqLen) {
-      throw new EngineError(
-        'BAD_ARGUMENT',
-        `a sequence of ${T + 1} tokens is longer than the model's context (${this.model.config.maxSeqLen}).`,
-      );
-    }
     let loss = 0;
+    const metrics: Record<string, number | number[]> = {};
     const stepSeed = (this.seed + this.opt.step * 7919) >>> 0;
     for (let i = 0; i < examples.length; i += mb) {
-      const chunk = examples.slice(i, i + mb);
-      const p = packBatch(chunk, T, total);
-      const tape = new Tape(be);
-      const batch = uploadBatch(tape, p);
+      const tape = new Tape(this.be);
       try {
-        const logits = llamaForward(
-          tape,
-          this.model,
-          batch,
-          loraHook(tape, this.adapter, stepSeed + i, true),
-        );
-        const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
+        const r = await this.objective.run(tape, examples.slice(i, i + mb), {
+          norm,
+          seed: stepSeed + i,
+          training: true,
+        });
         tape.backward();
-        const l = await be.read(losses);
-        for (let j = 0; j < l.length; j++) loss += l[j]! * p.weights[j]!;
+        loss += r.loss;
+        mergeMetrics(metrics, r.metrics);
       } finally {
         tape.release();
       }
@@ -147,26 +175,29 @@ export class LoraTrainer<T extends BackendTensor> {
       );
     }
     this.opt.apply(opts.lr);
-    return { loss, gradNorm, tokens: total };
+    return { loss, gradNorm, tokens: norm, metrics };
   }
 
-  /** Mean loss over examples without training (no dropout). */
-  async evaluate(examples: readonly Example[]): Promise<number> {
-    const be = this.model.be;
-    const total = countLossTokens(examples);
-    const T = Math.max(...examples.map((e) => e.tokens.length)) - 1;
-    const p = packBatch(examples, T, total);
-    const tape = new Tape(be);
-    try {
-      const batch = uploadBatch(tape, p);
-      const logits = llamaForward(tape, this.model, batch, loraHook(tape, this.adapter, 0, false));
-      const l = await be.read(ad.crossentropy(tape, logits, batch.targets, batch.weights));
-      let loss = 0;
-      for (let j = 0; j < l.length; j++) loss += l[j]! * p.weights[j]!;
-      return loss;
-    } finally {
-      tape.release();
+  /** The objective's loss over `examples` without training (no dropout, no update). */
+  async evaluate(examples: readonly E[], microBatch = examples.length): Promise<ObjectiveResult> {
+    const norm = this.objective.prepare(examples);
+    let loss = 0;
+    const metrics: Record<string, number | number[]> = {};
+    for (let i = 0; i < examples.length; i += microBatch) {
+      const tape = new Tape(this.be);
+      try {
+        const r = await this.objective.run(tape, examples.slice(i, i + microBatch), {
+          norm,
+          seed: 0,
+          training: false,
+        });
+        loss += r.loss;
+        mergeMetrics(metrics, r.metrics);
+      } finally {
+        tape.release();
+      }
     }
+    return { loss, metrics };
   }
 
   optimizerState(): Promise<AdamWState> {
@@ -179,5 +210,80 @@ export class LoraTrainer<T extends BackendTensor> {
 
   destroy(): void {
     this.opt.destroy();
+  }
+}
+
+/** Numbers add up over micro-batches; lists concatenate. */
+function mergeMetrics(into: Record<string, number | number[]>, m: ObjectiveResult['metrics']): void {
+  if (!m) return;
+  for (const [k, v] of Object.entries(m)) {
+    const prev = into[k];
+    if (Array.isArray(v)) into[k] = [...(Array.isArray(prev) ? prev : []), ...v];
+    else into[k] = (typeof prev === 'number' ? prev : 0) + v;
+  }
+}
+
+/** Checks a batch of token sequences and returns the length T of its inputs (longest − 1). */
+export function sequenceLength(examples: readonly Example[], maxSeqLen: number): number {
+  const T = Math.max(0, ...examples.map((e) => e.tokens.length)) - 1;
+  if (T < 1) throw new EngineError('BAD_ARGUMENT', 'training sequences need at least two tokens');
+  if (T > maxSeqLen) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `a sequence of ${T + 1} tokens is longer than the model's context (${maxSeqLen}).`,
+    );
+  }
+  return T;
+}
+
+/**
+ * Maximum likelihood on token sequences (mean over all loss tokens of the step), through a site
+ * hook (LoRA, NAT, none) and optionally trainable base weights: CoT KD, Neg, MIX and pre-training.
+ */
+export function likelihoodObjective<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  hook: (tape: Tape<T>, seed: number, training: boolean) => SiteHook<T> | null,
+  trainable: TrainableWeights<T> | null = null,
+): Objective<T, Example> {
+  return {
+    prepare(examples) {
+      const total = countLossTokens(examples);
+      if (total === 0) throw new EngineError('BAD_ARGUMENT', 'this batch has no tokens that carry loss');
+      sequenceLength(examples, model.config.maxSeqLen);
+      return total;
+    },
+    async run(tape, chunk, ctx) {
+      const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm);
+      const batch = uploadBatch(tape, p);
+      const logits = llamaForward(tape, model, batch, hook(tape, ctx.seed, ctx.training), trainable);
+      const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
+      const l = await model.be.read(losses);
+      let loss = 0;
+      for (let j = 0; j < l.length; j++) loss += l[j]! * p.weights[j]!;
+      return { loss };
+    },
+  };
+}
+
+/** LoRA fine-tuning by maximum likelihood (the CoT KD / Neg stage's trainer). */
+export class LoraTrainer<T extends BackendTensor> extends Trainer<T, Example> {
+  constructor(
+    readonly model: LlamaModel<T>,
+    readonly adapter: LoraAdapter<T>,
+    config: AdamWConfig,
+    seed = 1234,
+  ) {
+    super(
+      model.be,
+      adapter.params,
+      config,
+      likelihoodObjective(model, (tape, s, training) => loraHook(tape, adapter, s, training)),
+      seed,
+    );
+  }
+
+  /** Mean loss over examples without training (no dropout). */
+  async evaluateLoss(examples: readonly Example[]): Promise<number> {
+    return (await this.evaluate(examples)).loss;
   }
 }
