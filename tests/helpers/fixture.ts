@@ -4,9 +4,9 @@ import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import type { LoraState } from '../../src/engine/model/lora.ts';
 import type { LlamaWeightsF32 } from '../../src/engine/model/weights.ts';
 
-type Blob = { shape: number[]; f32?: string; f64?: string };
+export type Blob = { shape: number[]; f32?: string; f64?: string };
 
-function decode(b: Blob): Float32Array | Float64Array {
+export function decode(b: Blob): Float32Array | Float64Array {
   const bytes = Buffer.from((b.f32 ?? b.f64)!, 'base64');
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   return b.f32 ? new Float32Array(ab) : new Float64Array(ab);

@@ -280,3 +280,119 @@ export function crossentropy<T extends BackendTensor>(
   }
   return losses;
 }
+
+/** Elementwise op with a backward of the form dinp = or += f'(inp)·dout (gelu, elu). */
+function unary<T extends BackendTensor>(
+  tape: Tape<T>,
+  x: Var<T>,
+  label: string,
+  fwd: (out: T, inp: T, n: number) => void,
+  bwd: (dinp: T, dout: T, inp: T, n: number, accumulate: boolean) => void,
+): Var<T> {
+  const n = Tape.size(x);
+  const out = tape.output(x.shape, label, [x]);
+  fwd(out.t, x.t, n);
+  tape.record(label, [out], () => {
+    if (!x.requiresGrad) return;
+    const g = tape.grad(x);
+    bwd(g.grad, out.grad!, x.t, n, g.accumulate);
+  });
+  return out;
+}
+
+/** GELU, exact (erf) form. */
+export function gelu<T extends BackendTensor>(tape: Tape<T>, x: Var<T>): Var<T> {
+  const { ops } = tape.be;
+  return unary(tape, x, 'gelu', ops.geluForward, ops.geluBackward);
+}
+
+/** ELU, alpha = 1. */
+export function elu<T extends BackendTensor>(tape: Tape<T>, x: Var<T>): Var<T> {
+  const { ops } = tape.be;
+  return unary(tape, x, 'elu', ops.eluForward, ops.eluBackward);
+}
+
+/** x (N,C) + b (C) per row (a new Var; x is not changed). */
+export function bias<T extends BackendTensor>(tape: Tape<T>, x: Var<T>, b: Var<T>): Var<T> {
+  const [N, C] = x.shape as [number, number];
+  const out = tape.output(x.shape, 'bias', [x, b]);
+  tape.be.copy(x.t, out.t, N * C);
+  tape.be.ops.biasForward(out.t, b.t, N, C);
+  tape.record('bias', [out], () => {
+    if (b.requiresGrad) tape.be.ops.biasBackward(tape.grad(b).grad, out.grad!, N, C);
+    if (x.requiresGrad) addInto(tape, tape.grad(x), out.grad!, N * C);
+  });
+  return out;
+}
+
+/** Masked mean over the T tokens of each of B sequences: x (B·T, C) → (B, C); mask (B·T) f32. */
+export function meanpool<T extends BackendTensor>(
+  tape: Tape<T>,
+  x: Var<T>,
+  mask: T,
+  B: number,
+  T: number,
+): Var<T> {
+  const C = x.shape[1]!;
+  const out = tape.output([B, C], 'meanpool', [x]);
+  tape.be.ops.meanpoolForward(out.t, x.t, mask, B, T, C);
+  tape.record('meanpool', [out], () => {
+    if (!x.requiresGrad) return;
+    const g = tape.grad(x);
+    tape.be.ops.meanpoolBackward(g.grad, out.grad!, mask, B, T, C, g.accumulate);
+  });
+  return out;
+}
+
+/**
+ * NAT's mixing (METHOD.md §1): out = base + (1 − α)·vpos + α·vneg with α = σ(q·kneg − q·kpos) − 0.5
+ * per row. Returns the output and α (N) (not differentiable: for display).
+ */
+export function natmix<T extends BackendTensor>(
+  tape: Tape<T>,
+  q: Var<T>,
+  kpos: Var<T>,
+  kneg: Var<T>,
+  vpos: Var<T>,
+  vneg: Var<T>,
+  base: Var<T>,
+): { out: Var<T>; alpha: T } {
+  const [N, U] = q.shape as [number, number];
+  const C = base.shape[1]!;
+  const { ops } = tape.be;
+  const out = tape.output([N, C], 'natmix', [q, kpos, kneg, vpos, vneg, base]);
+  const alpha = tape.alloc([N], 'nat.alpha');
+  ops.natmixForward(out.t, alpha, q.t, kpos.t, kneg.t, vpos.t, vneg.t, base.t, N, U, C);
+  tape.record('natmix', [out], () => {
+    const dout = out.grad!;
+    const ins = [q, kpos, kneg, vpos, vneg];
+    if (ins.some((v) => v.requiresGrad)) {
+      // One accumulate flag for all five gradients: fresh buffers, then fold them in.
+      const tmp = ins.map((v) => tape.alloc(v.shape, `d(${v.t.label}).natmix`));
+      const [dq, dkp, dkn, dvp, dvn] = tmp as [T, T, T, T, T];
+      ops.natmixBackward(
+        dq,
+        dkp,
+        dkn,
+        dvp,
+        dvn,
+        dout,
+        q.t,
+        kpos.t,
+        kneg.t,
+        vpos.t,
+        vneg.t,
+        alpha,
+        N,
+        U,
+        C,
+        false,
+      );
+      ins.forEach((v, i) => {
+        if (v.requiresGrad) addInto(tape, tape.grad(v), tmp[i]!, Tape.size(v));
+      });
+    }
+    if (base.requiresGrad) addInto(tape, tape.grad(base), dout, N * C);
+  });
+  return { out, alpha };
+}

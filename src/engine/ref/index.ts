@@ -14,3 +14,8 @@ export * from './rmsnorm.ts';
 export * from './rope.ts';
 export * from './softmax.ts';
 export * from './swiglu.ts';
+export * from './natmix.ts';
+export * from './bias.ts';
+export * from './rankloss.ts';
+export * from './unlikelihood.ts';
+export * from './nceweights.ts';

@@ -84,9 +84,16 @@ export function countLossTokens(examples: readonly Example[]): number {
 }
 
 /** What a training objective sees besides its micro-batch. */
+/** Counts over a whole step that normalise its loss (the number of loss tokens, pairs, ...). */
+export interface StepNorm {
+  /** What the step reports as its size: loss tokens, or pairs for pairwise objectives. */
+  tokens: number;
+  [count: string]: number;
+}
+
 export interface ObjectiveContext {
-  /** From `prepare`, shared by all micro-batches of the step (e.g. the number of loss tokens). */
-  norm: number;
+  /** From `prepare`, shared by all micro-batches of the step. */
+  norm: StepNorm;
   /** Seed of this micro-batch (dropout masks). */
   seed: number;
   /** false in `evaluate`: no dropout, no backward. */
@@ -106,7 +113,7 @@ export interface ObjectiveResult {
  */
 export interface Objective<T extends BackendTensor, E> {
   /** Once per step over all its examples; throws EngineError('BAD_ARGUMENT') for an unusable batch. */
-  prepare(examples: readonly E[]): number;
+  prepare(examples: readonly E[]): StepNorm;
   run(tape: Tape<T>, chunk: readonly E[], ctx: ObjectiveContext): Promise<ObjectiveResult>;
 }
 
@@ -175,7 +182,7 @@ export class Trainer<T extends BackendTensor, E> {
       );
     }
     this.opt.apply(opts.lr);
-    return { loss, gradNorm, tokens: norm, metrics };
+    return { loss, gradNorm, tokens: norm.tokens, metrics };
   }
 
   /** The objective's loss over `examples` without training (no dropout, no update). */
@@ -250,10 +257,10 @@ export function likelihoodObjective<T extends BackendTensor>(
       const total = countLossTokens(examples);
       if (total === 0) throw new EngineError('BAD_ARGUMENT', 'this batch has no tokens that carry loss');
       sequenceLength(examples, model.config.maxSeqLen);
-      return total;
+      return { tokens: total };
     },
     async run(tape, chunk, ctx) {
-      const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm);
+      const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm.tokens);
       const batch = uploadBatch(tape, p);
       const logits = llamaForward(tape, model, batch, hook(tape, ctx.seed, ctx.training), trainable);
       const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
