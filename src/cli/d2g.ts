@@ -3,6 +3,7 @@
  *   generate      sample text from a llama2.c model, printed exactly as llama2.c's run.c prints it
  *   check-answer  is a predicted answer equivalent to the gold one (math, gsm8k, arith)?
  *   vote          accuracy of first / SC / WS / ASC / early-stopped voting over sampled rationales
+ *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
  */
 import { EngineError } from '../engine/errors.ts';
 import { generateCommand } from './generate.ts';
@@ -14,6 +15,9 @@ commands:
            [--top-p P] [--seed S] [--n M] [--backend gpu|cpu] [--quant f32|q8_0|q4_0]
   check-answer --kind math|gsm8k|arith (--pred P --gold G | --pairs FILE)
   vote --input FILE --kind math|gsm8k|arith [--lambda L]
+  dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
+          [--held-out F] [--seed S] [--examples N]
+  dataset convert --data FILE --kind math|gsm8k|arith --out FILE [--format auto|ours|authors|gsm8k-solutions]
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./check-answer.ts')).checkAnswerCommand(rest);
     case 'vote':
       return (await import('./vote.ts')).voteCommand(rest);
+    case 'dataset':
+      return (await import('./dataset.ts')).datasetCommand(rest);
     case undefined:
     case '--help':
     case '-h':
