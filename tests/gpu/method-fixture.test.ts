@@ -12,6 +12,8 @@ import { loadLlama } from '../../src/engine/model/llama.ts';
 import { loadLora, type LoraState } from '../../src/engine/model/lora.ts';
 import { loadNatUnit } from '../../src/engine/model/nat.ts';
 import { loadRankerHead } from '../../src/engine/model/ranker.ts';
+import { natInference } from '../../src/engine/infer/adapters.ts';
+import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import { llamaForward, loraHook } from '../../src/engine/train/forward.ts';
 import { natHook, type NatAlphas } from '../../src/engine/train/nat.ts';
 import { nceObjective, rankerObjective } from '../../src/engine/train/objectives.ts';
@@ -87,6 +89,18 @@ for (const kind of ['cpu', 'gpu'] as const) {
       // LoRA_neg is frozen: no gradient reached it
       for (const prm of neg.params) expect((await be.read(prm.grad)).every((x) => x === 0)).toBe(true);
       tape.release();
+      // the KV-cache runner with the NAT inference adapter gives the same logits, row by row
+      const runner = new LlamaRunner(model, { slots: 2, maxT: 10 });
+      const nat = natInference(model, pos, neg, unit, runner.maxRows);
+      runner.setAdapter(nat);
+      const rows = f.tokens.flatMap((seq, slot) => seq.map((token, pos) => ({ slot, pos, token })));
+      const logitsRun = await runner.forward(
+        rows,
+        rows.map((_, i) => i),
+      );
+      checkOp(`${kind}:nat runner logits`, logitsRun, f64(j.nat.logits), TOL.model_logits!);
+      runner.destroy();
+      nat.destroy();
     });
 
     it('NCE: β per sequence, loss, gradients of the student LoRA', async () => {

@@ -7,7 +7,8 @@
 import type { Backend, BackendTensor } from '../backend/types.ts';
 import { EngineError, formatBytes } from '../errors.ts';
 import { headSize, kvDim } from '../model/config.ts';
-import { SITE_OF_TARGET, type LinearSite, type LlamaModel, type LoraTarget } from '../model/llama.ts';
+import type { LinearSite, LlamaModel } from '../model/llama.ts';
+import { loraInference, type InferenceAdapter } from './adapters.ts';
 import type { LoraAdapter } from '../model/lora.ts';
 
 export interface Row {
@@ -34,8 +35,9 @@ export class LlamaRunner<T extends BackendTensor> {
   private vcache: T[] = [];
   private buf: Record<string, T> = {};
   private owned: T[] = [];
-  private adapter: LoraAdapter<T> | null = null;
-  private siteTargets = new Map<LinearSite, LoraTarget>();
+  private adapter: InferenceAdapter<T> | null = null;
+  /** The adapter made here from a LoRA (destroyed with it); caller-made ones are the caller's. */
+  private ownAdapter = false;
 
   constructor(
     readonly model: LlamaModel<T>,
@@ -71,7 +73,6 @@ export class LlamaRunner<T extends BackendTensor> {
         rstd: [[R], 'f32'],
         sel: [[R, C], 'f32'],
         logits: [[R, V], 'f32'],
-        lora: [[R, 64], 'f32'],
         tokens: [[R], 'u32'],
         positions: [[R], 'u32'],
         rowInfo: [[2 * R], 'u32'],
@@ -103,31 +104,27 @@ export class LlamaRunner<T extends BackendTensor> {
     return t;
   }
 
-  /** Uses `adapter` (LoRA) in subsequent forwards; null for the base model. */
-  setAdapter(adapter: LoraAdapter<T> | null): void {
-    if (adapter && adapter.config.rank > 64) {
-      throw new EngineError(
-        'BAD_ARGUMENT',
-        `LoRA rank ${adapter.config.rank} is above the runner's limit of 64.`,
-      );
+  /**
+   * Uses `adapter` in subsequent forwards: a LoRA, or any inference adapter (NAT, linear mix,
+   * from infer/adapters.ts — the caller keeps ownership of those); null for the base model.
+   */
+  setAdapter(adapter: LoraAdapter<T> | InferenceAdapter<T> | null): void {
+    if (this.ownAdapter) this.adapter?.destroy();
+    this.ownAdapter = false;
+    this.adapter = null;
+    if (!adapter) return;
+    if ('apply' in adapter) {
+      this.adapter = adapter;
+      return;
     }
-    this.adapter = adapter;
-    this.siteTargets.clear();
-    for (const t of adapter?.config.targets ?? []) this.siteTargets.set(SITE_OF_TARGET[t], t);
+    this.adapter = loraInference(this.be, adapter, this.maxRows);
+    this.ownAdapter = true;
   }
 
   private linear(l: number, site: LinearSite, out: T, inp: T, rows: number, K: number, N: number): void {
-    const { ops } = this.be;
-    ops.matmulForward(out, inp, this.model.layers[l]![site], rows, K, N, false);
-    const target = this.siteTargets.get(site);
-    const pair = target ? this.adapter?.layers[l]?.[target] : undefined;
-    if (pair && this.adapter) {
-      const R = this.adapter.config.rank;
-      const u = this.buf.lora!;
-      ops.matmulForward(u, inp, pair.A.value, rows, K, R, false);
-      ops.scaleInplace(u, this.adapter.config.alpha / R, rows * R);
-      ops.matmulForward(out, u, pair.B.value, rows, R, N, true);
-    }
+    const W = this.model.layers[l]![site];
+    if (this.adapter) this.adapter.apply(l, site, out, inp, W, rows, K, N);
+    else this.be.ops.matmulForward(out, inp, W, rows, K, N, false);
   }
 
   /**
@@ -239,6 +236,8 @@ export class LlamaRunner<T extends BackendTensor> {
   }
 
   destroy(): void {
+    if (this.ownAdapter) this.adapter?.destroy();
+    this.adapter = null;
     for (const t of this.owned) this.be.destroy(t);
     this.owned = [];
     this.kcache = [];

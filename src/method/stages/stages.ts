@@ -1,0 +1,506 @@
+/**
+ * The method's training stages (METHOD.md §1–4), each `(model, data, config) → adapters +
+ * metrics`, the same from the CLI, a worker and the tests. Batches are drawn by a seeded shuffle
+ * (each epoch a new permutation), the learning rate follows linear warm-up + decay, and every
+ * step reports progress; `signal` cancels between steps (the adapters so far are returned).
+ */
+import type { BackendTensor } from '../../engine/backend/types.ts';
+import * as ad from '../../engine/autograd/ops.ts';
+import { EngineError } from '../../engine/errors.ts';
+import type { LlamaModel } from '../../engine/model/llama.ts';
+import {
+  createLora,
+  destroyLora,
+  loadLora,
+  saveLora,
+  uniformStream,
+  type LoraAdapter,
+  type LoraState,
+} from '../../engine/model/lora.ts';
+import {
+  createNatUnit,
+  defaultNatWidth,
+  destroyNatUnit,
+  loadNatUnit,
+  saveNatUnit,
+  type NatState,
+} from '../../engine/model/nat.ts';
+import {
+  createRankerHead,
+  destroyRankerHead,
+  saveRankerHead,
+  type RankerHeadState,
+} from '../../engine/model/ranker.ts';
+import type { Param } from '../../engine/autograd/tape.ts';
+import { loraHook, loraSites, type SiteHook } from '../../engine/train/forward.ts';
+import { natHook, type NatAlphas } from '../../engine/train/nat.ts';
+import {
+  contrastiveObjective,
+  negativeObjective,
+  nceObjective,
+  rankerObjective,
+  type PairExample,
+  type SignedExample,
+} from '../../engine/train/objectives.ts';
+import { likelihoodObjective, Trainer, type Example, type Objective } from '../../engine/train/trainer.ts';
+import type { Tape } from '../../engine/autograd/tape.ts';
+import { DEFAULT_STAGE, type StageConfig, type StageName } from './config.ts';
+import { linearWarmupDecay } from './schedule.ts';
+import { encodeExample, type Tokenizer } from './text.ts';
+
+/** A (question, rationale) the teacher wrote; `correct` by our answer checking. */
+export interface TrainItem {
+  question: string;
+  rationale: string;
+}
+
+export interface StageData {
+  pos: readonly TrainItem[];
+  neg: readonly TrainItem[];
+}
+
+/** Adapters a stage consumes (from earlier stages) or produces, as plain data. */
+export interface StageAdapters {
+  /** KD / MIX / NT / UL / CL / NCE student, or NAT's positive LoRA. */
+  lora?: LoraState;
+  /** NAT's negative LoRA (stage 1's output). */
+  neg?: LoraState;
+  nat?: NatState;
+  rank?: LoraState;
+  head?: RankerHeadState;
+}
+
+export interface StageProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Loss tokens (or pairs) per second over this step. */
+  rate: number;
+  metrics: Record<string, number | number[]>;
+}
+
+export interface StageResult {
+  stage: StageName;
+  config: StageConfig;
+  adapters: StageAdapters;
+  losses: number[];
+  /** Per-step figures: NAT `alpha` (mean α per layer), NCE `beta`, ranker `pair_acc`. */
+  history: Record<string, (number | number[])[]>;
+  cancelled: boolean;
+}
+
+export interface StageRun<T extends BackendTensor> {
+  stage: StageName;
+  model: LlamaModel<T>;
+  tokenizer: Tokenizer;
+  data: StageData;
+  config?: Partial<StageConfig>;
+  /** Inputs from earlier stages: `neg` for nat / linmix; `neg` + `nat` + `lora` (NAT's positive) for nce. */
+  inputs?: StageAdapters;
+  onProgress?: (p: StageProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** Seeded epoch shuffles: every item once per epoch, in a new order each epoch. */
+export class BatchDrawer<E> {
+  private order: number[] = [];
+  private i = 0;
+  private readonly rnd: () => number;
+  constructor(
+    private readonly items: readonly E[],
+    seed: number,
+  ) {
+    if (items.length === 0)
+      throw new EngineError('BAD_ARGUMENT', 'there is nothing to train on: the data set is empty');
+    this.rnd = uniformStream(seed);
+  }
+  next(n: number): E[] {
+    const out: E[] = [];
+    while (out.length < n) {
+      if (this.i >= this.order.length) {
+        this.order = this.items.map((_, k) => k);
+        for (let k = this.order.length - 1; k > 0; k--) {
+          const r = Math.floor(((this.rnd() + 1) / 2) * (k + 1)) % (k + 1);
+          [this.order[k], this.order[r]] = [this.order[r]!, this.order[k]!];
+        }
+        this.i = 0;
+      }
+      out.push(this.items[this.order[this.i++]!]!);
+    }
+    return out;
+  }
+}
+
+function requireSide(items: readonly TrainItem[], side: 'positive' | 'negative', stage: StageName): void {
+  if (items.length === 0) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      side === 'negative'
+        ? `The ${stage} stage learns from wrong rationales, and this data set has none (D_neg is empty). Use a data set with incorrect teacher rationales.`
+        : `The ${stage} stage learns from correct rationales, and this data set has none (D_pos is empty).`,
+    );
+  }
+}
+
+/** (positive, negative) pairs of the same question, one per question that has both. */
+export function questionPairs(data: StageData): { pos: TrainItem[]; neg: TrainItem[] }[] {
+  const byQ = new Map<string, { pos: TrainItem[]; neg: TrainItem[] }>();
+  const at = (q: string) => byQ.get(q) ?? byQ.set(q, { pos: [], neg: [] }).get(q)!;
+  for (const it of data.pos) at(it.question).pos.push(it);
+  for (const it of data.neg) at(it.question).neg.push(it);
+  return [...byQ.values()].filter((g) => g.pos.length > 0 && g.neg.length > 0);
+}
+
+function loraOf<T extends BackendTensor>(
+  run: StageRun<T>,
+  c: StageConfig,
+  state: LoraState | undefined,
+  seed: number,
+) {
+  const be = run.model.be;
+  return state
+    ? loadLora(be, run.model.config, state)
+    : createLora(
+        be,
+        run.model.config,
+        { rank: c.rank, alpha: c.alpha, dropout: c.dropout, targets: c.targets },
+        seed,
+      );
+}
+
+function need<K extends keyof StageAdapters>(
+  run: StageRun<BackendTensor>,
+  key: K,
+  what: string,
+): NonNullable<StageAdapters[K]> {
+  const v = run.inputs?.[key];
+  if (!v) throw new EngineError('BAD_ARGUMENT', `The ${run.stage} stage needs ${what} first.`);
+  return v as NonNullable<StageAdapters[K]>;
+}
+
+/** The linear-mix ablation's site: base + 2·Δ_pos(x) − Δ_neg(x) (METHOD.md §1, last note). */
+function linearMixHook<T extends BackendTensor>(
+  tape: Tape<T>,
+  pos: LoraAdapter<T>,
+  neg: LoraAdapter<T>,
+  seed: number,
+  training: boolean,
+  frozen = false,
+): SiteHook<T> {
+  const ps = loraSites(tape, pos, seed, training, frozen);
+  const ns = loraSites(tape, neg, seed ^ 0x5bd1e995, training, true);
+  return (l, site) => {
+    const a = ps(l, site),
+      b = ns(l, site);
+    if (!a || !b) return null;
+    return (x, W, label) => {
+      const base = ad.linear(tape, x, W, null, label);
+      const dp = ad.loraDelta(tape, x, { ...a, scale: 2 * a.scale }, `${label}.lora_pos`);
+      const dn = ad.loraDelta(tape, x, { ...b, scale: -b.scale }, `${label}.lora_neg`);
+      return ad.add(tape, ad.add(tape, base, dp), dn);
+    };
+  };
+}
+
+/** Runs one stage to the end (or until `signal` aborts) and returns its adapters as plain data. */
+export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promise<StageResult> {
+  const c: StageConfig = { ...DEFAULT_STAGE, ...run.config };
+  const { model, tokenizer: tok } = run;
+  const be = model.be;
+  const enc = (it: TrainItem): Example =>
+    encodeExample(tok, it.question, it.rationale, { lossOnPrompt: c.lossOnPrompt });
+  const made: { destroy: () => void }[] = [];
+  const keep = <A>(a: A, destroy: (a: A) => void): A => {
+    made.push({ destroy: () => destroy(a) });
+    return a;
+  };
+  const dropLora = (a: LoraAdapter<T>) => destroyLora(be, a);
+  try {
+    let params: Param<T>[];
+    let objective: Objective<T, never>;
+    let draw: () => unknown[];
+    let save: () => Promise<StageAdapters>;
+    const alphas: NatAlphas<T>[] = [];
+    const seedItems = c.seed * 7 + 1;
+
+    switch (run.stage) {
+      case 'kd':
+      case 'neg':
+      case 'mix': {
+        const items =
+          run.stage === 'kd'
+            ? run.data.pos
+            : run.stage === 'neg'
+              ? run.data.neg
+              : [...run.data.pos, ...run.data.neg];
+        requireSide(
+          run.stage === 'neg' ? run.data.neg : run.data.pos,
+          run.stage === 'neg' ? 'negative' : 'positive',
+          run.stage,
+        );
+        const lora = keep(loraOf(run, c, run.inputs?.lora, c.seed), dropLora);
+        params = lora.params;
+        objective = likelihoodObjective(model, (tape, s, tr) => loraHook(tape, lora, s, tr)) as Objective<
+          T,
+          never
+        >;
+        const d = new BatchDrawer(items.map(enc), seedItems);
+        draw = () => d.next(c.batchSize);
+        save = async () => ({ lora: await saveLora(be, model.config, lora) });
+        break;
+      }
+      case 'nat':
+      case 'linmix': {
+        requireSide(run.data.pos, 'positive', run.stage);
+        const neg = keep(
+          loadLora(be, model.config, need(run as never, 'neg', 'the negative LoRA (run the neg stage)')),
+          dropLora,
+        );
+        const pos = keep(
+          loraOf(run, { ...c, targets: neg.config.targets }, run.inputs?.lora, c.seed),
+          dropLora,
+        );
+        if (run.stage === 'nat') {
+          const unit = keep(
+            run.inputs?.nat
+              ? loadNatUnit(be, model.config, run.inputs.nat)
+              : createNatUnit(
+                  be,
+                  model.config,
+                  { du: c.du ?? defaultNatWidth(model.config), targets: neg.config.targets },
+                  c.seed + 1,
+                ),
+            (u) => destroyNatUnit(be, u),
+          );
+          params = [...pos.params, ...unit.params];
+          objective = withAlphaSums(
+            model,
+            likelihoodObjective(model, (tape, s, tr) =>
+              natHook(tape, pos, neg, unit, { trainable: true, training: tr, seed: s }, alphas),
+            ),
+            alphas,
+          ) as Objective<T, never>;
+          save = async () => ({
+            lora: await saveLora(be, model.config, pos),
+            neg: await saveLora(be, model.config, neg),
+            nat: await saveNatUnit(be, model.config, unit),
+          });
+        } else {
+          params = pos.params;
+          objective = likelihoodObjective(model, (tape, s, tr) =>
+            linearMixHook(tape, pos, neg, s, tr),
+          ) as Objective<T, never>;
+          save = async () => ({
+            lora: await saveLora(be, model.config, pos),
+            neg: await saveLora(be, model.config, neg),
+          });
+        }
+        const d = new BatchDrawer(run.data.pos.map(enc), seedItems);
+        draw = () => d.next(c.batchSize);
+        break;
+      }
+      case 'nce': {
+        requireSide(run.data.pos, 'positive', run.stage);
+        const neg = keep(
+          loadLora(be, model.config, need(run as never, 'neg', 'the negative LoRA (run the neg stage)')),
+          dropLora,
+        );
+        const pos = keep(
+          loadLora(be, model.config, need(run as never, 'lora', "NAT's positive LoRA (run the nat stage)")),
+          dropLora,
+        );
+        const unit = keep(
+          loadNatUnit(
+            be,
+            model.config,
+            need(run as never, 'nat', 'the NAT integration unit (run the nat stage)'),
+          ),
+          (u) => destroyNatUnit(be, u),
+        );
+        const student = keep(
+          createLora(
+            be,
+            model.config,
+            { rank: c.rank, alpha: c.alpha, dropout: c.dropout, targets: c.targets },
+            c.seed + 2,
+          ),
+          dropLora,
+        );
+        params = student.params;
+        objective = nceObjective(model, {
+          teacher: (tape) => natHook(tape, pos, neg, unit, { trainable: false, training: false, seed: 0 }),
+          negative: (tape) => loraHook(tape, neg, 0, false, true),
+          student: (tape, s, tr) => loraHook(tape, student, s, tr),
+        }) as Objective<T, never>;
+        const d = new BatchDrawer(run.data.pos.map(enc), seedItems);
+        draw = () => d.next(c.batchSize);
+        save = async () => ({ lora: await saveLora(be, model.config, student) });
+        break;
+      }
+      case 'rank':
+      case 'cl': {
+        const groups = questionPairs(run.data);
+        if (groups.length === 0) {
+          throw new EngineError(
+            'BAD_ARGUMENT',
+            `The ${run.stage} stage compares a correct and a wrong rationale of the same question, and no question in this data set has both.`,
+          );
+        }
+        const rnd = uniformStream(seedItems + 5);
+        const pick = <X>(xs: readonly X[]): X => xs[Math.floor(((rnd() + 1) / 2) * xs.length) % xs.length]!;
+        const d = new BatchDrawer(groups, seedItems);
+        // one positive and one negative of the question, drawn anew each time (METHOD.md §3)
+        draw = () =>
+          d.next(c.batchSize).map((g): PairExample => ({ pos: enc(pick(g.pos)), neg: enc(pick(g.neg)) }));
+        const lora = keep(
+          loraOf(run, c, run.stage === 'rank' ? run.inputs?.rank : run.inputs?.lora, c.seed + 3),
+          dropLora,
+        );
+        if (run.stage === 'rank') {
+          const head = keep(createRankerHead(be, model.config.dim, c.seed + 4), (h) =>
+            destroyRankerHead(be, h),
+          );
+          params = [...lora.params, ...head.params];
+          objective = rankerObjective(model, head, (tape, s, tr) => loraHook(tape, lora, s, tr)) as Objective<
+            T,
+            never
+          >;
+          save = async () => ({
+            rank: await saveLora(be, model.config, lora),
+            head: await saveRankerHead(be, head),
+          });
+        } else {
+          params = lora.params;
+          objective = contrastiveObjective(
+            model,
+            (tape, s, tr) => loraHook(tape, lora, s, tr),
+            c.margin,
+          ) as Objective<T, never>;
+          save = async () => ({ lora: await saveLora(be, model.config, lora) });
+        }
+        break;
+      }
+      case 'nt':
+      case 'ul': {
+        requireSide(run.data.pos, 'positive', run.stage);
+        requireSide(run.data.neg, 'negative', run.stage);
+        const lora = keep(loraOf(run, c, run.inputs?.lora, c.seed), dropLora);
+        params = lora.params;
+        objective = negativeObjective(
+          model,
+          (tape, s, tr) => loraHook(tape, lora, s, tr),
+          run.stage,
+          c.gamma,
+        ) as Objective<T, never>;
+        // half positives, half negatives per step
+        const dp = new BatchDrawer(
+          run.data.pos.map((it): SignedExample => ({ ...enc(it), negative: false })),
+          seedItems,
+        );
+        const dn = new BatchDrawer(
+          run.data.neg.map((it): SignedExample => ({ ...enc(it), negative: true })),
+          seedItems + 1,
+        );
+        const half = Math.max(1, Math.floor(c.batchSize / 2));
+        draw = () => [...dp.next(c.batchSize - half), ...dn.next(half)];
+        save = async () => ({ lora: await saveLora(be, model.config, lora) });
+        break;
+      }
+    }
+
+    const trainer = new Trainer<T, never>(
+      be,
+      params,
+      {
+        lr: c.lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: c.weightDecay,
+        maxGradNorm: c.maxGradNorm,
+      },
+      objective,
+      c.seed,
+    );
+    made.push({ destroy: () => trainer.destroy() });
+    const warmup = Math.round(c.warmup * c.steps);
+    const losses: number[] = [];
+    const history: StageResult['history'] = {};
+    let cancelled = false;
+    for (let step = 0; step < c.steps; step++) {
+      if (run.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const lr = c.lr * linearWarmupDecay(step, c.steps, warmup);
+      const t0 = performance.now();
+      const r = await trainer.step(draw() as never[], {
+        lr,
+        ...(c.microBatch ? { microBatch: c.microBatch } : {}),
+      });
+      const metrics = meanAlphas(r.metrics, model.config.nLayers);
+      if (typeof metrics['pairs'] === 'number')
+        metrics['pair_acc'] = (metrics['pairs_right'] as number) / metrics['pairs'];
+      for (const [k, v] of Object.entries(metrics)) (history[k] ??= []).push(v);
+      losses.push(r.loss);
+      run.onProgress?.({
+        step: step + 1,
+        steps: c.steps,
+        loss: r.loss,
+        gradNorm: r.gradNorm,
+        lr,
+        rate: r.tokens / ((performance.now() - t0) / 1000),
+        metrics,
+      });
+    }
+    return { stage: run.stage, config: c, adapters: await save(), losses, history, cancelled };
+  } finally {
+    for (const m of made.reverse()) m.destroy();
+  }
+}
+
+/**
+ * Wraps NAT's objective: after each micro-batch's forward (before the tape is released) it adds
+ * Σα and the row count per layer to the metrics (`alpha_sum_<l>`, `alpha_n_<l>`: numbers add up
+ * over micro-batches), so the step can report the mean α per layer.
+ */
+function withAlphaSums<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  inner: Objective<T, Example>,
+  alphas: NatAlphas<T>[],
+): Objective<T, Example> {
+  return {
+    prepare: (e) => inner.prepare(e),
+    async run(tape, chunk, ctx) {
+      alphas.length = 0;
+      const r = await inner.run(tape, chunk, ctx);
+      const metrics = { ...r.metrics };
+      for (const a of alphas) {
+        const v = await model.be.read(a.alpha);
+        const ks = `alpha_sum_${a.layer}`,
+          kn = `alpha_n_${a.layer}`;
+        metrics[ks] = ((metrics[ks] as number | undefined) ?? 0) + v.reduce((x, y) => x + y, 0);
+        metrics[kn] = ((metrics[kn] as number | undefined) ?? 0) + v.length;
+      }
+      alphas.length = 0;
+      return { loss: r.loss, metrics };
+    },
+  };
+}
+
+/** Replaces the α sums by `alpha`: the mean α per layer (absent when the stage has no NAT unit). */
+function meanAlphas(
+  m: Record<string, number | number[]>,
+  nLayers: number,
+): Record<string, number | number[]> {
+  if (!('alpha_n_0' in m)) return { ...m };
+  const out: Record<string, number | number[]> = {};
+  for (const [k, v] of Object.entries(m)) if (!k.startsWith('alpha_')) out[k] = v;
+  out['alpha'] = Array.from({ length: nLayers }, (_, l) => {
+    const n = m[`alpha_n_${l}`] as number | undefined;
+    return n ? (m[`alpha_sum_${l}`] as number) / n : 0;
+  });
+  return out;
+}

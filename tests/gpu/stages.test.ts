@@ -1,0 +1,131 @@
+// Every training stage of the method trains a few steps on a tiny model and its loss falls; the
+// stages chain (neg → nat → nce), refuse unusable data with a clear message, and cancel cleanly.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GpuBackend } from '../../src/engine/backend/gpu.ts';
+import { CharTokenizer } from '../../src/engine/io/chartok.ts';
+import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import { loadLlama } from '../../src/engine/model/llama.ts';
+import { randomLlamaWeights } from '../../src/engine/model/random.ts';
+import { STAGES, type StageName } from '../../src/method/stages/config.ts';
+import {
+  runStage,
+  type StageAdapters,
+  type StageData,
+  type StageResult,
+  type TrainItem,
+} from '../../src/method/stages/stages.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+const tok = new CharTokenizer('0123456789+-=. Taehnswri:\nPoblmSut');
+const config: LlamaConfig = {
+  dim: 32,
+  hiddenDim: 64,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: tok.vocabSize,
+  maxSeqLen: 64,
+  ropeTheta: 10000,
+  normEps: 1e-5,
+  sharedClassifier: false,
+};
+
+// a + b, rationale "a+b=c. The answer is c." — negatives are off by one
+const data = { pos: [] as TrainItem[], neg: [] as TrainItem[] };
+for (let i = 0; i < 12; i++) {
+  const a = (i * 7) % 10,
+    b = (i * 3 + 1) % 10;
+  const question = `${a}+${b}`;
+  data.pos.push({ question, rationale: `${a}+${b}=${a + b}. The answer is ${a + b}.` });
+  data.neg.push({ question, rationale: `${a}+${b}=${a + b + 1}. The answer is ${a + b + 1}.` });
+}
+
+const quick = {
+  steps: 8,
+  batchSize: 4,
+  lr: 1e-2,
+  warmup: 0,
+  targets: ['q', 'v', 'o', 'gate', 'up', 'down'],
+} as const;
+
+async function setup() {
+  const be = new GpuBackend(await testGpu());
+  const model = loadLlama(be, config, randomLlamaWeights(config, 3));
+  return { be, model };
+}
+
+describe('method stages on a tiny model', () => {
+  let model: Awaited<ReturnType<typeof setup>>['model'];
+  const results: Partial<Record<StageName, StageResult>> = {};
+  beforeAll(async () => {
+    model = (await setup()).model;
+  });
+  const run = async (stage: StageName, inputs: StageAdapters = {}) => {
+    const r = await runStage({
+      stage,
+      model,
+      tokenizer: tok,
+      data,
+      config: { ...quick, targets: [...quick.targets] },
+      inputs,
+    });
+    results[stage] = r;
+    expect(r.losses).toHaveLength(quick.steps);
+    expect(r.losses.every(Number.isFinite)).toBe(true);
+    // the mean of the last three steps is below the first (batches differ from step to step)
+    const l = r.losses;
+    const tail = (l.at(-1)! + l.at(-2)! + l.at(-3)!) / 3;
+    expect(tail, `${stage}: ${l.map((x) => x.toFixed(3)).join(' ')}`).toBeLessThan(l[0]!);
+    return r;
+  };
+  for (const stage of ['kd', 'neg', 'mix', 'nt', 'ul', 'cl', 'rank'] as const) {
+    it(`${stage} lowers its loss`, async () => {
+      await run(stage);
+    });
+  }
+  it('linmix and nat (on the negative LoRA), then nce (on NAT) lower their losses', async () => {
+    const neg = results.neg!.adapters.lora!;
+    await run('linmix', { neg });
+    const nat = await run('nat', { neg });
+    // a fresh NAT unit (W_V2 = 0, B_pos = 0) is the base model: its first loss is KD's first loss
+    expect(nat.losses[0]).toBeCloseTo(results.kd!.losses[0]!, 4);
+    expect(nat.history['alpha']).toHaveLength(quick.steps);
+    expect((nat.history['alpha']![0] as number[]).length).toBe(config.nLayers);
+    expect(nat.adapters.neg).toEqual(neg); // LoRA_neg frozen
+    const nce = await run('nce', nat.adapters);
+    expect(nce.history['beta']![0]).toHaveLength(quick.batchSize);
+    expect(Object.keys(results).sort()).toEqual([...STAGES].sort());
+  });
+
+  it('refuses data it cannot learn from, with a message that says why', async () => {
+    const { model } = await setup();
+    const noNeg: StageData = { pos: data.pos, neg: [] };
+    await expect(runStage({ stage: 'neg', model, tokenizer: tok, data: noNeg })).rejects.toThrow(
+      /D_neg is empty/,
+    );
+    await expect(runStage({ stage: 'rank', model, tokenizer: tok, data: noNeg })).rejects.toThrow(/has both/);
+    await expect(runStage({ stage: 'nat', model, tokenizer: tok, data })).rejects.toThrow(/negative LoRA/);
+    await expect(
+      runStage({ stage: 'kd', model, tokenizer: tok, data: { pos: [], neg: [] } }),
+    ).rejects.toThrow(/D_pos is empty/);
+  });
+
+  it('cancels between steps and returns the adapter so far', async () => {
+    const { model } = await setup();
+    const ac = new AbortController();
+    const r = await runStage({
+      stage: 'kd',
+      model,
+      tokenizer: tok,
+      data,
+      config: { ...quick, targets: ['q', 'v'], steps: 50 },
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.step === 3) ac.abort();
+      },
+    });
+    expect(r.cancelled).toBe(true);
+    expect(r.losses).toHaveLength(3);
+    expect(Object.keys(r.adapters.lora!.tensors)).toHaveLength(2 * config.nLayers * 2);
+  });
+});
