@@ -3,6 +3,8 @@
  *   generate      sample text from a llama2.c model, printed exactly as llama2.c's run.c prints it
  *   check-answer  is a predicted answer equivalent to the gold one (math, gsm8k, arith)?
  *   vote          accuracy of first / SC / WS / ASC / early-stopped voting over sampled rationales
+ *   train         one stage of the method (kd, neg, mix, nat, linmix, nce, rank, nt, ul, cl) on a dataset
+ *   eval          a student's per-sequence losses and greedy accuracy on a dataset, as JSON
  *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
  */
 import { EngineError } from '../engine/errors.ts';
@@ -15,6 +17,11 @@ commands:
            [--top-p P] [--seed S] [--n M] [--backend gpu|cpu] [--quant f32|q8_0|q4_0]
   check-answer --kind math|gsm8k|arith (--pred P --gold G | --pairs FILE)
   vote --input FILE --kind math|gsm8k|arith [--lambda L]
+  train --stage kd|neg|mix|nat|linmix|nce|rank|nt|ul|cl --data FILE --out DIR [--model M]
+          [--tokenizer T] [--kind arith|gsm8k|math] [--neg DIR] [--nat DIR] [--steps N] [--batch B]
+          [--lr LR] [--targets q,v,...] [--rank R] [--seed S] [--held-out F] [--backend gpu|cpu]
+  eval --data FILE [--model M] [--tokenizer T] [--adapters DIR] [--kind K] [--split held-out|train|all]
+          [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
           [--held-out F] [--seed S] [--examples N]
   dataset convert --data FILE --kind math|gsm8k|arith --out FILE [--format auto|ours|authors|gsm8k-solutions]
@@ -30,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./check-answer.ts')).checkAnswerCommand(rest);
     case 'vote':
       return (await import('./vote.ts')).voteCommand(rest);
+    case 'train':
+      return (await import('./train.ts')).trainCommand(rest);
+    case 'eval':
+      return (await import('./eval.ts')).evalCommand(rest);
     case 'dataset':
       return (await import('./dataset.ts')).datasetCommand(rest);
     case undefined:

@@ -9,6 +9,9 @@ import { nodeGpu } from '../engine/gpu/node.ts';
 import type { Tensor } from '../engine/gpu/tensor.ts';
 import { parseLlama2c } from '../engine/io/llama2c.ts';
 import { Llama2cTokenizer } from '../engine/io/tokenizer.ts';
+import { CharTokenizer } from '../engine/io/chartok.ts';
+import { readLlamaSafetensors } from '../engine/io/checkpoint.ts';
+import type { TextTokenizer } from '../engine/infer/generate.ts';
 import { loadLlama, type LlamaModel } from '../engine/model/llama.ts';
 import type { DType } from '../engine/gpu/tensor.ts';
 
@@ -42,4 +45,41 @@ export async function loadModelFiles<T extends BackendTensor>(
     tokenizerPath.split('/').pop(),
   );
   return { model: loadLlama(be, config, weights, { matrices }), tokenizer };
+}
+
+/**
+ * A model and its tokenizer from files: a llama2.c checkpoint (`.bin`, tokenizer `.bin`) or our
+ * safetensors model (tokenizer: a char-tokenizer JSON, by default `<model>.tokenizer.json`).
+ */
+export async function loadAnyModel<T extends BackendTensor>(
+  be: Backend<T>,
+  modelPath: string,
+  tokenizerPath?: string,
+): Promise<{ model: LlamaModel<T>; tokenizer: TextTokenizer }> {
+  if (modelPath.endsWith('.bin')) {
+    if (!tokenizerPath)
+      throw new EngineError('BAD_ARGUMENT', 'a llama2.c model (.bin) needs --tokenizer <file>');
+    return loadModelFiles(be, modelPath, tokenizerPath);
+  }
+  const name = modelPath.split('/').pop() ?? modelPath;
+  const { config, weights } = readLlamaSafetensors(await readBinary(modelPath), name);
+  const tokPath = tokenizerPath ?? modelPath.replace(/\.safetensors$/, '') + '.tokenizer.json';
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(await readBinary(tokPath)));
+  } catch (e) {
+    if (e instanceof EngineError) throw e;
+    throw new EngineError(
+      'BAD_FILE',
+      `${tokPath} is not JSON: a character tokenizer file is {"type": "char", "chars": "..."}.`,
+    );
+  }
+  const tokenizer = CharTokenizer.fromJSON(json);
+  if (tokenizer.vocabSize !== config.vocabSize) {
+    throw new EngineError(
+      'SHAPE_MISMATCH',
+      `${tokPath} has ${tokenizer.vocabSize} tokens but ${name} expects ${config.vocabSize}: they do not belong together.`,
+    );
+  }
+  return { model: loadLlama(be, config, weights), tokenizer };
 }

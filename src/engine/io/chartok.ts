@@ -9,6 +9,7 @@
  *   tok.decode([1, 4, 13, 5, 2]);    // '1+2' (special tokens print nothing)
  */
 import { EngineError } from '../errors.ts';
+import type { StreamDecoder } from './tokenizer.ts';
 
 export interface CharTokenizerJSON {
   type: 'char';
@@ -67,6 +68,16 @@ export class CharTokenizer {
       s += c;
     }
     return s;
+  }
+
+  /** One token's text as UTF-8 bytes (special tokens: none). `prev` is unused (no BPE spaces). */
+  decodeBytes(_prev: number, token: number): Uint8Array {
+    return new TextEncoder().encode(this.decode([token]));
+  }
+
+  /** A stream decoder for generation: each token is whole characters already. */
+  createStreamDecoder(): StreamDecoder {
+    return { push: (_prev, token) => this.decode([token]), flush: () => '' };
   }
 
   toJSON(): CharTokenizerJSON {

@@ -181,7 +181,7 @@ function need<K extends keyof StageAdapters>(
 }
 
 /** The linear-mix ablation's site: base + 2·Δ_pos(x) − Δ_neg(x) (METHOD.md §1, last note). */
-function linearMixHook<T extends BackendTensor>(
+export function linearMixHook<T extends BackendTensor>(
   tape: Tape<T>,
   pos: LoraAdapter<T>,
   neg: LoraAdapter<T>,

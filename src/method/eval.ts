@@ -1,0 +1,217 @@
+/**
+ * Evaluation of a student (base model + adapters): per-sequence losses (teacher forcing) and
+ * greedy solving of questions in batches, with answer checking and a 95% Wilson interval.
+ */
+import type { BackendTensor } from '../engine/backend/types.ts';
+import { Tape } from '../engine/autograd/tape.ts';
+import {
+  linearMixInference,
+  loraInference,
+  natInference,
+  type InferenceAdapter,
+} from '../engine/infer/adapters.ts';
+import { generate, type TextTokenizer } from '../engine/infer/generate.ts';
+import { LlamaRunner } from '../engine/infer/runner.ts';
+import type { LlamaModel } from '../engine/model/llama.ts';
+import { destroyLora, loadLora, type LoraAdapter } from '../engine/model/lora.ts';
+import { destroyNatUnit, loadNatUnit, type NatUnit } from '../engine/model/nat.ts';
+import { llamaForward, loraHook, type SiteHook } from '../engine/train/forward.ts';
+import { natHook } from '../engine/train/nat.ts';
+import { packBatch, sequenceLength, uploadBatch, type Example } from '../engine/train/trainer.ts';
+import { isCorrect, type AnswerKind } from './answers/index.ts';
+import { linearMixHook, type StageAdapters } from './stages/stages.ts';
+import { encodeExample, promptOf } from './stages/text.ts';
+
+/** A student's adapters, ready for the tape (losses) and for the KV-cache runner (sampling). */
+export interface Student<T extends BackendTensor> {
+  /** What it is: 'base', 'lora', 'nat' or 'linmix'. */
+  kind: 'base' | 'lora' | 'nat' | 'linmix';
+  hook(tape: Tape<T>): SiteHook<T> | null;
+  inference(maxRows: number): InferenceAdapter<T> | null;
+  destroy(): void;
+}
+
+/** Builds the student a stage's adapters describe (NAT if it has a unit, linear mix for linmix). */
+export function loadStudent<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  adapters: StageAdapters = {},
+  stage: string | null = null,
+): Student<T> {
+  const be = model.be;
+  const loras: LoraAdapter<T>[] = [];
+  const lora = (s: NonNullable<StageAdapters['lora']>) => {
+    const a = loadLora(be, model.config, s);
+    loras.push(a);
+    return a;
+  };
+  let unit: NatUnit<T> | null = null;
+  const destroy = () => {
+    for (const a of loras) destroyLora(be, a);
+    if (unit) destroyNatUnit(be, unit);
+  };
+  if (adapters.nat && adapters.lora && adapters.neg) {
+    const pos = lora(adapters.lora),
+      neg = lora(adapters.neg);
+    const u = (unit = loadNatUnit(be, model.config, adapters.nat));
+    return {
+      kind: 'nat',
+      hook: (tape) => natHook(tape, pos, neg, u, { trainable: false, training: false, seed: 0 }),
+      inference: (rows) => natInference(model, pos, neg, u, rows),
+      destroy,
+    };
+  }
+  if (stage === 'linmix' && adapters.lora && adapters.neg) {
+    const pos = lora(adapters.lora),
+      neg = lora(adapters.neg);
+    return {
+      kind: 'linmix',
+      hook: (tape) => linearMixHook(tape, pos, neg, 0, false, true),
+      inference: (rows) => linearMixInference(be, pos, neg, rows),
+      destroy,
+    };
+  }
+  if (adapters.lora) {
+    const a = lora(adapters.lora);
+    return {
+      kind: 'lora',
+      hook: (tape) => loraHook(tape, a, 0, false, true),
+      inference: (rows) => loraInference(be, a, rows),
+      destroy,
+    };
+  }
+  return { kind: 'base', hook: () => null, inference: () => null, destroy };
+}
+
+/** Mean CE over each example's loss tokens (teacher forcing, no dropout), in micro-batches. */
+export async function sequenceLosses<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  student: Student<T>,
+  examples: readonly Example[],
+  microBatch = 16,
+): Promise<number[]> {
+  const out: number[] = [];
+  const V = model.config.vocabSize;
+  for (let i = 0; i < examples.length; i += microBatch) {
+    const chunk = examples.slice(i, i + microBatch);
+    const T = sequenceLength(chunk, model.config.maxSeqLen);
+    const p = packBatch(chunk, T, 1);
+    const tape = new Tape(model.be);
+    try {
+      const batch = uploadBatch(tape, p);
+      const logits = llamaForward(tape, model, batch, student.hook(tape));
+      const losses = tape.alloc([p.B * T], 'eval.losses');
+      model.be.ops.crossentropyForward(losses, logits.t, batch.targets, p.B * T, V);
+      const l = await model.be.read(losses);
+      for (let b = 0; b < p.B; b++) {
+        let s = 0,
+          n = 0;
+        for (let t = 0; t < T; t++) {
+          if (p.weights[b * T + t]! !== 0) {
+            s += l[b * T + t]!;
+            n++;
+          }
+        }
+        out.push(n ? s / n : 0);
+      }
+    } finally {
+      tape.release();
+    }
+  }
+  return out;
+}
+
+export interface SolveOptions {
+  /** New tokens at most per answer. */
+  maxNew: number;
+  /** Sequences decoded together. */
+  batch?: number;
+  temperature?: number;
+  seed?: number;
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** The student's rationale for each question (greedy unless a temperature is given). */
+export async function solve<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  student: Student<T>,
+  tok: TextTokenizer,
+  questions: readonly string[],
+  opts: SolveOptions,
+): Promise<string[]> {
+  const batch = opts.batch ?? 16;
+  const prompts = questions.map((q) => tok.encode(promptOf(q), true, false));
+  const longest = Math.max(0, ...prompts.map((p) => p.length));
+  const maxT = Math.min(model.config.maxSeqLen, longest + opts.maxNew);
+  const runner = new LlamaRunner(model, { slots: batch, maxT, maxRows: Math.max(64, batch) });
+  const adapter = student.inference(runner.maxRows);
+  runner.setAdapter(adapter);
+  const texts: string[] = [];
+  try {
+    for (let i = 0; i < prompts.length; i += batch) {
+      const chunk = prompts.slice(i, i + batch);
+      const r = await generate(runner, tok, chunk, {
+        steps: maxT,
+        temperature: opts.temperature ?? 0,
+        topp: 1,
+        seed: opts.seed ?? 1,
+        stopTokens: [tok.eos, tok.bos],
+      });
+      // tokens hold the prompt after BOS, then the continuation: keep the continuation
+      r.tokens.forEach((toks, s) => texts.push(continuation(tok, chunk[s]!, toks)));
+      opts.onBatch?.(Math.min(i + batch, prompts.length), prompts.length);
+    }
+  } finally {
+    runner.destroy();
+    adapter?.destroy();
+  }
+  return texts;
+}
+
+/** The text of the tokens after the prompt (`toks` holds the prompt after BOS, then the rest). */
+function continuation(tok: TextTokenizer, prompt: readonly number[], toks: readonly number[]): string {
+  let prev = prompt.at(-1) ?? tok.bos;
+  const parts: Uint8Array[] = [];
+  for (const t of toks.slice(prompt.length - 1)) {
+    parts.push(tok.decodeBytes(prev, t));
+    prev = t;
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    bytes.set(p, o);
+    o += p.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** 95% Wilson score interval of k successes in n. */
+export function wilson(k: number, n: number, z = 1.959963984540054): [number, number] {
+  if (n === 0) return [0, 1];
+  const p = k / n;
+  const d = 1 + (z * z) / n;
+  const c = p + (z * z) / (2 * n);
+  const h = z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  return [Math.max(0, (c - h) / d), Math.min(1, (c + h) / d)];
+}
+
+export interface Accuracy {
+  n: number;
+  correct: number;
+  accuracy: number;
+  ci95: [number, number];
+  solved: boolean[];
+}
+
+export function accuracyOf(kind: AnswerKind, texts: readonly string[], golds: readonly string[]): Accuracy {
+  const solved = texts.map((t, i) => isCorrect(kind, t, golds[i]!));
+  const k = solved.filter(Boolean).length;
+  return {
+    n: texts.length,
+    correct: k,
+    accuracy: texts.length ? k / texts.length : 0,
+    ci95: wilson(k, texts.length),
+    solved,
+  };
+}
+
+export { encodeExample };
