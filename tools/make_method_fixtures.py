@@ -9,6 +9,8 @@ LoRA and head) after them, as float32, and computes in float64 (METHOD.md §1-3)
 - NCE: student loss 0.5·CE + 0.5·KD with KD weighted by (0.5 + β), β = tanh(mean_t KL(p_N‖p_T))
   per sequence, teacher = the NAT model above, N = base + LoRA_neg; both CE and KD are means over
   all loss tokens of the batch; β and the gradients w.r.t. the student LoRA.
+- Full fine-tuning: the base model's masked CE and its gradient w.r.t. every weight (stored as
+  float32).
 - Ranker: h = masked mean of the final hidden states (after the last RMSNorm) over rationale
   tokens, h1 = ELU(W1 h + b1) + h, h2 = ELU(W2 h1 + b2) + h1, s = σ(w·h2 + b); sequence 0 is the
   positive, sequence 1 the negative of one pair; loss (1 − s⁺)³ + (s⁻)³ and its gradients w.r.t.
@@ -165,6 +167,12 @@ def main():
     g = torch.autograd.grad(rank_loss, [rank[k] for k in rank] + [head[k] for k in head])
     rank_grads = dict(zip(['lora.' + k for k in rank] + ['head.' + k for k in head], g))
 
+    # --- full fine-tuning: gradient of the base model's masked CE w.r.t. every weight ---
+    wfull = {k: v.to(torch.float64).requires_grad_(True) for k, v in w32.items()}
+    full_loss = mf.masked_loss(forward(wfull, tokens, lambda l, t, h, b: b), targets, mask)
+    g = torch.autograd.grad(full_loss, list(wfull.values()))
+    full_grads = dict(zip(wfull, g))
+
     enc = mf.enc_f64
     fixture = {
         'about': 'tools/make_method_fixtures.py; base model, batch and LoRA_pos: tiny_llama_lora.json',
@@ -180,6 +188,9 @@ def main():
                 'grads': {k: enc(v) for k, v in nat_grads.items()}},
         'nce': {'kl': enc(kl_t), 'beta': enc(beta), 'loss': enc(nce_loss), 'ce': enc(ce), 'kd': enc(kd),
                 'grads': {k: enc(v) for k, v in nce_grads.items()}},
+        'full': {'loss': enc(full_loss),
+                 # float32 is enough for a 1e-4 relative check and halves the file
+                 'grads': {k: mf.enc_f32(v.to(torch.float32)) for k, v in full_grads.items()}},
         'rank': {'scores': enc(s), 'loss': enc(rank_loss),
                  'grads': {k: enc(v) for k, v in rank_grads.items()}},
     }

@@ -17,7 +17,13 @@ import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import { llamaForward, loraHook } from '../../src/engine/train/forward.ts';
 import { natHook, type NatAlphas } from '../../src/engine/train/nat.ts';
 import { nceObjective, rankerObjective } from '../../src/engine/train/objectives.ts';
-import { countLossTokens, packBatch, uploadBatch } from '../../src/engine/train/trainer.ts';
+import {
+  countLossTokens,
+  likelihoodObjective,
+  packBatch,
+  uploadBatch,
+} from '../../src/engine/train/trainer.ts';
+import { fullParams } from '../../src/engine/model/full.ts';
 import { checkOp } from '../helpers/checkop.ts';
 import { decode, fixtureExamples, loadTinyFixture, type Blob } from '../helpers/fixture.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -128,6 +134,30 @@ for (const kind of ['cpu', 'gpu'] as const) {
       expectGrads(`${kind}:nce`, await grads(be, student.params), j.nce.grads);
       for (const prm of [...pos.params, ...neg.params, ...unit.params])
         expect((await be.read(prm.grad)).every((x) => x === 0)).toBe(true);
+    });
+
+    it('full fine-tuning: loss and the gradient of every base weight', async () => {
+      const be = await backend(kind);
+      const model = loadLlama(be, f.config, f.weights);
+      const full = fullParams(model);
+      const obj = likelihoodObjective(model, () => null, full.trainable);
+      const tape = new Tape(be);
+      const r = await obj.run(tape, examples, { norm: obj.prepare(examples), seed: 0, training: true });
+      tape.backward();
+      tape.release();
+      checkOp(`${kind}:full loss`, [r.loss], f64(j.full.loss), tol);
+      const ours = (name: string) =>
+        name
+          .replace('tok_embeddings', 'tokenEmbedding')
+          .replace('attention_norm', 'rmsAtt')
+          .replace('ffn_norm', 'rmsFfn')
+          .replace(/^norm$/, 'rmsFinal')
+          .replace(/^output$/, 'wcls');
+      const got = await grads(be, full.params);
+      expect(Object.keys(got).sort()).toEqual(Object.keys(j.full.grads).map(ours).sort());
+      for (const [name, b] of Object.entries(j.full.grads as Record<string, Blob>))
+        checkOp(`${kind}:full grad ${name}`, got[ours(name)]!, decode(b), tol);
+      full.destroy();
     });
 
     it('ranker: loss and gradients of the rank LoRA and the head', async () => {
