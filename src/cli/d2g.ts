@@ -4,6 +4,7 @@
  *   check-answer  is a predicted answer equivalent to the gold one (math, gsm8k, arith)?
  *   vote          accuracy of first / SC / WS / ASC / early-stopped voting over sampled rationales
  *   train         one stage of the method (kd, neg, mix, nat, linmix, nce, rank, nt, ul, cl) on a dataset
+ *   sample        m rationales per question from a student (scored by a ranker), in vote's input format
  *   eval          a student's per-sequence losses and greedy accuracy on a dataset, as JSON
  *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
  */
@@ -20,6 +21,9 @@ commands:
   train --stage kd|neg|mix|nat|linmix|nce|rank|nt|ul|cl --data FILE --out DIR [--model M]
           [--tokenizer T] [--kind arith|gsm8k|math] [--neg DIR] [--nat DIR] [--steps N] [--batch B]
           [--lr LR] [--targets q,v,...] [--rank R] [--seed S] [--held-out F] [--backend gpu|cpu]
+  sample --data FILE --out FILE [--model M] [--tokenizer T] [--adapters DIR] [--ranker DIR]
+          [--kind K] [--m 16] [--temperature 0.7] [--split held-out|train|all] [--limit N]
+          [--max-new N] [--seed S] [--backend gpu|cpu]
   eval --data FILE [--model M] [--tokenizer T] [--adapters DIR] [--kind K] [--split held-out|train|all]
           [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
@@ -39,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./vote.ts')).voteCommand(rest);
     case 'train':
       return (await import('./train.ts')).trainCommand(rest);
+    case 'sample':
+      return (await import('./sample.ts')).sampleCommand(rest);
     case 'eval':
       return (await import('./eval.ts')).evalCommand(rest);
     case 'dataset':

@@ -17,6 +17,9 @@ import { destroyLora, loadLora, type LoraAdapter } from '../engine/model/lora.ts
 import { destroyNatUnit, loadNatUnit, type NatUnit } from '../engine/model/nat.ts';
 import { llamaForward, loraHook, type SiteHook } from '../engine/train/forward.ts';
 import { natHook } from '../engine/train/nat.ts';
+import { rankerLogits, rationaleMask } from '../engine/train/objectives.ts';
+import { EngineError } from '../engine/errors.ts';
+import { destroyRankerHead, loadRankerHead } from '../engine/model/ranker.ts';
 import { packBatch, sequenceLength, uploadBatch, type Example } from '../engine/train/trainer.ts';
 import { isCorrect, type AnswerKind } from './answers/index.ts';
 import { linearMixHook, type StageAdapters } from './stages/stages.ts';
@@ -153,7 +156,7 @@ export async function solve<T extends BackendTensor>(
         steps: maxT,
         temperature: opts.temperature ?? 0,
         topp: 1,
-        seed: opts.seed ?? 1,
+        seed: (opts.seed ?? 1) + i, // each batch its own streams
         stopTokens: [tok.eos, tok.bos],
       });
       // tokens hold the prompt after BOS, then the continuation: keep the continuation
@@ -215,3 +218,65 @@ export function accuracyOf(kind: AnswerKind, texts: readonly string[], golds: re
 }
 
 export { encodeExample };
+
+/** A ranker (rank LoRA + head) loaded from a rank stage's adapters. */
+export interface Ranker {
+  /** Scores s ∈ (0, 1) of (question, rationale) pairs, in batches. */
+  score(items: readonly { question: string; rationale: string }[], batch?: number): Promise<number[]>;
+  /** The same for encoded sequences (rationale tokens = the inputs whose lossMask is 1). */
+  scoreExamples(exs: readonly Example[], batch?: number): Promise<number[]>;
+  destroy(): void;
+}
+
+export function loadRanker<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  tok: {
+    encode(text: string, bos: boolean, eos: boolean): number[];
+    bos: number;
+    eos: number;
+    vocabSize: number;
+  },
+  adapters: StageAdapters,
+): Ranker {
+  if (!adapters.rank || !adapters.head) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      'these adapters hold no ranker (rank LoRA + head): give the output of a rank stage.',
+    );
+  }
+  const be = model.be;
+  const lora = loadLora(be, model.config, adapters.rank);
+  const head = loadRankerHead(be, adapters.head);
+  const ranker: Ranker = {
+    score: (items, batch) =>
+      ranker.scoreExamples(
+        items.map((it) => encodeExample(tok, it.question, it.rationale)),
+        batch,
+      ),
+    async scoreExamples(all, batch = 16) {
+      const out: number[] = [];
+      for (let i = 0; i < all.length; i += batch) {
+        const exs = all.slice(i, i + batch);
+        const T = sequenceLength(exs, model.config.maxSeqLen);
+        const tape = new Tape(be);
+        try {
+          const b = uploadBatch(tape, packBatch(exs, T, 1));
+          const mask = tape.alloc([exs.length * T], 'rank.mask');
+          be.write(mask, rationaleMask(exs, T));
+          const z = rankerLogits(tape, model, b, mask, head, loraHook(tape, lora, 0, false, true), false);
+          const s = tape.alloc([exs.length], 'rank.s');
+          be.ops.sigmoidForward(s, z.t, exs.length);
+          out.push(...(await be.read(s)));
+        } finally {
+          tape.release();
+        }
+      }
+      return out;
+    },
+    destroy() {
+      destroyLora(be, lora);
+      destroyRankerHead(be, head);
+    },
+  };
+  return ranker;
+}

@@ -86,6 +86,45 @@ describe('d2g train / eval', () => {
     expect(j.ci95[0]).toBeGreaterThanOrEqual(0);
     expect(j.losses).toHaveLength(48);
     for (const l of j.losses) expect(Number.isFinite(l.loss)).toBe(true);
+    // m samples per question, scored by the ranker, then voted on
+    const out = join(dir, 'samples.jsonl');
+    const s = d2g(
+      'sample',
+      '--model',
+      model,
+      '--data',
+      DATA,
+      '--adapters',
+      join(dir, 'nat'),
+      '--ranker',
+      join(dir, 'rank'),
+      '--split',
+      'all',
+      '--limit',
+      '3',
+      '--m',
+      '4',
+      '--max-new',
+      '8',
+      '--out',
+      out,
+    );
+    expect(s.code, s.err).toBe(0);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(l.samples).toHaveLength(4);
+      for (const x of l.samples) {
+        expect(x.score).toBeGreaterThan(0);
+        expect(x.score).toBeLessThan(1);
+      }
+    }
+    const v = d2g('vote', '--input', out, '--kind', 'arith');
+    expect(v.code, v.err).toBe(0);
+    expect(JSON.parse(v.out).n).toBe(3);
   });
 
   it('refuses NAT without a negative LoRA, and a tokenizer of another model', () => {

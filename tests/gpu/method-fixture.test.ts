@@ -24,6 +24,7 @@ import {
   uploadBatch,
 } from '../../src/engine/train/trainer.ts';
 import { fullParams } from '../../src/engine/model/full.ts';
+import { loadRanker } from '../../src/method/eval.ts';
 import { checkOp } from '../helpers/checkop.ts';
 import { decode, fixtureExamples, loadTinyFixture, type Blob } from '../helpers/fixture.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -180,6 +181,17 @@ for (const kind of ['cpu', 'gpu'] as const) {
       expect(r.metrics).toEqual({ pairs_right: 1, pairs: 1 }); // s⁺ 0.82 > s⁻ 0.51
       const got = { ...(await grads(be, rank.params, 'lora.')), ...(await grads(be, head.params, 'head.')) };
       expectGrads(`${kind}:rank`, got, j.rank.grads);
+      // scoring (inference) gives the fixture's scores
+      const ranker = loadRanker(
+        model,
+        { encode: () => [], bos: 1, eos: 2, vocabSize: f.config.vocabSize },
+        {
+          rank: loraState(j.rank_lora),
+          head: { dim: f.config.dim, tensors: f32s(j.head) },
+        },
+      );
+      checkOp(`${kind}:rank scores`, await ranker.scoreExamples(examples), f64(j.rank.scores), tol);
+      ranker.destroy();
     });
   });
 }

@@ -181,7 +181,7 @@ function packSide(side: readonly Example[], T: number) {
 }
 
 /** The mask of rationale tokens among the inputs: lossMask[t] for t < T. */
-function rationaleMask(side: readonly Example[], T: number): Float32Array {
+export function rationaleMask(side: readonly Example[], T: number): Float32Array {
   const m = new Float32Array(side.length * T);
   side.forEach((ex, b) => {
     for (let t = 0; t < T && t < ex.tokens.length; t++) m[b * T + t] = ex.lossMask[t] ?? 0;
