@@ -6,6 +6,7 @@
  *   train         one stage of the method (kd, neg, mix, nat, linmix, nce, rank, nt, ul, cl) on a dataset
  *   sample        m rationales per question from a student (scored by a ranker), in vote's input format
  *   eval          a student's per-sequence losses and greedy accuracy on a dataset, as JSON
+ *   repro         the paper's experiments, small: Tables 1–2, SC/WS/ASC at m = 1..16, ranker accuracy
  *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
  */
 import { EngineError } from '../engine/errors.ts';
@@ -26,6 +27,8 @@ commands:
           [--max-new N] [--seed S] [--backend gpu|cpu]
   eval --data FILE [--model M] [--tokenizer T] [--adapters DIR] [--kind K] [--split held-out|train|all]
           [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
+  repro --data FILE [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE] [--steps N]
+          [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
           [--held-out F] [--seed S] [--examples N]
   dataset convert --data FILE --kind math|gsm8k|arith --out FILE [--format auto|ours|authors|gsm8k-solutions]
@@ -47,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./sample.ts')).sampleCommand(rest);
     case 'eval':
       return (await import('./eval.ts')).evalCommand(rest);
+    case 'repro':
+      return (await import('./repro.ts')).reproCommand(rest);
     case 'dataset':
       return (await import('./dataset.ts')).datasetCommand(rest);
     case undefined:

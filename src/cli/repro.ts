@@ -1,0 +1,112 @@
+/**
+ * `d2g repro`: the paper's experiments, small (src/method/experiments/repro.ts), on a model and a
+ * teacher dataset. Prints the tables and writes the JSON.
+ *   npm run d2g -- repro --data F [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE]
+ *        [--steps N] [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
+ * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { EngineError } from '../engine/errors.ts';
+import { heldOutSplit, parseDataset, splitPosNeg } from '../method/datasets/index.ts';
+import { DEFAULT_REPRO, repro, type ReproConfig, type ReproResult } from '../method/experiments/repro.ts';
+import { parseKind, readText, withArgErrors } from './check-answer.ts';
+import { loadAnyModel, makeBackend, type BackendKind } from './load.ts';
+import { DEFAULT_MODEL } from './train.ts';
+
+const pct = (x: number) => (100 * x).toFixed(1);
+const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
+
+export function reproTables(r: ReproResult): string {
+  const t1 = r.table1;
+  const lines = [
+    `held-out problems: ${r.n}; ${r.seconds.toFixed(0)} s`,
+    '',
+    '(a) Table 1 — problems solved (greedy)',
+    '| D_pos model (KD) | D_neg model | both | union | IoU | NAT | NAT ∩ neg-only |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${t1.pos} | ${t1.neg} | ${t1.both} | ${t1.union} | ${t1.iou.toFixed(3)} | ${t1.nat} | ${t1.nat_and_neg_only} |`,
+    '',
+    '(b) Table 2 — greedy accuracy % [95% CI]',
+    '| student | accuracy | 95% CI | train loss first → last |',
+    '|---|---:|---|---|',
+    ...Object.entries(r.table2).map(
+      ([k, a]) =>
+        `| ${k} | ${pct(a.accuracy)} | ${ci(a.ci95)} | ${a.first_loss !== undefined ? `${a.first_loss.toFixed(3)} → ${a.last_loss!.toFixed(3)}` : '—'} |`,
+    ),
+    '',
+    `(c) voting over samples of the ${r.config.voteStudent} student (T = ${r.config.temperature}, λ = ${r.config.lambda}) — accuracy %`,
+    '| m | SC | WS | ASC | early stop (mean samples) |',
+    '|---:|---:|---:|---:|---:|',
+    ...r.voting.map(
+      (v) =>
+        `| ${v.m} | ${pct(v.sc.accuracy)} | ${pct(v.ws.accuracy)} | ${pct(v.asc.accuracy)} | ${pct(v.early_stop.accuracy)} (${v.early_stop.mean_samples.toFixed(1)}) |`,
+    ),
+    '',
+    `(d) ranker pairwise accuracy: ${pct(r.ranker.accuracy)}% ${ci(r.ranker.ci95)} over ${r.ranker.pairs} held-out pairs`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export async function reproCommand(argv: string[]): Promise<number> {
+  const { values } = withArgErrors('repro', () =>
+    parseArgs({
+      args: argv,
+      options: {
+        data: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        model: { type: 'string', default: DEFAULT_MODEL },
+        tokenizer: { type: 'string' },
+        kind: { type: 'string', default: 'arith' },
+        out: { type: 'string' },
+        steps: { type: 'string' },
+        batch: { type: 'string' },
+        test: { type: 'string' },
+        'held-out': { type: 'string' },
+        m: { type: 'string' },
+        backend: { type: 'string', default: 'gpu' },
+      },
+      strict: true,
+    }),
+  );
+  if (!values.data) throw new EngineError('BAD_ARGUMENT', 'repro needs --data <teacher dataset>');
+  const kind = parseKind('repro', values.kind);
+  const quick = values.quick;
+  const ds = parseDataset(await readText('repro', values.data), { kind, name: values.data });
+  const { train, heldOut } = heldOutSplit(ds, { fraction: Number(values['held-out'] ?? 0.2), seed: 0 });
+  const nTest = Number(values.test ?? (quick ? 24 : 1000));
+  const { pos, neg } = splitPosNeg(train);
+  const item = (x: (typeof pos)[number]) => ({ question: x.problem.question, rationale: x.rationale.text });
+  const test = heldOut.problems.slice(0, nTest).map((p) => ({
+    question: p.question,
+    gold: p.goldAnswer,
+    pos: p.rationales.filter((r) => r.correct).map((r) => r.text),
+    neg: p.rationales.filter((r) => !r.correct).map((r) => r.text),
+  }));
+  if (test.length < nTest)
+    process.stderr.write(
+      `note: only ${test.length} held-out problems (asked for ${nTest}); raise --held-out or the data size\n`,
+    );
+  const cfg: ReproConfig = {
+    ...DEFAULT_REPRO,
+    m: Number(values.m ?? (quick ? 4 : 16)),
+    maxNew: quick ? 48 : DEFAULT_REPRO.maxNew,
+    stage: {
+      steps: Number(values.steps ?? (quick ? 4 : 400)),
+      batchSize: Number(values.batch ?? (quick ? 4 : 16)),
+      targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'],
+      lr: 2e-3,
+    },
+  };
+  const be = await makeBackend(values.backend as BackendKind);
+  const { model, tokenizer } = await loadAnyModel(be as never, values.model, values.tokenizer);
+  process.stderr.write(
+    `repro: D_pos ${pos.length}, D_neg ${neg.length}, ${test.length} held-out problems, ${cfg.stage.steps} steps per stage\n`,
+  );
+  const r = await repro(model, tokenizer, kind, { pos: pos.map(item), neg: neg.map(item) }, test, cfg, (l) =>
+    process.stderr.write(l + '\n'),
+  );
+  process.stdout.write(reproTables(r));
+  if (values.out) await writeFile(values.out, JSON.stringify(r, null, 1) + '\n');
+  return 0;
+}
