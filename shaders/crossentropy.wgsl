@@ -80,3 +80,57 @@ fn crossentropy_forward_backward(@builtin(workgroup_id) wg: vec3u, @builtin(loca
     dlogits[base + i] = select(g, 0.0, skip);
   }
 }
+
+// ---- Software GPUs (SwiftShader: a thread is one SIMD lane of a CPU core, and a workgroup barrier
+// is a fiber switch): a thread per row, serially over the vocabulary, no barrier. One exp per
+// logit: the max first, then exp(x − max) goes to dlogits and is rescaled in place.
+// crossentropy_forward_serial, crossentropy_forward_backward_serial: bindings as above; WG threads
+// per workgroup over a 2D grid x·y, threads past N return.
+
+fn serial_index(wg: vec3u, nwg: vec3u, lid: u32) -> u32 { return (wg.y * nwg.x + wg.x) * WG + lid; }
+
+fn row_max(base: u32) -> f32 {
+  var m = LOWEST;
+  for (var i = 0u; i < pc.V; i++) { m = max(m, logits[base + i]); }
+  return m;
+}
+
+// losses[row] from the row's max and Σ exp(x − max).
+fn put_loss(row: u32, m: f32, s: f32) {
+  let t = targets[row];
+  var loss = 0.0;
+  if (t < pc.V) { loss = m + log(s) - logits[row * pc.V + t]; }
+  losses[row] = loss;
+}
+
+@compute @workgroup_size(WG)
+fn crossentropy_forward_serial(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                               @builtin(local_invocation_index) lid: u32) {
+  let row = serial_index(wg, nwg, lid);
+  if (row >= pc.N) { return; }
+  let base = row * pc.V;
+  let m = row_max(base);
+  var s = 0.0;
+  for (var i = 0u; i < pc.V; i++) { s += exp(logits[base + i] - m); }
+  put_loss(row, m, s);
+}
+
+@compute @workgroup_size(WG)
+fn crossentropy_forward_backward_serial(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                                        @builtin(local_invocation_index) lid: u32) {
+  let row = serial_index(wg, nwg, lid);
+  if (row >= pc.N) { return; }
+  let base = row * pc.V;
+  let m = row_max(base);
+  var s = 0.0;
+  for (var i = 0u; i < pc.V; i++) { let e = exp(logits[base + i] - m); dlogits[base + i] = e; s += e; }
+  put_loss(row, m, s);
+  let t = targets[row];
+  let w = weights[row];
+  let skip = w == 0.0 || t >= pc.V;
+  let inv = 1.0 / s;
+  for (var i = 0u; i < pc.V; i++) {
+    let g = w * (dlogits[base + i] * inv - select(0.0, 1.0, i == t));
+    dlogits[base + i] = select(g, 0.0, skip);
+  }
+}

@@ -102,3 +102,27 @@ fn rmsnorm_forward_serial(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = 0u; i < ps.C; i++) { s_out[base + i] = s_inp[base + i] * r * s_w[i]; }
   s_rstd[row] = r;
 }
+
+// rmsnorm_backward_serial  bindings as rmsnorm_backward; one thread per row, no barriers (the
+// dweight kernel above already runs a thread per column over the rows in order).
+@group(0) @binding(0) var<uniform> pbs: Bwd;
+@group(0) @binding(1) var<storage, read_write> bs_dinp: array<f32>;
+@group(0) @binding(2) var<storage, read> bs_dout: array<f32>;
+@group(0) @binding(3) var<storage, read> bs_inp: array<f32>;
+@group(0) @binding(4) var<storage, read> bs_w: array<f32>;
+@group(0) @binding(5) var<storage, read> bs_rstd: array<f32>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward_serial(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x;
+  if (row >= pbs.N) { return; }
+  let base = row * pbs.C;
+  let r = bs_rstd[row];
+  var dot = 0.0;
+  for (var i = 0u; i < pbs.C; i++) { dot += bs_dout[base + i] * bs_w[i] * bs_inp[base + i]; }
+  let k = r * r * r * dot / f32(pbs.C);
+  for (var i = 0u; i < pbs.C; i++) {
+    let g = r * bs_w[i] * bs_dout[base + i] - k * bs_inp[base + i];
+    if (pbs.accumulate != 0u) { bs_dinp[base + i] += g; } else { bs_dinp[base + i] = g; }
+  }
+}

@@ -4,6 +4,7 @@ import type { Tensor } from '../../src/engine/gpu/tensor.ts';
 import * as gpuOp from '../../src/engine/ops/attention.ts';
 import * as ref from '../../src/engine/ref/attention.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { tolFor } from '../helpers/tolerances.ts';
 import { randArray, rng } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -24,6 +25,10 @@ function ints(n: number, seed: number, m: number): Float32Array {
   return a.map(Math.round);
 }
 
+/** Every kernel variant (training and decode) that takes head size HS. */
+const variantsFor = (HS: number): gpuOp.DecodeVariant[] =>
+  gpuOp.serial4Fits(HS) ? ['parallel', 'serial', 'serial4'] : ['parallel', 'serial'];
+
 describe('attention (training) GPU vs reference', () => {
   const cases = [
     // B, T, NH, NKV, HS, value range (extreme: integer q, k → scores up to ±400)
@@ -34,6 +39,9 @@ describe('attention (training) GPU vs reference', () => {
     [1, 67, 2, 1, 64, 'rand'],
     [1, 3, 2, 1, 128, 'rand'],
     [2, 9, 4, 2, 16, 'extreme'],
+    [2, 6, 3, 3, 12, 'rand'],
+    [1, 5, 2, 1, 4, 'extreme'],
+    [3, 35, 4, 2, 8, 'rand'],
   ] as const;
   for (const [B, T, NH, NKV, HS, range] of cases) {
     it(`B=${B} T=${T} NH=${NH} NKV=${NKV} HS=${HS} ${range}`, async () => {
@@ -67,44 +75,47 @@ describe('attention (training) GPU vs reference', () => {
           tk = up(k, 'k'),
           tv = up(v, 'v'),
           tdout = up(dout, 'dout');
-        // outputs and scratch start as garbage: every element must be written
-        const tout = up(randArray(Float32Array, nq, 8), 'out'),
-          tatt = up(randArray(Float32Array, na, 9), 'att');
-        const tdatt = up(randArray(Float32Array, na, 10), 'datt');
-        const tdq = up(prevQ, 'dq'),
-          tdk = up(prevK, 'dk'),
-          tdv = up(prevV, 'dv');
-        const tdqW = up(prevQ, 'dqW'),
-          tdkW = up(prevK, 'dkW'),
-          tdvW = up(prevV, 'dvW');
-        gpuOp.attentionForward(gpu, tout, tatt, tq, tk, tv, B, T, NH, NKV, HS);
-        gpuOp.attentionBackward(gpu, tdq, tdk, tdv, tdatt, tdout, tq, tk, tv, tatt, B, T, NH, NKV, HS, true);
-        gpuOp.attentionBackward(
-          gpu,
-          tdqW,
-          tdkW,
-          tdvW,
-          tdatt,
-          tdout,
-          tq,
-          tk,
-          tv,
-          tatt,
-          B,
-          T,
-          NH,
-          NKV,
-          HS,
-          false,
-        );
-        checkOp('attention_forward', await gpu.read(tout), out);
-        checkOp('attention_forward', await gpu.read(tatt), att);
-        checkOp('attention_backward', await gpu.read(tdq), dq);
-        checkOp('attention_backward', await gpu.read(tdk), dk);
-        checkOp('attention_backward', await gpu.read(tdv), dv);
-        checkOp('attention_backward', await gpu.read(tdqW), dqW);
-        checkOp('attention_backward', await gpu.read(tdkW), dkW);
-        checkOp('attention_backward', await gpu.read(tdvW), dvW);
+        // undefined: the kernels the device picks; then every variant that takes this HS
+        for (const variant of [undefined, ...variantsFor(HS)]) {
+          const check = (op: string, got: Float32Array, expected: Float32Array) =>
+            checkOp(variant ? `${op}(${variant})` : op, got, expected, tolFor(op));
+          // outputs and scratch start as garbage: every element must be written
+          const tout = up(randArray(Float32Array, nq, 8), 'out'),
+            tatt = up(randArray(Float32Array, na, 9), 'att');
+          const tdatt = up(randArray(Float32Array, na, 10), 'datt');
+          const tdq = up(prevQ, 'dq'),
+            tdk = up(prevK, 'dk'),
+            tdv = up(prevV, 'dv');
+          const tdqW = up(prevQ, 'dqW'),
+            tdkW = up(prevK, 'dkW'),
+            tdvW = up(prevV, 'dvW');
+          const dims = [B, T, NH, NKV, HS] as const;
+          gpuOp.attentionForward(gpu, tout, tatt, tq, tk, tv, ...dims, variant);
+          gpuOp.attentionBackward(gpu, tdq, tdk, tdv, tdatt, tdout, tq, tk, tv, tatt, ...dims, true, variant);
+          gpuOp.attentionBackward(
+            gpu,
+            tdqW,
+            tdkW,
+            tdvW,
+            tdatt,
+            tdout,
+            tq,
+            tk,
+            tv,
+            tatt,
+            ...dims,
+            false,
+            variant,
+          );
+          check('attention_forward', await gpu.read(tout), out);
+          check('attention_forward', await gpu.read(tatt), att);
+          check('attention_backward', await gpu.read(tdq), dq);
+          check('attention_backward', await gpu.read(tdk), dk);
+          check('attention_backward', await gpu.read(tdv), dv);
+          check('attention_backward', await gpu.read(tdqW), dqW);
+          check('attention_backward', await gpu.read(tdkW), dkW);
+          check('attention_backward', await gpu.read(tdvW), dvW);
+        }
         destroy();
       });
     });
@@ -117,10 +128,6 @@ function gather(x: Float32Array, rows: [number, number][], T: number, C: number)
   rows.forEach(([b, t], r) => y.set(x.subarray((b * T + t) * C, (b * T + t + 1) * C), r * C));
   return y;
 }
-
-/** Every decode kernel that takes head size HS. */
-const variantsFor = (HS: number): gpuOp.DecodeVariant[] =>
-  gpuOp.serial4Fits(HS) ? ['parallel', 'serial', 'serial4'] : ['parallel', 'serial'];
 
 describe('attention against a KV cache', () => {
   const prefills = [

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as gpuOp from '../../src/engine/ops/crossentropy.ts';
 import * as ref from '../../src/engine/ref/crossentropy.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { tolFor } from '../helpers/tolerances.ts';
 import { randArray, rng } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -30,14 +31,22 @@ async function check(
     const ttargets = gpu.fromData([N], targets, 'targets'),
       tweights = gpu.fromData([N], weights, 'weights');
     const tlosses = gpu.tensor([N], 'losses'),
-      tlossesF = gpu.tensor([N], 'lossesF');
-    // dlogits starts as garbage: the kernel must write, not add
-    const tdlogits = gpu.fromData([N, V], new Float32Array(N * V).fill(7), 'dlogits');
-    gpuOp.crossentropyForwardBackward(gpu, tlosses, tdlogits, tlogits, ttargets, tweights, N, V);
-    gpuOp.crossentropyForwardBackward(gpu, tlossesF, null, tlogits, ttargets, tweights, N, V);
-    checkOp('crossentropy_forward', await gpu.read(tlosses), losses);
-    checkOp('crossentropy_forward', await gpu.read(tlossesF), losses);
-    checkOp('crossentropy_backward', await gpu.read(tdlogits), dlogits);
+      tlossesF = gpu.tensor([N], 'lossesF'),
+      tdlogits = gpu.tensor([N, V], 'dlogits');
+    // undefined: the kernel the device picks; then each variant
+    for (const variant of [undefined, 'parallel', 'serial'] as const) {
+      const check = (op: string, got: Float32Array, expected: Float32Array) =>
+        checkOp(variant ? `${op}(${variant})` : op, got, expected, tolFor(op));
+      // outputs start as garbage: the kernel must write, not add
+      gpu.upload(tlosses, new Float32Array(N).fill(NaN));
+      gpu.upload(tlossesF, new Float32Array(N).fill(NaN));
+      gpu.upload(tdlogits, new Float32Array(N * V).fill(7));
+      gpuOp.crossentropyForwardBackward(gpu, tlosses, tdlogits, tlogits, ttargets, tweights, N, V, variant);
+      gpuOp.crossentropyForwardBackward(gpu, tlossesF, null, tlogits, ttargets, tweights, N, V, variant);
+      check('crossentropy_forward', await gpu.read(tlosses), losses);
+      check('crossentropy_forward', await gpu.read(tlossesF), losses);
+      check('crossentropy_backward', await gpu.read(tdlogits), dlogits);
+    }
     for (const t of [tlogits, ttargets, tweights, tlosses, tlossesF, tdlogits]) t.buffer.destroy();
   });
 }
@@ -47,6 +56,7 @@ describe('crossentropy GPU vs reference', () => {
     [1, 1],
     [3, 7],
     [5, 257],
+    [37, 83],
     [4, 1000],
     [2, 32000],
   ] as const) {

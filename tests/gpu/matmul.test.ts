@@ -5,10 +5,12 @@ import * as gpuOp from '../../src/engine/ops/matmul.ts';
 import { dequantize, quantize, uploadWeight, type QuantDType } from '../../src/engine/quant.ts';
 import * as ref from '../../src/engine/ref/matmul.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { tolFor } from '../helpers/tolerances.ts';
 import { randArray } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 type WDType = 'f32' | QuantDType;
+const VARIANTS: gpuOp.MatmulVariant[] = ['tiled', 'blocked'];
 
 /** The reference's weight: the values the kernel multiplies with (dequantized for q types). */
 function refWeight(dtype: WDType, w: Float32Array): Float32Array {
@@ -69,8 +71,11 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
     };
     forward(out, (o) => gpuOp.matmulForward(gpu, o, tx, tw, B, K, N)); // the kernel matmulForward picks
     forward(outAcc, (o) => gpuOp.matmulForward(gpu, o, tx, tw, B, K, N, true));
-    forward(out, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N));
-    forward(outAcc, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N, true));
+    for (const variant of VARIANTS) {
+      // the any-B kernels: workgroup-tiled (GPUs) and register-blocked (software GPUs)
+      forward(out, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N, false, variant));
+      forward(outAcc, (o) => gpuOp.matmulForwardTiled(gpu, o, tx, tw, B, K, N, true, variant));
+    }
     if (K % 4 === 0) {
       // the decode kernels: a thread per row, 4 rows × 4 batch rows per thread (SwiftShader's; f32
       // only, quantized weights fall back to a thread per row), and 16 threads + barrier (GPUs)
@@ -84,12 +89,19 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
       forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 16, RPW: 4 }));
       forward(outAcc, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 16, RPW: 4 }));
     }
-    gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false);
-    gpuOp.matmulBackwardInput(gpu, dxAcc, tdout, tw, B, K, N, true);
-
     for (const [o, expected] of fwd) checkOp(`${tag}_forward`, await gpu.read(o), expected);
+    gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false); // the device's variant
+    gpuOp.matmulBackwardInput(gpu, dxAcc, tdout, tw, B, K, N, true);
     checkOp(`${tag}_backward`, await gpu.read(dx), dinp);
     checkOp(`${tag}_backward`, await gpu.read(dxAcc), dinpAcc);
+    for (const variant of VARIANTS) {
+      gpu.upload(dx, new Float32Array(B * K).fill(NaN)); // written, not added
+      gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false, variant);
+      checkOp(`${tag}_backward(${variant})`, await gpu.read(dx), dinp, tolFor(`${tag}_backward`));
+      gpu.upload(dxAcc, prevDinp);
+      gpuOp.matmulBackwardInput(gpu, dxAcc, tdout, tw, B, K, N, true, variant);
+      checkOp(`${tag}_backward(${variant})`, await gpu.read(dxAcc), dinpAcc, tolFor(`${tag}_backward`));
+    }
 
     if (dtype === 'f32') {
       const prevDw = randArray(Float32Array, N * K, 6);
@@ -98,6 +110,16 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
       const tdw = t([N, K], prevDw, 'dw');
       gpuOp.matmulBackwardWeight(gpu, tdw, tdout, tx, B, K, N);
       checkOp('matmul_backward_weight', await gpu.read(tdw), dw);
+      for (const variant of VARIANTS) {
+        gpu.upload(tdw, prevDw);
+        gpuOp.matmulBackwardWeight(gpu, tdw, tdout, tx, B, K, N, variant);
+        checkOp(
+          `matmul_backward_weight(${variant})`,
+          await gpu.read(tdw),
+          dw,
+          tolFor('matmul_backward_weight'),
+        );
+      }
     }
     for (const b of made) b.buffer.destroy();
   });

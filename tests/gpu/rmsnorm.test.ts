@@ -2,6 +2,7 @@ import { describe, it } from 'vitest';
 import * as gpuOp from '../../src/engine/ops/rmsnorm.ts';
 import * as ref from '../../src/engine/ref/rmsnorm.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { tolFor } from '../helpers/tolerances.ts';
 import { randArray } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -11,6 +12,7 @@ describe('rmsnorm GPU vs reference', () => {
     [5, 64],
     [3, 100],
     [2, 1000],
+    [70, 33],
   ] as const) {
     it(`N=${N} C=${C}`, async () => {
       const gpu = await testGpu();
@@ -40,11 +42,23 @@ describe('rmsnorm GPU vs reference', () => {
         for (const variant of ['parallel', 'serial'] as const) {
           gpu.upload(tout, new Float32Array(N * C).fill(NaN));
           gpuOp.rmsnormForward(gpu, tout, trstd, tx, tw, N, C, 1e-5, variant);
-          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(tout), out);
-          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(trstd), rstd);
+          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(tout), out, tolFor('rmsnorm_forward'));
+          checkOp(`rmsnorm_forward(${variant})`, await gpu.read(trstd), rstd, tolFor('rmsnorm_forward'));
         }
         checkOp('rmsnorm_backward', await gpu.read(tdx), dx);
         checkOp('rmsnorm_backward', await gpu.read(tdw), dw);
+        const dxW = new Float32Array(N * C); // accumulate false: written, not added
+        ref.rmsnormBackward(dxW, null, dout, x, w, rstd, N, C, false);
+        for (const variant of ['parallel', 'serial'] as const) {
+          gpu.upload(tdx, prev);
+          gpu.upload(tdw, new Float32Array(C).fill(0.5));
+          gpuOp.rmsnormBackward(gpu, tdx, tdw, tdout, tx, tw, trstd, N, C, true, variant);
+          checkOp(`rmsnorm_backward(${variant})`, await gpu.read(tdx), dx, tolFor('rmsnorm_backward'));
+          checkOp(`rmsnorm_backward(${variant})`, await gpu.read(tdw), dw, tolFor('rmsnorm_backward'));
+          gpu.upload(tdx, new Float32Array(N * C).fill(NaN));
+          gpuOp.rmsnormBackward(gpu, tdx, null, tdout, tx, tw, trstd, N, C, false, variant);
+          checkOp(`rmsnorm_backward(${variant})`, await gpu.read(tdx), dxW, tolFor('rmsnorm_backward'));
+        }
         for (const t of [tx, tw, tout, trstd, tdout, tdx, tdw]) t.buffer.destroy();
       });
     });

@@ -13,6 +13,9 @@ const GPU_ONLY = [
   'decodeVariant',
   'serial4Fits',
   'rowVariant',
+  'matmulVariant',
+  'attentionVariant',
+  'crossentropyVariant',
 ];
 const fns = (m: object) =>
   Object.entries(m)

@@ -6,6 +6,7 @@ import code from '../../../shaders/attention.wgsl?raw';
 import decodeCode from '../../../shaders/attention_decode.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import { f32, type Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/pipelines.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 
 const WG = 64;
@@ -43,6 +44,42 @@ export function serial4Fits(HS: number): boolean {
   return HS > 0 && HS % 4 === 0 && HS <= 16;
 }
 
+/**
+ * Training kernels. 'parallel': a workgroup per (b, h, query row), threads over positions with
+ * barrier reductions (GPUs). 'serial': a thread per (b, h, query row), the row's softmax computed
+ * serially, no barrier (software GPUs, where a barrier is a fiber switch); the key/value gradient
+ * a thread per element instead of a workgroup per key row (each workgroup is a scheduled task on a
+ * CPU). 'serial4': the serial kernels for HS = 4, 8, 12 or 16 with the row's vectors in vec4
+ * registers (a thread per key row for dk, dv).
+ */
+export type AttentionVariant = DecodeVariant;
+export function attentionVariant(gpu: Gpu, HS = 0): AttentionVariant {
+  return decodeVariant(gpu, HS);
+}
+const SERIAL_WG = 16;
+
+function checkVariant(fn: string, variant: AttentionVariant, HS: number): void {
+  if (variant === 'serial4' && !serial4Fits(HS))
+    throw new EngineError('BAD_ARGUMENT', `${fn}: the serial4 kernel takes HS = 4, 8, 12 or 16, not ${HS}.`);
+}
+
+/** A serial kernel's spec and grid: `threads` threads, SERIAL_WG per workgroup, as a 2D grid. */
+function serial(
+  gpu: Gpu,
+  entry: string,
+  variant: AttentionVariant,
+  HS: number,
+  threads: number,
+): [KernelSpec, [number, number]] {
+  const spec: KernelSpec =
+    variant === 'serial4'
+      ? { op: 'attention', code, entry: `${entry}_serial4`, constants: { WG: SERIAL_WG, HS4: HS / 4 } }
+      : { op: 'attention', code, entry: `${entry}_serial`, constants: { WG: SERIAL_WG } };
+  const groups = Math.ceil(threads / SERIAL_WG);
+  const x = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
+  return [spec, [x, x === 0 ? 0 : Math.ceil(groups / x)]];
+}
+
 function checkHeads(NH: number, NKV: number): void {
   if (NKV < 1 || NH % NKV !== 0) {
     throw new EngineError('BAD_ARGUMENT', `attention: ${NH} query heads do not split into ${NKV} kv groups.`);
@@ -66,9 +103,16 @@ export function attentionForward(
   NH: number,
   NKV: number,
   HS: number,
+  variant: AttentionVariant = attentionVariant(gpu, HS),
 ): void {
   checkHeads(NH, NKV);
-  gpu.dispatch(fwd, [T, B * NH], [out, att, q, k, v], [B, T, NH, NKV, HS, f32(1 / Math.sqrt(HS)), 0]);
+  checkVariant('attentionForward', variant, HS);
+  const params = [B, T, NH, NKV, HS, f32(1 / Math.sqrt(HS)), 0];
+  if (variant === 'parallel') gpu.dispatch(fwd, [T, B * NH], [out, att, q, k, v], params);
+  else {
+    const [spec, grid] = serial(gpu, 'attention_forward', variant, HS, B * NH * T);
+    gpu.dispatch(spec, grid, [out, att, q, k, v], params);
+  }
 }
 
 /**
@@ -92,11 +136,21 @@ export function attentionBackward(
   NKV: number,
   HS: number,
   accumulate: boolean,
+  variant: AttentionVariant = attentionVariant(gpu, HS),
 ): void {
   checkHeads(NH, NKV);
+  checkVariant('attentionBackward', variant, HS);
   const params = [B, T, NH, NKV, HS, f32(1 / Math.sqrt(HS)), accumulate ? 1 : 0];
-  gpu.dispatch(bwdQ, [T, B * NH], [dq, datt, dout, k, v, att], params);
-  gpu.dispatch(bwdKV, [T, B * NKV], [dk, dv, datt, dout, q, att], params);
+  if (variant === 'parallel') {
+    gpu.dispatch(bwdQ, [T, B * NH], [dq, datt, dout, k, v, att], params);
+    gpu.dispatch(bwdKV, [T, B * NKV], [dk, dv, datt, dout, q, att], params);
+  } else {
+    const [spec, grid] = serial(gpu, 'attention_backward_query', variant, HS, B * NH * T);
+    gpu.dispatch(spec, grid, [dq, datt, dout, k, v, att], params);
+    const kvThreads = B * NKV * T * (variant === 'serial4' ? 1 : HS); // serial: a thread per element
+    const [kvSpec, kvGrid] = serial(gpu, 'attention_backward_kv', variant, HS, kvThreads);
+    gpu.dispatch(kvSpec, kvGrid, [dk, dv, datt, dout, q, att], params);
+  }
 }
 
 /**

@@ -4,16 +4,34 @@
  */
 import code from '../../../shaders/crossentropy.wgsl?raw';
 import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/pipelines.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 
 const WG = 256;
-const fwd = { op: 'crossentropy', code, entry: 'crossentropy_forward', constants: { WG } } as const;
-const fwdBwd = {
-  op: 'crossentropy',
-  code,
-  entry: 'crossentropy_forward_backward',
-  constants: { WG },
-} as const;
+
+/**
+ * 'parallel': a workgroup per row, a barrier reduction over the vocabulary (GPUs). 'serial': a
+ * thread per row, no barrier (software GPUs, where a barrier is a fiber switch), one exp per logit.
+ */
+export type CrossentropyVariant = 'parallel' | 'serial';
+export function crossentropyVariant(gpu: Gpu): CrossentropyVariant {
+  return gpu.info.software ? 'serial' : 'parallel';
+}
+const SERIAL_WG = 16;
+
+/** The kernel `entry` for N rows in `variant`, and its grid. */
+function kernel(
+  gpu: Gpu,
+  entry: string,
+  variant: CrossentropyVariant,
+  N: number,
+): [KernelSpec, [number, number]] {
+  if (variant === 'parallel') return [{ op: 'crossentropy', code, entry, constants: { WG } }, [N, 1]];
+  const groups = Math.ceil(N / SERIAL_WG);
+  const x = Math.min(groups, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
+  const spec = { op: 'crossentropy', code, entry: `${entry}_serial`, constants: { WG: SERIAL_WG } };
+  return [spec, [x, x === 0 ? 0 : Math.ceil(groups / x)]];
+}
 
 /** losses (N) = −log softmax(logits)[target] per row; targets (N) u32; a target ≥ V gives loss 0. */
 export function crossentropyForward(
@@ -23,8 +41,10 @@ export function crossentropyForward(
   targets: Tensor,
   N: number,
   V: number,
+  variant: CrossentropyVariant = crossentropyVariant(gpu),
 ): void {
-  gpu.dispatch(fwd, [N], [losses, logits, targets], [N, V]);
+  const [spec, grid] = kernel(gpu, 'crossentropy_forward', variant, N);
+  gpu.dispatch(spec, grid, [losses, logits, targets], [N, V]);
 }
 
 /**
@@ -45,7 +65,9 @@ export function crossentropyForwardBackward(
   weights: Tensor,
   N: number,
   V: number,
+  variant: CrossentropyVariant = crossentropyVariant(gpu),
 ): void {
-  if (!dlogits) return crossentropyForward(gpu, losses, logits, targets, N, V);
-  gpu.dispatch(fwdBwd, [N], [losses, logits, targets, dlogits, weights], [N, V]);
+  if (!dlogits) return crossentropyForward(gpu, losses, logits, targets, N, V, variant);
+  const [spec, grid] = kernel(gpu, 'crossentropy_forward_backward', variant, N);
+  gpu.dispatch(spec, grid, [losses, logits, targets, dlogits, weights], [N, V]);
 }

@@ -2,7 +2,8 @@
  * matmul: GPU encode functions. Same argument order as ref/matmul.ts, with `gpu` first.
  * out (B,N) = inp (B,K) · Wᵀ with W (N,K) f32, q8_0 or q4_0 (frozen, dequantized in-kernel).
  * Small B (decode) runs the memory-bound kernels of shaders/matmul_gemv.wgsl; larger B and both
- * backwards run the register-tiled kernels of shaders/matmul.wgsl.
+ * backwards run the kernels of shaders/matmul.wgsl: workgroup-tiled on GPUs, register-blocked
+ * without workgroup memory on software GPUs (`matmulVariant`).
  */
 import code from '../../../shaders/matmul.wgsl?raw';
 import gemvCode from '../../../shaders/matmul_gemv.wgsl?raw';
@@ -38,6 +39,18 @@ export function gemvConfig(gpu: Gpu): GemvConfig {
   return gpu.info.software ? { TPR: 1, RPW: 8, blocked: true } : { TPR: 16, RPW: 4 };
 }
 
+/**
+ * The any-B kernels (forward past the decode sizes, both backwards). 'tiled': a workgroup stages
+ * 64×64 tiles through workgroup memory, two barriers per 16 of the reduction (GPUs). 'blocked': a
+ * thread computes a 4×4 tile straight from global memory, no workgroup memory, no barrier —
+ * SwiftShader runs a workgroup's SIMD groups as fibers that switch at every barrier.
+ */
+export type MatmulVariant = 'tiled' | 'blocked';
+export function matmulVariant(gpu: Gpu): MatmulVariant {
+  return gpu.info.software ? 'blocked' : 'tiled';
+}
+const RB_WG = 64; // threads per workgroup of the blocked kernels
+
 function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
   const id = DTYPE_ID[weight.dtype];
   if (id === undefined) {
@@ -64,6 +77,24 @@ function tiled(entry: string, DTYPE: number, rows: number, cols: number): [Kerne
   ];
 }
 
+/**
+ * The blocked kernel `entry` for C (rows × cols): f32 with every row length a multiple of 4 (`vec4`)
+ * takes the vec4 entry, other f32 shapes the scalar one (`…1`), quantized weights the `…_q` one.
+ */
+function blocked(
+  gpu: Gpu,
+  entry: string,
+  DTYPE: number,
+  vec4: boolean,
+  rows: number,
+  cols: number,
+): [KernelSpec, [number, number]] {
+  const name = DTYPE !== 0 ? `${entry}_q` : vec4 ? entry : `${entry}1`;
+  const constants = DTYPE !== 0 ? { WG: RB_WG, DTYPE } : { WG: RB_WG };
+  const tiles = Math.ceil(rows / 4) * Math.ceil(cols / 4);
+  return [{ op: 'matmul', code, entry: name, constants }, grid2d(gpu, Math.ceil(tiles / RB_WG))];
+}
+
 /** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ; weight (N,K) f32 | q8_0 | q4_0. */
 export function matmulForward(
   gpu: Gpu,
@@ -74,9 +105,10 @@ export function matmulForward(
   K: number,
   N: number,
   accumulate = false,
+  variant: MatmulVariant = matmulVariant(gpu),
 ): void {
   if (B <= GEMV_MAX_B && K % 4 === 0) matmulForwardGemv(gpu, out, inp, weight, B, K, N, accumulate);
-  else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate);
+  else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate, variant);
 }
 
 /**
@@ -127,7 +159,7 @@ function grid2d(gpu: Gpu, groups: number): [number, number] {
   return [wx, Math.ceil(groups / Math.max(wx, 1))];
 }
 
-/** The register-tiled kernel (any B, any K for f32). */
+/** The any-B kernel (any K for f32): workgroup-tiled by default, or `variant` 'blocked'. */
 export function matmulForwardTiled(
   gpu: Gpu,
   out: Tensor,
@@ -137,8 +169,13 @@ export function matmulForwardTiled(
   K: number,
   N: number,
   accumulate = false,
+  variant: MatmulVariant = 'tiled',
 ): void {
-  const [spec, grid] = tiled('matmul_forward', dtypeId(weight, N, K, 'matmulForward'), B, N);
+  const DTYPE = dtypeId(weight, N, K, 'matmulForward');
+  const [spec, grid] =
+    variant === 'blocked'
+      ? blocked(gpu, 'matmul_forward_rb', DTYPE, K % 4 === 0, B, N)
+      : tiled('matmul_forward', DTYPE, B, N);
   gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
@@ -152,8 +189,13 @@ export function matmulBackwardInput(
   K: number,
   N: number,
   accumulate: boolean,
+  variant: MatmulVariant = matmulVariant(gpu),
 ): void {
-  const [spec, grid] = tiled('matmul_backward', dtypeId(weight, N, K, 'matmulBackwardInput'), B, K);
+  const DTYPE = dtypeId(weight, N, K, 'matmulBackwardInput');
+  const [spec, grid] =
+    variant === 'blocked'
+      ? blocked(gpu, 'matmul_backward_rb', DTYPE, K % 4 === 0 && N % 4 === 0, B, K)
+      : tiled('matmul_backward', DTYPE, B, K);
   gpu.dispatch(spec, grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
@@ -166,6 +208,7 @@ export function matmulBackwardWeight(
   B: number,
   K: number,
   N: number,
+  variant: MatmulVariant = matmulVariant(gpu),
 ): void {
   if (dtypeId(dweight, N, K, 'matmulBackwardWeight') !== 0) {
     throw new EngineError(
@@ -173,6 +216,9 @@ export function matmulBackwardWeight(
       `matmulBackwardWeight: "${dweight.label}" must be f32 (quantized weights are frozen).`,
     );
   }
-  const [spec, grid] = tiled('matmul_backward_weight', 0, N, K);
+  const [spec, grid] =
+    variant === 'blocked'
+      ? blocked(gpu, 'matmul_backward_weight_rb', 0, K % 4 === 0 && N % 4 === 0, N, K)
+      : tiled('matmul_backward_weight', 0, N, K);
   gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);
 }

@@ -7,12 +7,16 @@ const WG = 64;
 const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
 const fwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial', constants: { WG } } as const;
 
-/** 'parallel': a workgroup per row (GPUs); 'serial': a thread per row (CPU implementations). */
+/**
+ * 'parallel': a workgroup per row (GPUs); 'serial': a thread per row, no barrier (CPU
+ * implementations). Forward and the input gradient; the weight gradient is a thread per column.
+ */
 export type RowVariant = 'parallel' | 'serial';
 export function rowVariant(gpu: Gpu): RowVariant {
   return gpu.info.software ? 'serial' : 'parallel';
 }
 const bwd = { op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: { WG } } as const;
+const bwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_serial', constants: { WG } } as const;
 const bwdW = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } } as const;
 
 /** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. */
@@ -44,7 +48,11 @@ export function rmsnormBackward(
   N: number,
   C: number,
   accumulate: boolean,
+  variant: RowVariant = rowVariant(gpu),
 ): void {
-  gpu.dispatch(bwd, [N], [dinp, dout, inp, weight, rstd], [N, C, accumulate ? 1 : 0]);
+  const params = [N, C, accumulate ? 1 : 0];
+  if (variant === 'serial')
+    gpu.dispatch(bwdSerial, [Math.ceil(N / WG)], [dinp, dout, inp, weight, rstd], params);
+  else gpu.dispatch(bwd, [N], [dinp, dout, inp, weight, rstd], params);
   if (dweight) gpu.dispatch(bwdW, [Math.ceil(C / WG)], [dweight, dout, inp, rstd], [N, C]);
 }
