@@ -4,12 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
 import { CharTokenizer } from '../../src/engine/io/chartok.ts';
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import type { LoraTarget } from '../../src/engine/model/llama.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
 import { STAGES, type StageName } from '../../src/method/stages/config.ts';
 import {
   runStage,
   type StageAdapters,
+  type StageCheckpoint,
   type StageData,
   type StageResult,
   type TrainItem,
@@ -108,6 +110,50 @@ describe('method stages on a tiny model', () => {
     await expect(
       runStage({ stage: 'kd', model, tokenizer: tok, data: { pos: [], neg: [] } }),
     ).rejects.toThrow(/D_pos is empty/);
+  });
+
+  it('resumes from a checkpoint exactly where it stopped (same losses as an unbroken run)', async () => {
+    const { model } = await setup();
+    for (const stage of ['kd', 'rank'] as const) {
+      const cfg = { ...quick, targets: ['q', 'v'] as LoraTarget[], steps: 6, dropout: 0.1 };
+      const checkpoints: StageCheckpoint[] = [];
+      const whole = await runStage({
+        stage,
+        model,
+        tokenizer: tok,
+        data,
+        config: cfg,
+        checkpointEvery: 3,
+        onCheckpoint: (c) => void checkpoints.push(structuredClone(c)),
+      });
+      expect(checkpoints.map((c) => c.step)).toEqual([3, 6]);
+      const resumed = await runStage({ stage, model, tokenizer: tok, data, resume: checkpoints[0]! });
+      expect(resumed.losses.slice(0, 3)).toEqual(whole.losses.slice(0, 3));
+      for (let i = 3; i < 6; i++) expect(resumed.losses[i]).toBeCloseTo(whole.losses[i]!, 6);
+    }
+  });
+
+  it('waits at the gate between steps (pause) and goes on when it opens', async () => {
+    const { model } = await setup();
+    let open!: () => void;
+    let paused = true;
+    const steps: number[] = [];
+    const run = runStage({
+      stage: 'kd',
+      model,
+      tokenizer: tok,
+      data,
+      config: { ...quick, targets: ['q', 'v'], steps: 3 },
+      gate: () => (paused ? new Promise<void>((r) => (open = r)) : Promise.resolve()),
+      onProgress: (p) => steps.push(p.step),
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(steps).toEqual([]);
+    paused = false;
+    open();
+    const r = await run;
+    expect(steps).toEqual([1, 2, 3]);
+    expect(r.cancelled).toBe(false);
   });
 
   it('cancels between steps and returns the adapter so far', async () => {

@@ -27,6 +27,7 @@ import {
 } from '../../engine/model/nat.ts';
 import {
   createRankerHead,
+  loadRankerHead,
   destroyRankerHead,
   saveRankerHead,
   type RankerHeadState,
@@ -43,6 +44,7 @@ import {
   type SignedExample,
 } from '../../engine/train/objectives.ts';
 import { likelihoodObjective, Trainer, type Example, type Objective } from '../../engine/train/trainer.ts';
+import type { AdamWState } from '../../engine/train/adamw.ts';
 import type { Tape } from '../../engine/autograd/tape.ts';
 import { DEFAULT_STAGE, type StageConfig, type StageName } from './config.ts';
 import { linearWarmupDecay } from './schedule.ts';
@@ -101,6 +103,26 @@ export interface StageRun<T extends BackendTensor> {
   inputs?: StageAdapters;
   onProgress?: (p: StageProgress) => void;
   signal?: AbortSignal;
+  /** Awaited before every step: a worker resolves it when the user resumes a paused run. */
+  gate?: () => Promise<void>;
+  /** Every `checkpointEvery` steps (and at the end), the state to resume from. */
+  checkpointEvery?: number;
+  onCheckpoint?: (c: StageCheckpoint) => Promise<void> | void;
+  /** Continue a run from its last checkpoint (same stage, data, config and inputs). */
+  resume?: StageCheckpoint;
+}
+
+/** Everything needed to continue a stage where it stopped: plain data, for IndexedDB. */
+export interface StageCheckpoint {
+  stage: StageName;
+  /** Steps done. */
+  step: number;
+  config: StageConfig;
+  /** The stage's own trainable adapters so far (as `StageResult.adapters`). */
+  adapters: StageAdapters;
+  optimizer: AdamWState;
+  losses: number[];
+  history: StageResult['history'];
 }
 
 /** Seeded epoch shuffles: every item once per epoch, in a new order each epoch. */
@@ -206,7 +228,15 @@ export function linearMixHook<T extends BackendTensor>(
 
 /** Runs one stage to the end (or until `signal` aborts) and returns its adapters as plain data. */
 export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promise<StageResult> {
-  const c: StageConfig = { ...DEFAULT_STAGE, ...run.config };
+  if (run.resume && run.resume.stage !== run.stage) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `this checkpoint belongs to the ${run.resume.stage} stage, not ${run.stage}.`,
+    );
+  }
+  const c: StageConfig = run.resume ? run.resume.config : { ...DEFAULT_STAGE, ...run.config };
+  /** The stage's own trainable parts from a checkpoint (resume), else from inputs where a stage continues one. */
+  const own = run.resume?.adapters;
   const { model, tokenizer: tok } = run;
   const be = model.be;
   const enc = (it: TrainItem): Example =>
@@ -240,7 +270,7 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
           run.stage === 'neg' ? 'negative' : 'positive',
           run.stage,
         );
-        const lora = keep(loraOf(run, c, run.inputs?.lora, c.seed), dropLora);
+        const lora = keep(loraOf(run, c, own?.lora ?? run.inputs?.lora, c.seed), dropLora);
         params = lora.params;
         objective = likelihoodObjective(model, (tape, s, tr) => loraHook(tape, lora, s, tr)) as Objective<
           T,
@@ -259,13 +289,13 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
           dropLora,
         );
         const pos = keep(
-          loraOf(run, { ...c, targets: neg.config.targets }, run.inputs?.lora, c.seed),
+          loraOf(run, { ...c, targets: neg.config.targets }, own?.lora ?? run.inputs?.lora, c.seed),
           dropLora,
         );
         if (run.stage === 'nat') {
           const unit = keep(
-            run.inputs?.nat
-              ? loadNatUnit(be, model.config, run.inputs.nat)
+            (own?.nat ?? run.inputs?.nat)
+              ? loadNatUnit(be, model.config, (own?.nat ?? run.inputs?.nat)!)
               : createNatUnit(
                   be,
                   model.config,
@@ -319,13 +349,16 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
           ),
           (u) => destroyNatUnit(be, u),
         );
+        // the student is fresh (or the checkpoint's): NCE's inputs.lora is NAT's positive LoRA
         const student = keep(
-          createLora(
-            be,
-            model.config,
-            { rank: c.rank, alpha: c.alpha, dropout: c.dropout, targets: c.targets },
-            c.seed + 2,
-          ),
+          own?.lora
+            ? loadLora(be, model.config, own.lora)
+            : createLora(
+                be,
+                model.config,
+                { rank: c.rank, alpha: c.alpha, dropout: c.dropout, targets: c.targets },
+                c.seed + 2,
+              ),
           dropLora,
         );
         params = student.params;
@@ -355,12 +388,18 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
         draw = () =>
           d.next(c.batchSize).map((g): PairExample => ({ pos: enc(pick(g.pos)), neg: enc(pick(g.neg)) }));
         const lora = keep(
-          loraOf(run, c, run.stage === 'rank' ? run.inputs?.rank : run.inputs?.lora, c.seed + 3),
+          loraOf(
+            run,
+            c,
+            run.stage === 'rank' ? (own?.rank ?? run.inputs?.rank) : (own?.lora ?? run.inputs?.lora),
+            c.seed + 3,
+          ),
           dropLora,
         );
         if (run.stage === 'rank') {
-          const head = keep(createRankerHead(be, model.config.dim, c.seed + 4), (h) =>
-            destroyRankerHead(be, h),
+          const head = keep(
+            own?.head ? loadRankerHead(be, own.head) : createRankerHead(be, model.config.dim, c.seed + 4),
+            (h) => destroyRankerHead(be, h),
           );
           params = [...lora.params, ...head.params];
           objective = rankerObjective(model, head, (tape, s, tr) => loraHook(tape, lora, s, tr)) as Objective<
@@ -386,7 +425,7 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
       case 'ul': {
         requireSide(run.data.pos, 'positive', run.stage);
         requireSide(run.data.neg, 'negative', run.stage);
-        const lora = keep(loraOf(run, c, run.inputs?.lora, c.seed), dropLora);
+        const lora = keep(loraOf(run, c, own?.lora ?? run.inputs?.lora, c.seed), dropLora);
         params = lora.params;
         objective = negativeObjective(
           model,
@@ -426,10 +465,28 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
     );
     made.push({ destroy: () => trainer.destroy() });
     const warmup = Math.round(c.warmup * c.steps);
-    const losses: number[] = [];
-    const history: StageResult['history'] = {};
+    const losses: number[] = [...(run.resume?.losses ?? [])];
+    const history: StageResult['history'] = structuredClone(run.resume?.history ?? {});
+    const start = run.resume?.step ?? 0;
+    if (run.resume) {
+      trainer.opt.load(run.resume.optimizer);
+      for (let s = 0; s < start; s++) draw(); // the batches already seen: same order as before
+    }
+    const checkpoint = async (step: number) => {
+      if (!run.onCheckpoint) return;
+      await run.onCheckpoint({
+        stage: run.stage,
+        step,
+        config: c,
+        adapters: await save(),
+        optimizer: await trainer.optimizerState(),
+        losses: [...losses],
+        history: structuredClone(history),
+      });
+    };
     let cancelled = false;
-    for (let step = 0; step < c.steps; step++) {
+    for (let step = start; step < c.steps; step++) {
+      await run.gate?.();
       if (run.signal?.aborted) {
         cancelled = true;
         break;
@@ -454,7 +511,10 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
         rate: r.tokens / ((performance.now() - t0) / 1000),
         metrics,
       });
+      const every = run.checkpointEvery ?? 0;
+      if (every > 0 && (step + 1) % every === 0 && step + 1 < c.steps) await checkpoint(step + 1);
     }
+    if (!cancelled) await checkpoint(losses.length);
     return { stage: run.stage, config: c, adapters: await save(), losses, history, cancelled };
   } finally {
     for (const m of made.reverse()) m.destroy();
