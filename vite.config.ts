@@ -1,8 +1,63 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { transformWithOxc, type Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Offline (PWA): after a build, lists every file of the output (app, workers, built-in models,
+ * bundled data) with a content hash and writes /sw.js, compiled from src/app/pwa/sw.ts with that
+ * list inlined. Not precached: source maps, the KaTeX fonts' .woff/.ttf fallbacks (every browser
+ * with WebGPU takes .woff2) and files over PRECACHE_MAX_BYTES (multi-GB models belong in OPFS).
+ */
+const PRECACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+function precache(): Plugin {
+  let outDir = 'dist';
+  return {
+    name: 'd2g-precache',
+    apply: 'build',
+    configResolved(c) {
+      outDir = resolve(c.root, c.build.outDir);
+    },
+    closeBundle: {
+      order: 'post',
+      sequential: true,
+      async handler() {
+        const files: string[] = [];
+        const walk = (dir: string) => {
+          for (const name of readdirSync(dir)) {
+            const p = join(dir, name);
+            if (statSync(p).isDirectory()) walk(p);
+            else files.push(p);
+          }
+        };
+        walk(outDir);
+        const manifest = files
+          .map((p) => ({ p, url: relative(outDir, p).split('\\').join('/') }))
+          .filter(
+            ({ p, url }) =>
+              url !== 'sw.js' && !/\.(map|woff|ttf)$/.test(url) && statSync(p).size <= PRECACHE_MAX_BYTES,
+          )
+          .map(({ p, url }) => ({
+            url,
+            rev: createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16),
+          }))
+          .sort((a, b) => a.url.localeCompare(b.url));
+        const src = 'src/app/pwa/sw.ts';
+        const { code } = await transformWithOxc(readFileSync(src, 'utf8'), src, { lang: 'ts' });
+        writeFileSync(
+          join(outDir, 'sw.js'),
+          `const __D2G_PRECACHE__ = ${JSON.stringify(manifest)};\n${code}`,
+        );
+      },
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [svelte()],
+  plugins: [svelte(), precache()],
   worker: { format: 'es' },
   server: { port: 5173, strictPort: false },
   build: { target: 'es2022' },

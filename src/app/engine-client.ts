@@ -1,11 +1,17 @@
-/** The app's one door to the engine: the inference worker behind comlink. */
+/**
+ * The app's one door to its workers, each behind comlink: inference (the engine on the GPU) and
+ * data (dataset parsing and answer checking, no GPU). Workers start on first use.
+ */
 import * as Comlink from 'comlink';
 import type { InferenceEngine } from '../engine/api/inference.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
+import type { DataService } from './lib/data-service.ts';
 
 export type InferenceClient = Comlink.Remote<InferenceEngine>;
+export type DataClient = Comlink.Remote<DataService>;
 
 let client: InferenceClient | null = null;
+let dataClient: DataClient | null = null;
 
 export function inference(): InferenceClient {
   if (!client) {
@@ -17,6 +23,18 @@ export function inference(): InferenceClient {
     client = Comlink.wrap<InferenceEngine>(worker);
   }
   return client;
+}
+
+export function data(): DataClient {
+  if (!dataClient) {
+    installErrorTransfer();
+    const worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), {
+      type: 'module',
+      name: 'data',
+    });
+    dataClient = Comlink.wrap<DataService>(worker);
+  }
+  return dataClient;
 }
 
 export { Comlink };

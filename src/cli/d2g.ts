@@ -7,6 +7,7 @@
  *   sample        m rationales per question from a student (scored by a ranker), in vote's input format
  *   eval          a student's per-sequence losses and greedy accuracy on a dataset, as JSON
  *   repro         the paper's experiments, small: Tables 1–2, SC/WS/ASC at m = 1..16, ranker accuracy
+ *   world         the synthetic arithmetic world: problems, teacher datasets, pre-training corpus
  *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
  */
 import { EngineError } from '../engine/errors.ts';
@@ -29,6 +30,8 @@ commands:
           [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
   repro --data FILE [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE] [--steps N]
           [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
+  world problems|dataset|corpus|tokenizer|stats --n N --seed S [--out FILE] [--k K]
+          [--error-model FILE] [--world FILE] [--chain equations|running] [--meta]
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
           [--held-out F] [--seed S] [--examples N]
   dataset convert --data FILE --kind math|gsm8k|arith --out FILE [--format auto|ours|authors|gsm8k-solutions]
@@ -52,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./eval.ts')).evalCommand(rest);
     case 'repro':
       return (await import('./repro.ts')).reproCommand(rest);
+    case 'world':
+      return (await import('./world.ts')).worldCommand(rest);
     case 'dataset':
       return (await import('./dataset.ts')).datasetCommand(rest);
     case undefined:

@@ -10,7 +10,14 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 export const ARTIFACTS = 'test-results';
 
 export async function startApp(): Promise<{ url: string; close: () => Promise<void> }> {
-  await build({ logLevel: 'warn', build: { outDir: 'dist' } });
+  // Vite decides "production" by NODE_ENV, which Vitest sets to "test": build what ships.
+  const env = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({ logLevel: 'warn', build: { outDir: 'dist' } });
+  } finally {
+    process.env.NODE_ENV = env;
+  }
   const server: PreviewServer = await preview({ preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
   const url = server.resolvedUrls?.local[0];
   if (!url) throw new Error('vite preview did not report a URL');
@@ -27,21 +34,45 @@ export function chromePath(): string {
   return p;
 }
 
-export async function launch(): Promise<Browser> {
+/**
+ * Chromium with WebGPU on SwiftShader; `{ webgpu: 'no-adapter' }`: the WebGPU API is there but no
+ * adapter is (no Vulkan, no GPU: as with a blocklisted driver). For a browser without the API at
+ * all, see `withoutWebGpu`.
+ */
+export async function launch(opts: { webgpu?: 'swiftshader' | 'no-adapter' } = {}): Promise<Browser> {
+  const gpu =
+    opts.webgpu === 'no-adapter'
+      ? ['--disable-features=Vulkan', '--disable-gpu']
+      : ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
   return chromium.launch({
     executablePath: chromePath(),
     headless: true,
     args: [
       '--no-sandbox',
-      '--enable-unsafe-webgpu',
-      '--use-webgpu-adapter=swiftshader',
-      '--enable-features=Vulkan',
+      ...gpu,
       '--disable-quic',
       '--no-first-run',
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
     ],
+  });
+}
+
+/**
+ * Makes a context behave like a browser without WebGPU (Firefox before 141, Safari before 26):
+ * `navigator.gpu` is removed in the page and, by rewriting the worker scripts on their way in,
+ * in every worker. Current Chromium ships the API and no flag removes it. Needs a context with
+ * service workers blocked (their fetches are not routed).
+ */
+export async function withoutWebGpu(ctx: BrowserContext): Promise<void> {
+  await ctx.addInitScript(() => {
+    delete (Navigator.prototype as { gpu?: unknown }).gpu;
+  });
+  await ctx.route(/\.worker-[\w-]+\.js$/, async (route) => {
+    const res = await route.fetch();
+    const body = `delete WorkerNavigator.prototype.gpu;\n${await res.text()}`;
+    await route.fulfill({ response: res, body });
   });
 }
 
@@ -62,4 +93,35 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = `${ARTIFACTS}/${name}.png`;
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/** Fails on a page wider than its viewport (the talk-mode layouts must never scroll sideways). */
+export async function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}
+
+/** Every record of an object store, read with the raw IndexedDB API (not the app's code). */
+export async function idbRecords(page: Page, store: string): Promise<unknown[]> {
+  return page.evaluate(async (store) => {
+    // opening a database that does not exist would create it empty, at version 1, without stores
+    if (!(await indexedDB.databases()).some((d) => d.name === 'dust2gold')) return [];
+    return new Promise<unknown[]>((resolve, reject) => {
+      const open = indexedDB.open('dust2gold');
+      open.onerror = () => reject(new Error(String(open.error)));
+      open.onsuccess = () => {
+        const db = open.result;
+        if (!db.objectStoreNames.contains(store)) {
+          db.close();
+          resolve([]);
+          return;
+        }
+        const req = db.transaction(store, 'readonly').objectStore(store).getAll();
+        req.onsuccess = () => {
+          db.close();
+          resolve(req.result as unknown[]);
+        };
+        req.onerror = () => reject(new Error(String(req.error)));
+      };
+    });
+  }, store);
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
@@ -109,11 +109,11 @@ describe('GSM8K example_model_solutions.jsonl, lines 101–200 (real rationales 
   });
 });
 
-// The whole file, when the shared data is next to the repository (it is not in a user's clone).
+// The whole file, as the app bundles it (public/data/gsm8k).
 const fullFile = fileURLToPath(
-  new URL('../../../shared/data/gsm8k/example_model_solutions.jsonl', import.meta.url),
+  new URL('../../public/data/gsm8k/example_model_solutions.jsonl', import.meta.url),
 );
-describe.skipIf(!existsSync(fullFile))('GSM8K example_model_solutions.jsonl, the whole file', () => {
+describe('GSM8K example_model_solutions.jsonl, the whole file', () => {
   it('1,319 questions × 4 rationales; our checking agrees with all 5,276 labels', () => {
     const text = readFileSync(fullFile, 'utf8');
     const ds = parseDataset(text, { kind: 'gsm8k' });

@@ -5,6 +5,7 @@
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import type { ModelInfo, TokenEvent } from '../../engine/api/inference.ts';
 import { Comlink, inference, publicUrl } from '../engine-client.ts';
+import { describeError, type UserMessage } from '../lib/errors.ts';
 
 export type Phase = 'starting' | 'loading' | 'ready' | 'sampling' | 'error';
 
@@ -13,6 +14,8 @@ export class SamplingState {
   gpu = $state.raw<GpuInfo | null>(null);
   model = $state.raw<ModelInfo | null>(null);
   error = $state('');
+  /** The error as title + what to do (lib/errors.ts). */
+  errorInfo = $state.raw<UserMessage | null>(null);
   prompt = $state('Once upon a time');
   n = $state(4);
   steps = $state(200);
@@ -24,8 +27,12 @@ export class SamplingState {
   tokensPerSecond = $state(0);
   private run = 0;
   private started = 0;
+  private opened = false;
 
+  /** Opens the GPU and loads the model, once (the view may be left and entered again). */
   async start(): Promise<void> {
+    if (this.opened) return;
+    this.opened = true;
     try {
       this.phase = 'starting';
       this.gpu = await inference().init();
@@ -82,8 +89,8 @@ export class SamplingState {
   }
 
   private fail(e: unknown): void {
-    const err = e as { code?: string; message?: string };
-    this.error = err.message ?? String(e);
+    this.errorInfo = describeError(e);
+    this.error = this.errorInfo.message;
     this.phase = 'error';
   }
 }
