@@ -74,7 +74,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
   const quick = values.quick;
   const ds = parseDataset(await readText('repro', values.data), { kind, name: values.data });
   const { train, heldOut } = heldOutSplit(ds, { fraction: Number(values['held-out'] ?? 0.2), seed: 0 });
-  const nTest = Number(values.test ?? (quick ? 24 : 1000));
+  const nTest = Number(values.test ?? (quick ? 16 : 1000));
   const { pos, neg } = splitPosNeg(train);
   const item = (x: (typeof pos)[number]) => ({ question: x.problem.question, rationale: x.rationale.text });
   const test = heldOut.problems.slice(0, nTest).map((p) => ({

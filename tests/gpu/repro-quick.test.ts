@@ -1,0 +1,49 @@
+// `d2g repro --quick` on the built-in student and the synthetic teacher, end to end as a user runs
+// it: every stage trains, every student is evaluated, votes and the ranker are measured; the JSON
+// has every table with 95% intervals. (The figures of the full run are in the README.)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ReproResult } from '../../src/method/experiments/repro.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'd2g-repro-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function d2g(...args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--import', './tools/raw-hooks.mjs', 'src/cli/d2g.ts', ...args],
+    { cwd: root, encoding: 'utf8', timeout: 600_000 },
+  );
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('d2g repro --quick', () => {
+  it('runs every experiment on the built-in student and prints the tables', () => {
+    const data = join(dir, 'teacher.jsonl');
+    expect(d2g('world', 'dataset', '--n', '300', '--seed', '1', '--out', data).code).toBe(0);
+    const out = join(dir, 'repro.json');
+    const r = d2g('repro', '--quick', '--data', data, '--out', out);
+    expect(r.code, r.err).toBe(0);
+    for (const t of ['(a) Table 1', '(b) Table 2', '(c) voting', '(d) ranker']) expect(r.out).toContain(t);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as ReproResult;
+    expect(j.n).toBe(16);
+    expect(Object.keys(j.table2).sort()).toEqual(['base', 'cl', 'kd', 'mix', 'nat', 'nce', 'nt', 'ul']);
+    for (const [name, a] of Object.entries(j.table2)) {
+      expect(a.n, name).toBe(16);
+      expect(a.ci95[0]).toBeLessThanOrEqual(a.accuracy);
+      expect(a.ci95[1]).toBeGreaterThanOrEqual(a.accuracy);
+      if (name !== 'base') expect(Number.isFinite(a.last_loss), name).toBe(true);
+      // 4 steps on different batches: only the stages that start far from their optimum surely fall
+      if (name === 'kd' || name === 'nat') expect(a.last_loss!, `${name} trains`).toBeLessThan(a.first_loss!);
+    }
+    expect(j.voting.map((v) => v.m)).toEqual([1, 2, 4]);
+    for (const v of j.voting) expect(v.early_stop.mean_samples).toBeLessThanOrEqual(v.m);
+    expect(j.table1.union).toBe(j.table1.pos + j.table1.neg - j.table1.both);
+    expect(j.ranker.pairs).toBeGreaterThan(0);
+  }, 900_000);
+});
