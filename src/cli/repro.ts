@@ -92,10 +92,10 @@ export async function reproCommand(argv: string[]): Promise<number> {
     m: Number(values.m ?? (quick ? 4 : 16)),
     maxNew: quick ? 48 : DEFAULT_REPRO.maxNew,
     stage: {
-      steps: Number(values.steps ?? (quick ? 4 : 400)),
+      steps: Number(values.steps ?? (quick ? 4 : 350)),
       batchSize: Number(values.batch ?? (quick ? 4 : 16)),
       targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'],
-      lr: 2e-3,
+      lr: 5e-3, // the model card's recipe (LoRA r8 on all linear layers, warm-up + linear decay)
     },
   };
   const be = await makeBackend(values.backend as BackendKind);
