@@ -5,9 +5,8 @@
  * step reports progress; `signal` cancels between steps (the adapters so far are returned).
  */
 import type { BackendTensor } from '../../engine/backend/types.ts';
-import * as ad from '../../engine/autograd/ops.ts';
+import type { Param } from '../../engine/autograd/tape.ts';
 import { EngineError } from '../../engine/errors.ts';
-import type { LlamaModel } from '../../engine/model/llama.ts';
 import {
   createLora,
   destroyLora,
@@ -23,17 +22,14 @@ import {
   destroyNatUnit,
   loadNatUnit,
   saveNatUnit,
-  type NatState,
 } from '../../engine/model/nat.ts';
 import {
   createRankerHead,
-  loadRankerHead,
   destroyRankerHead,
+  loadRankerHead,
   saveRankerHead,
-  type RankerHeadState,
 } from '../../engine/model/ranker.ts';
-import type { Param } from '../../engine/autograd/tape.ts';
-import { loraHook, loraSites, type SiteHook } from '../../engine/train/forward.ts';
+import { loraHook } from '../../engine/train/forward.ts';
 import { natHook, type NatAlphas } from '../../engine/train/nat.ts';
 import {
   contrastiveObjective,
@@ -44,116 +40,17 @@ import {
   type SignedExample,
 } from '../../engine/train/objectives.ts';
 import { likelihoodObjective, Trainer, type Example, type Objective } from '../../engine/train/trainer.ts';
-import type { AdamWState } from '../../engine/train/adamw.ts';
-import type { Tape } from '../../engine/autograd/tape.ts';
+import { meanAlphas, withAlphaSums } from './alpha.ts';
+import { BatchDrawer, questionPairs } from './batches.ts';
 import { DEFAULT_STAGE, type StageConfig, type StageName } from './config.ts';
+import { linearMixHook } from './linmix.ts';
 import { linearWarmupDecay } from './schedule.ts';
-import { encodeExample, type Tokenizer } from './text.ts';
+import { encodeExample } from './text.ts';
+import type { StageAdapters, StageResult, StageRun, TrainItem } from './types.ts';
 
-/** A (question, rationale) the teacher wrote; `correct` by our answer checking. */
-export interface TrainItem {
-  question: string;
-  rationale: string;
-}
-
-export interface StageData {
-  pos: readonly TrainItem[];
-  neg: readonly TrainItem[];
-}
-
-/** Adapters a stage consumes (from earlier stages) or produces, as plain data. */
-export interface StageAdapters {
-  /** KD / MIX / NT / UL / CL / NCE student, or NAT's positive LoRA. */
-  lora?: LoraState;
-  /** NAT's negative LoRA (stage 1's output). */
-  neg?: LoraState;
-  nat?: NatState;
-  rank?: LoraState;
-  head?: RankerHeadState;
-}
-
-export interface StageProgress {
-  step: number;
-  steps: number;
-  loss: number;
-  gradNorm: number;
-  lr: number;
-  /** Loss tokens (or pairs) per second over this step. */
-  rate: number;
-  metrics: Record<string, number | number[]>;
-}
-
-export interface StageResult {
-  stage: StageName;
-  config: StageConfig;
-  adapters: StageAdapters;
-  losses: number[];
-  /** Per-step figures: NAT `alpha` (mean α per layer), NCE `beta`, ranker `pair_acc`. */
-  history: Record<string, (number | number[])[]>;
-  cancelled: boolean;
-}
-
-export interface StageRun<T extends BackendTensor> {
-  stage: StageName;
-  model: LlamaModel<T>;
-  tokenizer: Tokenizer;
-  data: StageData;
-  config?: Partial<StageConfig>;
-  /** Inputs from earlier stages: `neg` for nat / linmix; `neg` + `nat` + `lora` (NAT's positive) for nce. */
-  inputs?: StageAdapters;
-  onProgress?: (p: StageProgress) => void;
-  signal?: AbortSignal;
-  /** Awaited before every step: a worker resolves it when the user resumes a paused run. */
-  gate?: () => Promise<void>;
-  /** Every `checkpointEvery` steps (and at the end), the state to resume from. */
-  checkpointEvery?: number;
-  onCheckpoint?: (c: StageCheckpoint) => Promise<void> | void;
-  /** Continue a run from its last checkpoint (same stage, data, config and inputs). */
-  resume?: StageCheckpoint;
-}
-
-/** Everything needed to continue a stage where it stopped: plain data, for IndexedDB. */
-export interface StageCheckpoint {
-  stage: StageName;
-  /** Steps done. */
-  step: number;
-  config: StageConfig;
-  /** The stage's own trainable adapters so far (as `StageResult.adapters`). */
-  adapters: StageAdapters;
-  optimizer: AdamWState;
-  losses: number[];
-  history: StageResult['history'];
-}
-
-/** Seeded epoch shuffles: every item once per epoch, in a new order each epoch. */
-export class BatchDrawer<E> {
-  private order: number[] = [];
-  private i = 0;
-  private readonly rnd: () => number;
-  constructor(
-    private readonly items: readonly E[],
-    seed: number,
-  ) {
-    if (items.length === 0)
-      throw new EngineError('BAD_ARGUMENT', 'there is nothing to train on: the data set is empty');
-    this.rnd = uniformStream(seed);
-  }
-  next(n: number): E[] {
-    const out: E[] = [];
-    while (out.length < n) {
-      if (this.i >= this.order.length) {
-        this.order = this.items.map((_, k) => k);
-        for (let k = this.order.length - 1; k > 0; k--) {
-          const r = Math.floor(((this.rnd() + 1) / 2) * (k + 1)) % (k + 1);
-          [this.order[k], this.order[r]] = [this.order[r]!, this.order[k]!];
-        }
-        this.i = 0;
-      }
-      out.push(this.items[this.order[this.i++]!]!);
-    }
-    return out;
-  }
-}
+export * from './types.ts';
+export { BatchDrawer, questionPairs } from './batches.ts';
+export { linearMixHook } from './linmix.ts';
 
 function requireSide(items: readonly TrainItem[], side: 'positive' | 'negative', stage: StageName): void {
   if (items.length === 0) {
@@ -164,15 +61,6 @@ function requireSide(items: readonly TrainItem[], side: 'positive' | 'negative',
         : `The ${stage} stage learns from correct rationales, and this data set has none (D_pos is empty).`,
     );
   }
-}
-
-/** (positive, negative) pairs of the same question, one per question that has both. */
-export function questionPairs(data: StageData): { pos: TrainItem[]; neg: TrainItem[] }[] {
-  const byQ = new Map<string, { pos: TrainItem[]; neg: TrainItem[] }>();
-  const at = (q: string) => byQ.get(q) ?? byQ.set(q, { pos: [], neg: [] }).get(q)!;
-  for (const it of data.pos) at(it.question).pos.push(it);
-  for (const it of data.neg) at(it.question).neg.push(it);
-  return [...byQ.values()].filter((g) => g.pos.length > 0 && g.neg.length > 0);
 }
 
 function loraOf<T extends BackendTensor>(
@@ -200,30 +88,6 @@ function need<K extends keyof StageAdapters>(
   const v = run.inputs?.[key];
   if (!v) throw new EngineError('BAD_ARGUMENT', `The ${run.stage} stage needs ${what} first.`);
   return v as NonNullable<StageAdapters[K]>;
-}
-
-/** The linear-mix ablation's site: base + 2·Δ_pos(x) − Δ_neg(x) (METHOD.md §1, last note). */
-export function linearMixHook<T extends BackendTensor>(
-  tape: Tape<T>,
-  pos: LoraAdapter<T>,
-  neg: LoraAdapter<T>,
-  seed: number,
-  training: boolean,
-  frozen = false,
-): SiteHook<T> {
-  const ps = loraSites(tape, pos, seed, training, frozen);
-  const ns = loraSites(tape, neg, seed ^ 0x5bd1e995, training, true);
-  return (l, site) => {
-    const a = ps(l, site),
-      b = ns(l, site);
-    if (!a || !b) return null;
-    return (x, W, label) => {
-      const base = ad.linear(tape, x, W, null, label);
-      const dp = ad.loraDelta(tape, x, { ...a, scale: 2 * a.scale }, `${label}.lora_pos`);
-      const dn = ad.loraDelta(tape, x, { ...b, scale: -b.scale }, `${label}.lora_neg`);
-      return ad.add(tape, ad.add(tape, base, dp), dn);
-    };
-  };
 }
 
 /** Runs one stage to the end (or until `signal` aborts) and returns its adapters as plain data. */
@@ -519,48 +383,4 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
   } finally {
     for (const m of made.reverse()) m.destroy();
   }
-}
-
-/**
- * Wraps NAT's objective: after each micro-batch's forward (before the tape is released) it adds
- * Σα and the row count per layer to the metrics (`alpha_sum_<l>`, `alpha_n_<l>`: numbers add up
- * over micro-batches), so the step can report the mean α per layer.
- */
-function withAlphaSums<T extends BackendTensor>(
-  model: LlamaModel<T>,
-  inner: Objective<T, Example>,
-  alphas: NatAlphas<T>[],
-): Objective<T, Example> {
-  return {
-    prepare: (e) => inner.prepare(e),
-    async run(tape, chunk, ctx) {
-      alphas.length = 0;
-      const r = await inner.run(tape, chunk, ctx);
-      const metrics = { ...r.metrics };
-      for (const a of alphas) {
-        const v = await model.be.read(a.alpha);
-        const ks = `alpha_sum_${a.layer}`,
-          kn = `alpha_n_${a.layer}`;
-        metrics[ks] = ((metrics[ks] as number | undefined) ?? 0) + v.reduce((x, y) => x + y, 0);
-        metrics[kn] = ((metrics[kn] as number | undefined) ?? 0) + v.length;
-      }
-      alphas.length = 0;
-      return { loss: r.loss, metrics };
-    },
-  };
-}
-
-/** Replaces the α sums by `alpha`: the mean α per layer (absent when the stage has no NAT unit). */
-function meanAlphas(
-  m: Record<string, number | number[]>,
-  nLayers: number,
-): Record<string, number | number[]> {
-  if (!('alpha_n_0' in m)) return { ...m };
-  const out: Record<string, number | number[]> = {};
-  for (const [k, v] of Object.entries(m)) if (!k.startsWith('alpha_')) out[k] = v;
-  out['alpha'] = Array.from({ length: nLayers }, (_, l) => {
-    const n = m[`alpha_n_${l}`] as number | undefined;
-    return n ? (m[`alpha_sum_${l}`] as number) / n : 0;
-  });
-  return out;
 }
