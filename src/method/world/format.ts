@@ -8,6 +8,7 @@
  *             "12 + 3 = 15. 15 - 5 = 10. The answer is 10."  (style 'equations')
  */
 import { CharTokenizer } from '../../engine/io/chartok.ts';
+import { promptOf } from '../stages/text.ts';
 import type { Op, Problem } from './problems.ts';
 
 /**
@@ -20,14 +21,12 @@ export function worldTokenizer(): CharTokenizer {
   return new CharTokenizer(WORLD_CHARS);
 }
 
-/** The prompt part of the §0 text: everything before the rationale. */
-export function promptText(question: string): string {
-  return `Problem:\n${question}\nSolution:\n`;
-}
+/** The prompt part of the §0 text: everything before the rationale (stages/text.ts's). */
+export const promptText = promptOf;
 
 /** The full §0 training text (EOS is added by the tokenizer, not here). */
 export function trainingText(question: string, rationale: string): string {
-  return promptText(question) + rationale;
+  return promptOf(question) + rationale;
 }
 
 /** One chain step: "15 - 5 = 10." */
