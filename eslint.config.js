@@ -4,7 +4,7 @@ import globals from 'globals';
 import ts from 'typescript-eslint';
 
 export default ts.config(
-  { ignores: ['dist/', 'node_modules/', 'public/', 'test-results/', 'tests/fixtures/'] },
+  { ignores: ['dist/', 'dist-*/', 'node_modules/', 'public/', 'test-results/', 'tests/fixtures/'] },
   js.configs.recommended,
   ...ts.configs.recommended,
   ...svelte.configs.recommended,

@@ -1,6 +1,8 @@
 /**
- * The app's one door to its workers, each behind comlink: inference (the engine on the GPU) and
- * data (dataset parsing and answer checking, no GPU). Workers start on first use.
+ * The app's one door to its workers, each behind comlink: inference (the story model and the
+ * Solve engine on the GPU), trainer (the stages on the GPU), evaluator (Compare's evaluations on
+ * the GPU) and data (dataset parsing and answer checking, no GPU). Workers start on first use;
+ * each GPU worker owns its own device.
  */
 import * as Comlink from 'comlink';
 import type { InferenceEngine } from '../engine/api/inference.ts';
@@ -35,6 +37,24 @@ export function data(): DataClient {
     dataClient = Comlink.wrap<DataService>(worker);
   }
   return dataClient;
+}
+
+/** A comlink client for a worker file under workers/ (started on first use, then reused). */
+const started = new Map<string, Worker>();
+export function workerFor(name: 'trainer' | 'evaluator', url: URL): Worker {
+  let w = started.get(name);
+  if (!w) {
+    installErrorTransfer();
+    w = new Worker(url, { type: 'module', name });
+    started.set(name, w);
+  }
+  return w;
+}
+
+/** Ends a worker (its GPU device goes with it); the next call starts a fresh one. */
+export function endWorker(name: 'trainer' | 'evaluator'): void {
+  started.get(name)?.terminate();
+  started.delete(name);
 }
 
 export { Comlink };

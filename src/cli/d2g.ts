@@ -29,7 +29,7 @@ commands:
   eval --data FILE [--model M] [--tokenizer T] [--adapters DIR] [--kind K] [--split held-out|train|all]
           [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
   repro --data FILE [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE] [--steps N]
-          [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
+          [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu] [--save DIR]
   world problems|dataset|corpus|tokenizer|stats --n N --seed S [--out FILE] [--k K]
           [--error-model FILE] [--world FILE] [--chain equations|running] [--meta]
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]

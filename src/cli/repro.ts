@@ -3,16 +3,23 @@
  * teacher dataset. Prints the tables and writes the JSON.
  *   npm run d2g -- repro --data F [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE]
  *        [--steps N] [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
+ *        [--save DIR]
+ * --save: writes each stage's adapters to DIR/<stage>/ as it finishes (the layout `train --out` uses);
+ *   run again with the same DIR and budget, stages already there are read back, not trained again.
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EngineError } from '../engine/errors.ts';
 import { heldOutSplit, parseDataset, splitPosNeg } from '../method/datasets/index.ts';
 import { DEFAULT_REPRO, repro, type ReproConfig, type ReproResult } from '../method/experiments/repro.ts';
 import { parseKind, readText, withArgErrors } from './check-answer.ts';
-import { loadAnyModel, makeBackend, type BackendKind } from './load.ts';
+import { loadAnyModel, makeBackend, readBinary, type BackendKind } from './load.ts';
 import { DEFAULT_MODEL } from './train.ts';
+import { readStageFiles, stageFiles } from '../method/stages/files.ts';
+import type { StageConfig } from '../method/stages/config.ts';
+import type { StageResult } from '../method/stages/types.ts';
 
 const pct = (x: number) => (100 * x).toFixed(1);
 const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
@@ -48,6 +55,24 @@ export function reproTables(r: ReproResult): string {
   return lines.join('\n') + '\n';
 }
 
+/** A stage `--save` wrote earlier with the same budget (so a stopped run goes on where it was). */
+async function savedStage(dir: string, want: Partial<StageConfig>): Promise<StageResult | null> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return null;
+  }
+  if (!names.includes('result.json')) return null;
+  const files: Record<string, ArrayBuffer> = {};
+  for (const n of names) files[n] = await readBinary(join(dir, n));
+  const meta = JSON.parse(new TextDecoder().decode(files['result.json'])) as Omit<StageResult, 'adapters'>;
+  for (const [k, v] of Object.entries(want))
+    if (JSON.stringify(meta.config[k as keyof StageConfig]) !== JSON.stringify(v)) return null;
+  if (meta.cancelled) return null;
+  return { ...meta, adapters: readStageFiles(files).adapters };
+}
+
 export async function reproCommand(argv: string[]): Promise<number> {
   const { values } = withArgErrors('repro', () =>
     parseArgs({
@@ -65,6 +90,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
         'held-out': { type: 'string' },
         m: { type: 'string' },
         backend: { type: 'string', default: 'gpu' },
+        save: { type: 'string' },
       },
       strict: true,
     }),
@@ -103,8 +129,21 @@ export async function reproCommand(argv: string[]): Promise<number> {
   process.stderr.write(
     `repro: D_pos ${pos.length}, D_neg ${neg.length}, ${test.length} held-out problems, ${cfg.stage.steps} steps per stage\n`,
   );
-  const r = await repro(model, tokenizer, kind, { pos: pos.map(item), neg: neg.map(item) }, test, cfg, (l) =>
-    process.stderr.write(l + '\n'),
+  const r = await repro(
+    model,
+    tokenizer,
+    kind,
+    { pos: pos.map(item), neg: neg.map(item) },
+    test,
+    cfg,
+    (l) => process.stderr.write(l + '\n'),
+    async (name, r) => {
+      if (!values.save) return;
+      const dir = join(values.save, name);
+      await mkdir(dir, { recursive: true });
+      for (const [file, bytes] of Object.entries(stageFiles(r))) await writeFile(join(dir, file), bytes);
+    },
+    async (name) => (values.save ? savedStage(join(values.save, name), cfg.stage) : null),
   );
   process.stdout.write(reproTables(r));
   if (values.out) await writeFile(values.out, JSON.stringify(r, null, 1) + '\n');

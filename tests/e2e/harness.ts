@@ -12,13 +12,19 @@ export const ARTIFACTS = 'test-results';
 export async function startApp(): Promise<{ url: string; close: () => Promise<void> }> {
   // Vite decides "production" by NODE_ENV, which Vitest sets to "test": build what ships.
   const env = process.env.NODE_ENV;
+  // D2G_E2E_OUT: a build folder of one's own, so two e2e runs at once do not overwrite each other
+  const outDir = process.env.D2G_E2E_OUT ?? 'dist';
   process.env.NODE_ENV = 'production';
   try {
-    await build({ logLevel: 'warn', build: { outDir: 'dist' } });
+    await build({ logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   } finally {
     process.env.NODE_ENV = env;
   }
-  const server: PreviewServer = await preview({ preview: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+  const server: PreviewServer = await preview({
+    build: { outDir },
+    preview: { port: 0, host: '127.0.0.1' },
+    logLevel: 'warn',
+  });
   const url = server.resolvedUrls?.local[0];
   if (!url) throw new Error('vite preview did not report a URL');
   return { url, close: () => server.close() };

@@ -2,7 +2,7 @@
 // it: every stage trains, every student is evaluated, votes and the ranker are measured; the JSON
 // has every table with 95% intervals. (The figures of the full run are in the README.)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,8 @@ describe('d2g repro --quick', () => {
     const data = join(dir, 'teacher.jsonl');
     expect(d2g('world', 'dataset', '--n', '300', '--seed', '1', '--out', data).code).toBe(0);
     const out = join(dir, 'repro.json');
-    const r = d2g('repro', '--quick', '--data', data, '--out', out);
+    const save = join(dir, 'adapters');
+    const r = d2g('repro', '--quick', '--data', data, '--out', out, '--save', save);
     expect(r.code, r.err).toBe(0);
     for (const t of ['(a) Table 1', '(b) Table 2', '(c) voting', '(d) ranker']) expect(r.out).toContain(t);
     const j = JSON.parse(readFileSync(out, 'utf8')) as ReproResult;
@@ -45,5 +46,20 @@ describe('d2g repro --quick', () => {
     for (const v of j.voting) expect(v.early_stop.mean_samples).toBeLessThanOrEqual(v.m);
     expect(j.table1.union).toBe(j.table1.pos + j.table1.neg - j.table1.both);
     expect(j.ranker.pairs).toBeGreaterThan(0);
+    // --save: each stage's adapters, in the layout `train --out` writes and `eval --adapters` reads
+    for (const [stage, file] of [
+      ['kd', 'lora.safetensors'],
+      ['nat', 'nat.safetensors'],
+      ['nce', 'lora.safetensors'],
+      ['rank', 'head.safetensors'],
+    ] as const)
+      expect(existsSync(join(save, stage, file)), `${stage}/${file}`).toBe(true);
+    const ev = d2g('eval', '--data', data, '--adapters', join(save, 'nat'), '--limit', '4', '--max-new', '8');
+    expect(ev.code, ev.err).toBe(0);
+    // the same --save dir and budget again: every stage is read back, none trained again
+    const again = d2g('repro', '--quick', '--data', data, '--save', save, '--test', '4', '--m', '2');
+    expect(again.code, again.err).toBe(0);
+    expect(again.err).toContain('reused nce');
+    expect(again.err).not.toContain('trained ');
   }, 900_000);
 });

@@ -87,16 +87,28 @@ export async function repro<T extends BackendTensor>(
   test: readonly ReproProblem[],
   cfg: ReproConfig = DEFAULT_REPRO,
   log: ReproLog = () => {},
+  /** Called as each stage finishes (e.g. to save its adapters before the next one starts). */
+  onStage: (name: StageName, r: StageResult) => Promise<void> | void = () => {},
+  /** A stage trained before with this budget (a resumed run), or null to train it now. */
+  reuse: (name: StageName) => Promise<StageResult | null> = async () => null,
 ): Promise<ReproResult> {
   const t0 = performance.now();
   const golds = test.map((p) => p.gold);
   const questions = test.map((p) => p.question);
   const stage = async (name: StageName, inputs: StageAdapters = {}): Promise<StageResult> => {
     const t = performance.now();
+    const old = await reuse(name);
+    if (old) {
+      log(
+        `reused ${name}: ${old.losses.length} steps, loss ${old.losses[0]?.toFixed(3)} → ${old.losses.at(-1)?.toFixed(3)}`,
+      );
+      return old;
+    }
     const r = await runStage({ stage: name, model, tokenizer: tok, data: train, config: cfg.stage, inputs });
     log(
       `trained ${name}: ${r.losses.length} steps, loss ${r.losses[0]?.toFixed(3)} → ${r.losses.at(-1)?.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
     );
+    await onStage(name, r);
     return r;
   };
   const greedy = async (name: string, adapters: StageAdapters, stageName: string | null) => {

@@ -1,0 +1,46 @@
+/**
+ * Which base model the method's views use (Solve, Train, Compare): the built-in arithmetic student
+ * unless the user loaded another in Models. Views that hold a model in a worker watch `source` and
+ * reload when it changes; the worker checks the file and its tokenizer, and Models shows the
+ * result (`info`, or the error as a message).
+ */
+import type { StudentModelInfo } from '../../method/api/runtime.ts';
+import { publicUrl } from '../engine-client.ts';
+
+export interface ModelChoice {
+  /** What lists show: "arith-student (built-in)" or the file name. */
+  label: string;
+  /** URL (built-in or typed) or the bytes of a dropped / picked file, with its tokenizer JSON. */
+  modelUrl?: string;
+  tokenizerUrl?: string;
+  modelBytes?: ArrayBuffer;
+  tokenizerJson?: unknown;
+  name: string;
+  builtin: boolean;
+}
+
+export const BUILTIN_STUDENT: ModelChoice = {
+  label: 'arith-student (built-in)',
+  modelUrl: publicUrl('models/arith-student.safetensors'),
+  tokenizerUrl: publicUrl('models/arith-student.tokenizer.json'),
+  name: 'arith-student',
+  builtin: true,
+};
+
+export class StudentModel {
+  /** Changes only through `choose`; a new object each time, so watchers see every change. */
+  source = $state.raw<ModelChoice>(BUILTIN_STUDENT);
+  /** Set by the view that loaded it (config, parameter count). */
+  info = $state.raw<StudentModelInfo | null>(null);
+
+  choose(c: ModelChoice): void {
+    this.info = null;
+    this.source = { ...c };
+  }
+
+  reset(): void {
+    this.choose(BUILTIN_STUDENT);
+  }
+}
+
+export const studentModel = new StudentModel();
