@@ -95,6 +95,9 @@ export class CpuBackend implements Backend<CpuTensor> {
     if (t.data instanceof Uint32Array) return new Float32Array(t.data.slice().buffer);
     return Float32Array.from(t.data);
   }
+  async readMany(ts: readonly CpuTensor[]): Promise<Float32Array[]> {
+    return Promise.all(ts.map((t) => this.read(t)));
+  }
   async readU32(t: CpuTensor): Promise<Uint32Array> {
     if (t.data instanceof Uint32Array) return t.data.slice();
     return new Uint32Array(Float32Array.from(t.data).buffer);

@@ -54,6 +54,12 @@ export class GpuBackend implements Backend<Tensor> {
   async read(t: Tensor): Promise<Float32Array> {
     return new Float32Array(await this.gpu.readBytes(t, 0, numel(t.shape) * 4));
   }
+  async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    const bufs = await this.gpu.readRanges(
+      ts.map((t) => ({ buffer: t.buffer, byteOffset: 0, byteLength: numel(t.shape) * 4 })),
+    );
+    return bufs.map((b) => new Float32Array(b));
+  }
   async readU32(t: Tensor): Promise<Uint32Array> {
     return new Uint32Array(await this.gpu.readBytes(t, 0, numel(t.shape) * 4));
   }

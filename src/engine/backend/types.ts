@@ -46,6 +46,8 @@ export interface Backend<T extends BackendTensor> {
   zero(t: T): void;
   copy(src: T, dst: T, elements: number): void;
   read(t: T): Promise<Float32Array>;
+  /** Several tensors in one round trip (one map on the GPU). */
+  readMany(ts: readonly T[]): Promise<Float32Array[]>;
   readU32(t: T): Promise<Uint32Array>;
   /** Submits recorded work (no-op on the CPU). */
   flush(): void;

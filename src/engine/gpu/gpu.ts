@@ -318,7 +318,23 @@ export class Gpu {
   async readBytes(t: Binding, byteOffset = 0, byteLength?: number): Promise<ArrayBuffer> {
     const buffer = 'buffer' in t ? t.buffer : t;
     const len = byteLength ?? ('byteLength' in t ? t.byteLength : buffer.size) - byteOffset;
-    const size = Math.ceil(len / 4) * 4;
+    return (await this.readRanges([{ buffer, byteOffset, byteLength: len }]))[0]!;
+  }
+
+  /**
+   * Reads several ranges back with one copy pass, one submit and one map (a step's small metrics:
+   * per-layer α, β, pair accuracy), instead of one round trip each.
+   */
+  async readRanges(
+    ranges: readonly { buffer: GPUBuffer; byteOffset: number; byteLength: number }[],
+  ): Promise<ArrayBuffer[]> {
+    const offsets: number[] = [];
+    let size = 0;
+    for (const r of ranges) {
+      offsets.push(size);
+      size += Math.ceil(r.byteLength / 4) * 4;
+    }
+    if (size === 0) return ranges.map(() => new ArrayBuffer(0));
     // Staging buffers are reused (a decode loop reads logits every step): take a free one that is
     // large enough, or make one; it goes back to the list once unmapped.
     const i = this.staging.findIndex((b) => b.size >= size);
@@ -330,7 +346,10 @@ export class Gpu {
             size: BufferPool.bucket(size),
             usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
           });
-    this.ensureEncoder().copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+    const enc = this.ensureEncoder();
+    ranges.forEach((r, i) =>
+      enc.copyBufferToBuffer(r.buffer, r.byteOffset, staging, offsets[i]!, Math.ceil(r.byteLength / 4) * 4),
+    );
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, size);
@@ -339,7 +358,8 @@ export class Gpu {
       this.assertReady();
       throw cause;
     }
-    const out = staging.getMappedRange(0, size).slice(0, len);
+    const mapped = staging.getMappedRange(0, size);
+    const out = ranges.map((r, i) => mapped.slice(offsets[i]!, offsets[i]! + r.byteLength));
     staging.unmap();
     if (this.staging.length < 8) this.staging.push(staging);
     else staging.destroy();

@@ -26,6 +26,13 @@ export type HookFactory<T extends BackendTensor> = (
   training: boolean,
 ) => SiteHook<T> | null;
 
+/** Σ_j l[j] · w[j] over the j with a weight (a masked position's loss is never read). */
+function dot(l: ArrayLike<number>, w: ArrayLike<number>): number {
+  let s = 0;
+  for (let j = 0; j < l.length; j++) if (w[j]) s += l[j]! * w[j]!;
+  return s;
+}
+
 /** Σ_j losses[j] · weights[j] on the host (the loss value of a micro-batch). */
 async function weighted<T extends BackendTensor>(
   model: LlamaModel<T>,
@@ -37,9 +44,7 @@ async function weighted<T extends BackendTensor>(
     ArrayBuffer.isView(weights) || Array.isArray(weights)
       ? (weights as ArrayLike<number>)
       : await model.be.read(weights as T);
-  let s = 0;
-  for (let j = 0; j < l.length; j++) if (w[j]) s += l[j]! * w[j]!;
-  return s;
+  return dot(l, w);
 }
 
 function likelihoodPrepare<T extends BackendTensor>(model: LlamaModel<T>) {
@@ -92,8 +97,10 @@ export function nceObjective<T extends BackendTensor>(
       const dz = zS.requiresGrad && ctx.training ? tape.grad(zS).grad : null;
       ops.crossentropyForwardBackward(ce, dz, zS.t, batch.targets, ceW, N, V);
       ops.softCrossentropyForwardBackward(kd, dz, zT.t, zS.t, kdWeights, N, V, true);
-      const loss = (await weighted(model, ce, ceWeights)) + (await weighted(model, kd, kdWeights));
-      return { loss, metrics: { beta: [...(await model.be.read(beta))] } };
+      // one round trip for the step's figures: CE, KD and their weights, β
+      const [lce, lkd, wkd, b] = await model.be.readMany([ce, kd, kdWeights, beta]);
+      const loss = dot(lce!, ceWeights) + dot(lkd!, wkd!);
+      return { loss, metrics: { beta: [...b!] } };
     },
   };
 }
@@ -261,8 +268,11 @@ export function rankerObjective<T extends BackendTensor>(
         P,
         1 / ctx.norm.tokens,
       );
-      const l = await model.be.read(losses);
-      const [sp, sn] = [await model.be.read(zp.t), await model.be.read(zn.t)];
+      const [l, sp, sn] = (await model.be.readMany([losses, zp.t, zn.t])) as [
+        Float32Array,
+        Float32Array,
+        Float32Array,
+      ];
       let right = 0;
       for (let i = 0; i < P; i++) if (sp[i]! > sn[i]!) right++;
       return {

@@ -20,8 +20,9 @@ export function withAlphaSums<T extends BackendTensor>(
       alphas.length = 0;
       const r = await inner.run(tape, chunk, ctx);
       const metrics = { ...r.metrics };
-      for (const a of alphas) {
-        const v = await model.be.read(a.alpha);
+      const values = await model.be.readMany(alphas.map((a) => a.alpha));
+      for (const [i, a] of alphas.entries()) {
+        const v = values[i]!;
         const ks = `alpha_sum_${a.layer}`,
           kn = `alpha_n_${a.layer}`;
         metrics[ks] = ((metrics[ks] as number | undefined) ?? 0) + v.reduce((x, y) => x + y, 0);
