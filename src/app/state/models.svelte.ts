@@ -1,0 +1,519 @@
+/**
+ * The Models view's state: the built-in student's card, the base model in use (and loading
+ * another), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the browser's
+ * storage. One object for the page (`models`), because App renders `<ModelsView />` without props
+ * and the state should outlive a visit to another view.
+ *
+ * Model files are checked here before they are chosen (`checkModelFiles`: the safetensors header
+ * and tensors through `readLlamaSafetensors`, the tokenizer through `CharTokenizer.fromJSON`, the
+ * vocabulary sizes against each other). The student models this app runs are a few MB, so this
+ * runs on the main thread; the worker that loads the chosen model checks it again.
+ */
+import { readLlamaSafetensors, readLoraSafetensors } from '../../engine/io/checkpoint.ts';
+import { CharTokenizer } from '../../engine/io/chartok.ts';
+import { EngineError } from '../../engine/errors.ts';
+import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
+import { exportAdapterSet, importAdapterFiles, isZip, unzipFiles, zipFiles } from '../../method/peft.ts';
+import { publicUrl } from '../engine-client.ts';
+import {
+  adapterFiles,
+  deleteAdapterSet,
+  listAdapterSets,
+  renameAdapterSet,
+  saveAdapterSet,
+  type AdapterSetMeta,
+} from '../lib/adapters-store.ts';
+import { AppError, describeError, type UserMessage } from '../lib/errors.ts';
+import { studentModel, type ModelChoice } from './student-model.svelte.ts';
+
+/* ------------------------------------------------------------------ pure parts */
+
+export interface CheckedModel {
+  config: LlamaConfig;
+  params: number;
+  chars: string;
+}
+
+/**
+ * Checks a model file (our safetensors, `writeLlamaSafetensors`) and its tokenizer JSON before
+ * anything is chosen. Throws EngineError: BAD_MAGIC / BAD_FILE / TRUNCATED_FILE for the model,
+ * BAD_FILE for the tokenizer, VOCAB_MISMATCH when they disagree.
+ */
+export function checkModelFiles(
+  model: ArrayBuffer,
+  tokenizerText: string,
+  names: { model: string; tokenizer: string },
+): CheckedModel {
+  const { config } = readLlamaSafetensors(model, names.model);
+  let j: unknown;
+  try {
+    j = JSON.parse(tokenizerText);
+  } catch {
+    throw new EngineError(
+      'BAD_FILE',
+      `${names.tokenizer} is not JSON. The tokenizer is the .tokenizer.json file saved next to the model ({"type": "char", "chars": "…"}).`,
+    );
+  }
+  let tok: CharTokenizer;
+  try {
+    tok = CharTokenizer.fromJSON(j);
+  } catch (e) {
+    throw new EngineError(
+      'BAD_FILE',
+      `${names.tokenizer} is not a tokenizer this app reads: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  if (tok.vocabSize !== config.vocabSize)
+    throw new EngineError(
+      'VOCAB_MISMATCH',
+      `${names.tokenizer} has ${tok.vocabSize} tokens but ${names.model} expects ${config.vocabSize}: they belong to different models. Use the tokenizer saved with this model.`,
+    );
+  return { config, params: paramCount(config), chars: tok.chars };
+}
+
+/** A piece of inline text: plain, **bold** or `code`. */
+export interface Span {
+  text: string;
+  bold?: boolean;
+  code?: boolean;
+}
+export type CardBlock =
+  | { kind: 'h'; level: number; spans: Span[] }
+  | { kind: 'p'; spans: Span[] }
+  | { kind: 'ul'; items: Span[][] }
+  | { kind: 'table'; head: Span[][]; rows: Span[][][] };
+
+export function spansOf(s: string): Span[] {
+  const out: Span[] = [];
+  const re = /\*\*(.+?)\*\*|`([^`]+)`/g;
+  let at = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    if (m.index > at) out.push({ text: s.slice(at, m.index) });
+    out.push(m[1] !== undefined ? { text: m[1], bold: true } : { text: m[2]!, code: true });
+    at = m.index + m[0].length;
+  }
+  if (at < s.length) out.push({ text: s.slice(at) });
+  return out;
+}
+
+/**
+ * The model card's markdown, as blocks of text (a subset: headings, paragraphs, `-` lists, pipe
+ * tables, **bold**, `code`). Rendered as Svelte text nodes: nothing in the card becomes HTML.
+ */
+export function parseCard(md: string): CardBlock[] {
+  const blocks: CardBlock[] = [];
+  const lines = md.replace(/\r\n?/g, '\n').split('\n');
+  const cells = (l: string) =>
+    l
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => spansOf(c.trim()));
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i]!;
+    const h = /^(#{1,6})\s+(.*)$/.exec(line);
+    if (line.trim() === '') i++;
+    else if (h) {
+      blocks.push({ kind: 'h', level: h[1]!.length, spans: spansOf(h[2]!) });
+      i++;
+    } else if (line.trimStart().startsWith('|')) {
+      const rows: string[] = [];
+      while (i < lines.length && lines[i]!.trimStart().startsWith('|')) rows.push(lines[i++]!);
+      const body = rows.filter((r) => !/^\s*\|[\s|:-]+\|\s*$/.test(r));
+      const [head, ...rest] = body.map(cells);
+      blocks.push({ kind: 'table', head: head ?? [], rows: rest });
+    } else if (/^\s*- /.test(line)) {
+      const items: string[] = [];
+      while (i < lines.length && (/^\s*- /.test(lines[i]!) || /^\s{2,}\S/.test(lines[i]!))) {
+        const l = lines[i++]!;
+        if (/^\s*- /.test(l)) items.push(l.replace(/^\s*- /, ''));
+        else items[items.length - 1] += ' ' + l.trim();
+      }
+      blocks.push({ kind: 'ul', items: items.map(spansOf) });
+    } else {
+      const para: string[] = [];
+      while (i < lines.length && lines[i]!.trim() !== '' && !/^(#|\s*\||\s*- )/.test(lines[i]!))
+        para.push(lines[i++]!.trim());
+      blocks.push({ kind: 'p', spans: spansOf(para.join(' ')) });
+    }
+  }
+  return blocks;
+}
+
+/** A name safe for a download: "KD — CoT distillation" → "kd-cot-distillation". */
+export function slug(s: string): string {
+  return (
+    s
+      .toLowerCase()
+      .normalize('NFKD')
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'adapter'
+  );
+}
+
+/** Stages whose set is one LoRA (lora.safetensors): what a single imported PEFT LoRA can be. */
+export const SINGLE_LORA_STAGES = ['kd', 'neg', 'mix', 'nce', 'nt', 'ul', 'cl'] as const;
+
+/* ------------------------------------------------------------------ the state */
+
+export interface BaseInfo {
+  name: string;
+  label: string;
+  builtin: boolean;
+  config: LlamaConfig;
+  params: number;
+}
+
+async function fetchOk(url: string, what: string): Promise<Response> {
+  let r: Response;
+  try {
+    r = await fetch(url);
+  } catch (cause) {
+    throw new AppError(
+      'DOWNLOAD',
+      `The ${what} at ${url} could not be downloaded (${String(cause)}). Check the address; a server must allow this site to read it (CORS).`,
+      { cause },
+    );
+  }
+  if (!r.ok)
+    throw new AppError('DOWNLOAD', `The ${what} at ${url} answered HTTP ${r.status}. Check the address.`);
+  return r;
+}
+
+async function readBase(c: ModelChoice): Promise<BaseInfo> {
+  const model =
+    c.modelBytes ?? (c.modelUrl ? await (await fetchOk(c.modelUrl, 'model')).arrayBuffer() : null);
+  if (!model) throw new EngineError('BAD_ARGUMENT', 'The model in use has neither a file nor a URL.');
+  const tok =
+    c.tokenizerJson !== undefined
+      ? JSON.stringify(c.tokenizerJson)
+      : await (
+          await fetchOk(
+            c.tokenizerUrl ?? (c.modelUrl ?? '').replace(/\.safetensors$/, '.tokenizer.json'),
+            'tokenizer',
+          )
+        ).text();
+  const m = checkModelFiles(model, tok, { model: c.label, tokenizer: `${c.name}.tokenizer.json` });
+  return { name: c.name, label: c.label, builtin: c.builtin, config: m.config, params: m.params };
+}
+
+export class ModelsState {
+  card = $state.raw<CardBlock[] | null>(null);
+  cardError = $state.raw<UserMessage | null>(null);
+
+  base = $state.raw<BaseInfo | null>(null);
+  baseError = $state.raw<UserMessage | null>(null);
+  private baseOf: ModelChoice | null = null;
+  /** Loading another model: the check's result. */
+  modelBusy = $state(false);
+  modelError = $state.raw<UserMessage | null>(null);
+  modelNotice = $state('');
+  modelUrl = $state('');
+
+  sets = $state.raw<AdapterSetMeta[]>([]);
+  listError = $state.raw<UserMessage | null>(null);
+  /** id of the set being exported / renamed / deleted (one at a time). */
+  busy = $state<string | null>(null);
+  rowError = $state.raw<{ id: string; error: UserMessage } | null>(null);
+
+  importStage = $state<'auto' | (typeof SINGLE_LORA_STAGES)[number]>('auto');
+  importName = $state('');
+  importing = $state(false);
+  importError = $state.raw<UserMessage | null>(null);
+  importNotice = $state('');
+
+  storage = $state.raw<{ usage: number; quota: number } | null>(null);
+  persisted = $state<boolean | null>(null);
+  storageError = $state.raw<UserMessage | null>(null);
+
+  async loadCard(): Promise<void> {
+    if (this.card) return;
+    try {
+      const r = await fetchOk(publicUrl('models/arith-student.md'), 'model card');
+      this.card = parseCard(await r.text());
+      this.cardError = null;
+    } catch (e) {
+      this.cardError = describeError(e);
+    }
+  }
+
+  /** Reads the model in use (studentModel.source), once per choice. */
+  async loadBase(): Promise<void> {
+    const c = studentModel.source;
+    if (this.baseOf === c) return;
+    this.baseOf = c;
+    this.base = null;
+    this.baseError = null;
+    try {
+      const info = await readBase(c);
+      if (this.baseOf !== c) return;
+      this.base = info;
+      if (!studentModel.info && studentModel.source === c)
+        studentModel.info = { name: info.name, config: info.config, params: info.params };
+    } catch (e) {
+      if (this.baseOf === c) this.baseError = describeError(e);
+    }
+  }
+
+  private async baseConfig(): Promise<BaseInfo> {
+    await this.loadBase();
+    if (!this.base)
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        'The model in use could not be read, so adapters cannot be checked against it. Go back to the built-in model.',
+      );
+    return this.base;
+  }
+
+  /** A model file and its tokenizer, picked or dropped together; checked, then chosen. */
+  async chooseModelFiles(files: readonly File[]): Promise<void> {
+    this.modelError = null;
+    this.modelNotice = '';
+    const model = files.find((f) => f.name.endsWith('.safetensors'));
+    const tok = files.find((f) => f.name.endsWith('.json'));
+    if (!model || !tok || files.length !== 2) {
+      this.modelError = describeError(
+        new EngineError(
+          'BAD_ARGUMENT',
+          `A model needs two files, picked or dropped together: the model (.safetensors) and its tokenizer (.tokenizer.json). Got ${files.map((f) => f.name).join(', ') || 'nothing'}.`,
+        ),
+      );
+      return;
+    }
+    this.modelBusy = true;
+    try {
+      const bytes = await model.arrayBuffer();
+      const text = await tok.text();
+      const m = checkModelFiles(bytes, text, { model: model.name, tokenizer: tok.name });
+      const name = model.name.replace(/\.safetensors$/, '');
+      studentModel.choose({
+        label: model.name,
+        name,
+        modelBytes: bytes,
+        tokenizerJson: JSON.parse(text) as unknown,
+        builtin: false,
+      });
+      this.modelNotice = `${model.name} is the model in use now (${m.params.toLocaleString('en-US')} parameters).`;
+      await this.loadBase();
+    } catch (e) {
+      this.modelError = describeError(e);
+    } finally {
+      this.modelBusy = false;
+    }
+  }
+
+  /** A model by URL; its tokenizer is `<name>.tokenizer.json` next to it. */
+  async chooseModelUrl(): Promise<void> {
+    const url = this.modelUrl.trim();
+    this.modelError = null;
+    this.modelNotice = '';
+    if (!/\.safetensors(\?.*)?$/.test(url)) {
+      this.modelError = describeError(
+        new EngineError(
+          'BAD_ARGUMENT',
+          'Give the URL of a .safetensors model; its tokenizer must sit next to it as <name>.tokenizer.json.',
+        ),
+      );
+      return;
+    }
+    this.modelBusy = true;
+    try {
+      const tokUrl = url.replace(/\.safetensors(\?.*)?$/, '.tokenizer.json');
+      const file = decodeURIComponent(url.split('?')[0]!.split('/').pop()!);
+      const [bytes, text] = await Promise.all([
+        fetchOk(url, 'model').then((r) => r.arrayBuffer()),
+        fetchOk(tokUrl, 'tokenizer').then((r) => r.text()),
+      ]);
+      const m = checkModelFiles(bytes, text, {
+        model: file,
+        tokenizer: file.replace(/\.safetensors$/, '.tokenizer.json'),
+      });
+      studentModel.choose({
+        label: file,
+        name: file.replace(/\.safetensors$/, ''),
+        modelUrl: url,
+        tokenizerUrl: tokUrl,
+        builtin: false,
+      });
+      this.modelNotice = `${file} is the model in use now (${m.params.toLocaleString('en-US')} parameters).`;
+      await this.loadBase();
+    } catch (e) {
+      this.modelError = describeError(e);
+    } finally {
+      this.modelBusy = false;
+    }
+  }
+
+  resetModel(): void {
+    this.modelError = null;
+    this.modelNotice = '';
+    studentModel.reset();
+    void this.loadBase();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.sets = await listAdapterSets();
+      this.listError = null;
+    } catch (e) {
+      this.listError = describeError(e);
+    }
+  }
+
+  private async rowTask(id: string, task: () => Promise<void>): Promise<boolean> {
+    this.busy = id;
+    this.rowError = null;
+    try {
+      await task();
+      return true;
+    } catch (e) {
+      this.rowError = { id, error: describeError(e) };
+      return false;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** Zip of the set as PEFT folder(s) + our other files; saved through a download link. */
+  async exportSet(set: AdapterSetMeta): Promise<void> {
+    await this.rowTask(set.id, async () => {
+      const base = await this.baseConfig();
+      if (set.model !== base.name)
+        throw new EngineError(
+          'SHAPE_MISMATCH',
+          `"${set.name}" belongs to ${set.model}, but the model in use is ${base.name}. Choose ${set.model} above, then export.`,
+        );
+      const files = await adapterFiles(set.id);
+      const zip = zipFiles(exportAdapterSet(files, base.config, { baseModel: set.model }));
+      const url = URL.createObjectURL(
+        new Blob([zip as Uint8Array<ArrayBuffer>], { type: 'application/zip' }),
+      );
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `${slug(set.name)}-peft.zip`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    });
+  }
+
+  async rename(set: AdapterSetMeta, name: string): Promise<boolean> {
+    const ok = await this.rowTask(set.id, () => renameAdapterSet(set.id, name));
+    await this.refresh();
+    return ok;
+  }
+
+  async remove(set: AdapterSetMeta): Promise<void> {
+    await this.rowTask(set.id, () => deleteAdapterSet(set.id));
+    await this.refresh();
+    void this.refreshStorage();
+  }
+
+  /** A PEFT zip, or adapter_config.json + adapter_model.safetensors (picked or dropped together). */
+  async importFiles(list: readonly File[]): Promise<void> {
+    this.importError = null;
+    this.importNotice = '';
+    if (list.length === 0) return;
+    this.importing = true;
+    try {
+      const base = await this.baseConfig();
+      let files: Record<string, Uint8Array> = {};
+      for (const f of list) {
+        const b = new Uint8Array(await f.arrayBuffer());
+        if (list.length === 1 && isZip(b)) files = unzipFiles(b, f.name);
+        else files[f.name] = b;
+      }
+      const got = importAdapterFiles(files, base.config, {
+        baseModel: base.name,
+        ...(this.importStage !== 'auto' ? { stage: this.importStage } : {}),
+      });
+      const main = got.files['lora.safetensors'] ?? got.files['rank.safetensors'];
+      const cfg = main
+        ? readLoraSafetensors(
+            main.buffer.slice(main.byteOffset, main.byteOffset + main.byteLength) as ArrayBuffer,
+          ).config
+        : null;
+      const from = list.length === 1 ? list[0]!.name : 'PEFT files';
+      const name =
+        this.importName.trim() ||
+        `${got.stage.toUpperCase()} from ${got.folders[0] ? got.folders[0].replace(/\/$/, '') : from}`;
+      const saved = await saveAdapterSet(
+        {
+          name,
+          stage: got.stage,
+          model: base.name,
+          source: 'imported',
+          summary: {
+            ...(cfg ? { r: cfg.rank, alpha: cfg.alpha, targets: cfg.targets.join(' ') } : {}),
+            ...(got.base ? { peft_base: got.base } : {}),
+          },
+        },
+        got.files,
+      );
+      this.importNotice = `Imported "${saved.name}" (${got.stage}, ${saved.files.join(', ')}).`;
+      this.importName = '';
+      await this.refresh();
+      void this.refreshStorage();
+    } catch (e) {
+      this.importError = describeError(e);
+    } finally {
+      this.importing = false;
+    }
+  }
+
+  async refreshStorage(): Promise<void> {
+    try {
+      if (!('storage' in navigator) || typeof navigator.storage.estimate !== 'function') {
+        this.storage = null;
+        return;
+      }
+      const e = await navigator.storage.estimate();
+      this.storage = { usage: e.usage ?? 0, quota: e.quota ?? 0 };
+      this.persisted =
+        typeof navigator.storage.persisted === 'function' ? await navigator.storage.persisted() : null;
+      this.storageError = null;
+    } catch (e) {
+      this.storageError = describeError(e);
+    }
+  }
+
+  async persist(): Promise<void> {
+    try {
+      this.persisted = await navigator.storage.persist();
+    } catch (e) {
+      this.storageError = describeError(e);
+    }
+  }
+}
+
+export const models = new ModelsState();
+
+/**
+ * `{@attach dropFiles(fn)}`: the element takes files dragged onto it (the file inputs beside it
+ * are the keyboard's way in). Marks itself with `data-over` while files hover.
+ */
+export function dropFiles(onFiles: (files: File[]) => void): (el: HTMLElement) => () => void {
+  return (el) => {
+    const over = (e: DragEvent) => {
+      e.preventDefault();
+      el.dataset.over = '';
+    };
+    const leave = () => delete el.dataset.over;
+    const drop = (e: DragEvent) => {
+      e.preventDefault();
+      leave();
+      onFiles([...(e.dataTransfer?.files ?? [])]);
+    };
+    el.addEventListener('dragover', over);
+    el.addEventListener('dragleave', leave);
+    el.addEventListener('drop', drop);
+    return () => {
+      el.removeEventListener('dragover', over);
+      el.removeEventListener('dragleave', leave);
+      el.removeEventListener('drop', drop);
+    };
+  };
+}
