@@ -1,0 +1,188 @@
+// Train in a real browser (WebGPU on SwiftShader): NAT on the built-in Neg set runs in the trainer
+// worker with its loss plotted and checkpoints stored in IndexedDB; a reload resumes the run from
+// its checkpoint (the step counter goes on from there, the curve keeps the earlier steps), and the
+// finished run is saved as an adapter set (read back with the raw IndexedDB API). A full quota
+// while storing a checkpoint pauses the run with the message and keeps nothing of that checkpoint;
+// with space again, Resume goes on and the run finishes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { horizontalOverflow, idbRecords, launch, openPage, screenshot, startApp } from './harness.ts';
+
+interface RunRec {
+  id: string;
+  stage: string;
+  status: string;
+  step: number;
+  steps: number;
+  losses: number[];
+  adapterSetId?: string;
+}
+interface CkptRec {
+  id: string;
+  step: number;
+}
+interface AdapterRec {
+  id: string;
+  stage: string;
+  source: string;
+  model: string;
+  files: string[];
+  summary?: Record<string, unknown>;
+}
+
+const view = '[data-testid="view-train"]';
+
+async function until<T>(
+  what: string,
+  f: () => Promise<T | null | undefined | false>,
+  ms = 300_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function setUp(page: Page, stage: string, steps: number, batch: number, every: number): Promise<void> {
+  await page.getByTestId('train-counts').waitFor({ timeout: 120_000 });
+  await page.getByTestId('train-stage').selectOption(stage);
+  await page.getByTestId('train-steps').fill(String(steps));
+  await page.getByTestId('train-batch').fill(String(batch));
+  await page.getByTestId('train-ckpt').fill(String(every));
+}
+
+async function stepOf(page: Page): Promise<{ step: number; resumedFrom: number; firstStep: number }> {
+  const el = page.getByTestId('train-step');
+  return {
+    step: Number(await el.getAttribute('data-step')),
+    resumedFrom: Number(await el.getAttribute('data-resumed-from')),
+    firstStep: Number(await el.getAttribute('data-first-step')),
+  };
+}
+
+describe('app: Train', () => {
+  let app: Awaited<ReturnType<typeof startApp>>;
+  let browser: Browser;
+  beforeAll(async () => {
+    app = await startApp();
+    browser = await launch();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+  });
+
+  it('NAT on the built-in Neg set: live loss, checkpoints, reload resumes from the checkpoint, adapter saved', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const { page, errors } = await openPage(ctx, `${app.url}#/train`);
+    await setUp(page, 'nat', 6, 4, 2);
+    // the world's 500 questions, about a tenth held out by question
+    const heldOut = Number(await page.getByTestId('train-heldout').innerText());
+    const questions = Number((await page.getByTestId('train-questions').innerText()).replace(/,/g, ''));
+    expect(heldOut + questions).toBe(500);
+    expect(heldOut).toBeGreaterThan(20);
+    expect(heldOut).toBeLessThan(90);
+    expect(await page.getByTestId('train-input').inputValue()).toBe('builtin-neg');
+    expect(await page.getByTestId('train-stage-info').innerText()).toMatch(/NAT stage 2/);
+
+    await page.getByTestId('train-start').click();
+    // a checkpoint stored and the loss plotted
+    const first = await until('a stored checkpoint', async () => {
+      const cs = (await idbRecords(page, 'checkpoints')) as CkptRec[];
+      return cs[0];
+    });
+    expect(first.step % 2).toBe(0);
+    await until('two points on the loss chart', async () =>
+      Number(await page.getByTestId('chart-loss').getAttribute('data-points')) >= 2 ? true : null,
+    );
+    expect(await page.getByTestId('chart-loss').locator('canvas').count()).toBeGreaterThan(0);
+    expect(await page.getByTestId('chart-alpha').locator('canvas').count()).toBeGreaterThan(0);
+    expect(await page.getByTestId('train-step').innerText()).toMatch(/^\d \/ 6$/);
+    const runs = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!.stage).toBe('nat');
+    // the run's record and its checkpoint agree (one transaction)
+    const [ckpt] = (await idbRecords(page, 'checkpoints')) as CkptRec[];
+    const [run] = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(run!.step).toBe(ckpt!.step);
+    expect(run!.losses).toHaveLength(ckpt!.step);
+    expect(run!.step).toBeLessThan(6);
+    await screenshot(page, 'train-running');
+
+    await page.reload();
+    // the view finds the run and goes on from its checkpoint, not from step 0
+    await until('the resumed run', async () => ((await stepOf(page)).firstStep > 0 ? true : null));
+    const s = await stepOf(page);
+    expect(s.resumedFrom).toBeGreaterThanOrEqual(first.step);
+    expect(s.firstStep).toBe(s.resumedFrom + 1);
+    expect(await page.getByTestId('train-resumed').innerText()).toContain(`step ${s.resumedFrom}`);
+    expect(await page.getByTestId('train-notice').innerText()).toMatch(/reloaded during the NAT run/);
+    await screenshot(page, 'train-resumed');
+
+    await page.waitForSelector(`${view}[data-phase="done"]`, { timeout: 300_000 });
+    expect(await page.getByTestId('train-step').innerText()).toBe('6 / 6');
+    // the curve holds the steps from before the reload too
+    expect(await page.getByTestId('chart-loss').getAttribute('data-points')).toBe('6');
+    const item = page.getByTestId('train-saved-item');
+    expect(await item.count()).toBe(1);
+    expect(await item.getAttribute('data-stage')).toBe('nat');
+    const sets = (await idbRecords(page, 'adapters')) as AdapterRec[];
+    expect(sets).toHaveLength(1);
+    expect(sets[0]).toMatchObject({ stage: 'nat', source: 'trained', model: 'arith-student' });
+    expect(sets[0]!.files).toEqual(['lora.safetensors', 'nat.safetensors', 'neg.safetensors', 'result.json']);
+    expect(sets[0]!.summary?.steps).toBe(6);
+    const [done] = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(done).toMatchObject({ status: 'done', step: 6, adapterSetId: sets[0]!.id });
+    expect(done!.losses).toHaveLength(6);
+    expect(await idbRecords(page, 'checkpoints')).toEqual([]);
+    await screenshot(page, 'train-done');
+    // talk mode, dark: the charts are redrawn in the new palette and nothing scrolls sideways
+    await page.keyboard.press('t');
+    await page.keyboard.press('d');
+    await page.waitForTimeout(300);
+    expect(await horizontalOverflow(page)).toBe(0);
+    expect(await page.getByTestId('chart-loss').locator('canvas').count()).toBe(1);
+    await screenshot(page, 'train-done-talk-dark');
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 900_000);
+
+  it('storage full at a checkpoint: the run pauses with the message, nothing of it is kept; Resume finishes it', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const { page, errors } = await openPage(ctx, `${app.url}#/train`);
+    await setUp(page, 'kd', 3, 4, 1);
+    // the app's own files are stored for offline use first (they count against the quota too)
+    await page.getByTestId('offline-ready').waitFor({ timeout: 120_000 });
+    const cdp = await ctx.newCDPSession(page);
+    const origin = new URL(app.url).origin;
+    const { usage } = await page.evaluate(() => navigator.storage.estimate());
+    // room for the run's record, not for a checkpoint (LoRA + AdamW moments ≈ 0.5 MB)
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: (usage ?? 0) + 60_000 });
+    await page.getByTestId('train-start').click();
+
+    const notice = page.getByTestId('train-error');
+    await notice.waitFor({ timeout: 300_000 });
+    expect(await notice.getAttribute('data-code')).toBe('QUOTA_FULL');
+    expect(await notice.innerText()).toMatch(
+      /storage for this site is full.*nothing of it was kept.*paused/s,
+    );
+    await page.waitForSelector(`${view}[data-phase="paused"]`);
+    expect(await idbRecords(page, 'checkpoints')).toEqual([]);
+    const [run] = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(run).toMatchObject({ stage: 'kd', status: 'paused', step: 0, losses: [] });
+    await screenshot(page, 'train-quota');
+
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin }); // space again
+    await page.getByTestId('train-resume').click();
+    await page.waitForSelector(`${view}[data-phase="done"]`, { timeout: 300_000 });
+    expect(await page.getByTestId('train-step').innerText()).toBe('3 / 3');
+    const runs = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(runs.find((r) => r.stage === 'kd')).toMatchObject({ status: 'done', step: 3 });
+    expect(((await idbRecords(page, 'adapters')) as AdapterRec[]).map((s) => s.stage)).toEqual(['kd']);
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 900_000);
+});
