@@ -6,10 +6,20 @@
  */
 import * as Comlink from 'comlink';
 import type { InferenceEngine } from '../engine/api/inference.ts';
+import type { SolverEngine } from '../method/api/solver.ts';
 import { installErrorTransfer } from './comlink-errors.ts';
 import type { DataService } from './lib/data-service.ts';
 
-export type InferenceClient = Comlink.Remote<InferenceEngine>;
+/**
+ * What the inference worker exposes: the story model's engine and the Solve engine, each marked
+ * with `Comlink.proxy` so `inference().solver.solve(...)` is a remote call on the worker's object.
+ */
+export interface InferenceApi {
+  stories: InferenceEngine & Comlink.ProxyMarked;
+  solver: SolverEngine & Comlink.ProxyMarked;
+}
+
+export type InferenceClient = Comlink.Remote<InferenceApi>;
 export type DataClient = Comlink.Remote<DataService>;
 
 let client: InferenceClient | null = null;
@@ -22,7 +32,7 @@ export function inference(): InferenceClient {
       type: 'module',
       name: 'inference',
     });
-    client = Comlink.wrap<InferenceEngine>(worker);
+    client = Comlink.wrap<InferenceApi>(worker);
   }
   return client;
 }

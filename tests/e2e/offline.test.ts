@@ -1,6 +1,7 @@
 // Offline: load the app once, let the service worker precache it, then stop the server and take
-// the browser offline: a reload still opens the app, Solve loads the built-in model and samples on
-// WebGPU, and Explore opens the bundled GSM8K solutions.
+// the browser offline: a reload still opens the app, Solve loads the built-in student with its
+// built-in adapters and ranker and samples on WebGPU (answers, votes), and Explore opens the
+// bundled GSM8K solutions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launch, openPage, screenshot, startApp } from './harness.ts';
@@ -29,6 +30,10 @@ describe('app: offline (PWA)', () => {
     });
     for (const f of [
       '/index.html',
+      '/models/arith-student.safetensors',
+      '/models/arith-student.tokenizer.json',
+      '/models/adapters/index.json',
+      '/models/adapters/rank/head.safetensors',
       '/models/stories260K.bin',
       '/models/tok512.bin',
       '/data/gsm8k/example_model_solutions.jsonl',
@@ -43,17 +48,26 @@ describe('app: offline (PWA)', () => {
     await ctx.setOffline(true);
     await page.reload();
     expect(await page.evaluate(() => navigator.onLine)).toBe(false);
+    await page.getByTestId('view-solve').waitFor({ timeout: 60_000 });
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
-    await page.getByLabel('Samples', { exact: true }).fill('2');
-    await page.getByLabel('Steps', { exact: true }).fill('24');
+    expect(await page.getByTestId('ranker').inputValue()).toBe('builtin-rank');
+    await page.getByTestId('question').waitFor({ timeout: 60_000 });
+    await page.getByTestId('m').fill('2');
+    await page.getByTestId('max-new').fill('40');
     await page.getByTestId('sample').click();
     await page
       .waitForSelector('[data-testid="status"][data-phase="sampling"]', { timeout: 10_000 })
       .catch(() => {});
-    await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
-    const texts = await page.getByTestId('sample-card').locator('.text').allInnerTexts();
-    expect(texts).toHaveLength(2);
-    for (const t of texts) expect(t.trim().length).toBeGreaterThan(5);
+    await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 180_000 });
+    const cards = page.getByTestId('sample-card');
+    expect(await cards.count()).toBe(2);
+    for (const t of await cards.getByTestId('sample-text').allInnerTexts())
+      expect(t.trim().length).toBeGreaterThan(5);
+    for (const a of await cards.getByTestId('sample-answer').allInnerTexts())
+      expect(a.trim().length).toBeGreaterThan(0);
+    expect(await cards.getByTestId('sample-score').count()).toBe(2);
+    await page.getByTestId('vote-asc').waitFor();
+    expect(await page.getByTestId('final-answer').getAttribute('data-done')).toBe('true');
     await screenshot(page, 'offline-solve');
 
     await page.keyboard.press('2');

@@ -1,5 +1,5 @@
-// The first app page in a real browser: stories260K in the inference worker on WebGPU
-// (SwiftShader), four samples streaming side by side, and llama2.c's exact greedy text.
+// The stories page (#/stories, linked from Solve) in a real browser: stories260K in the inference
+// worker on WebGPU (SwiftShader), four samples streaming side by side, and llama2.c's exact greedy text.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -9,7 +9,7 @@ const expected = JSON.parse(readFileSync('tests/fixtures/stories260K-expected.js
   greedy_200: string;
 };
 
-describe('app: sampling page', () => {
+describe('app: stories page (#/stories)', () => {
   let app: Awaited<ReturnType<typeof startApp>>;
   let browser: Browser;
   beforeAll(async () => {
@@ -23,7 +23,8 @@ describe('app: sampling page', () => {
 
   it('streams 4 non-empty samples with live tokens/s and no console errors', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const { page, errors } = await openPage(ctx, app.url);
+    const { page, errors } = await openPage(ctx, `${app.url}#/stories`);
+    await page.getByTestId('view-stories').waitFor();
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 60_000 });
     await page.getByLabel('Steps', { exact: true }).fill('60');
     await page.getByTestId('sample').click();
@@ -44,7 +45,7 @@ describe('app: sampling page', () => {
 
   it("greedy from BOS alone, 200 steps: llama2.c's expected text, token for token", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const { page, errors } = await openPage(ctx, app.url);
+    const { page, errors } = await openPage(ctx, `${app.url}#/stories`);
     await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 60_000 });
     await page.getByTestId('prompt').fill('');
     await page.getByLabel('Samples', { exact: true }).fill('1');

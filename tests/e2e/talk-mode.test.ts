@@ -73,10 +73,11 @@ describe('app: talk mode', () => {
           await screenshot(page, `talk-${w}x${h}-${theme}-${v.id}`);
         }
       }
-      // Tab reaches the nav and Enter follows it; settings survive a reload
+      // Tab reaches the nav and Enter follows it (from the content, past Solve's ~15 controls, round
+      // to the top of the page); settings survive a reload
       await page.keyboard.press('1');
       let found = false;
-      for (let i = 0; i < 12 && !found; i++) {
+      for (let i = 0; i < 40 && !found; i++) {
         await page.keyboard.press('Tab');
         found = await page.evaluate(
           () => document.activeElement?.getAttribute('data-testid') === 'nav-compare',
@@ -113,10 +114,11 @@ describe('app: talk mode', () => {
         await settled(page, v.id);
         if (v.id === 'solve') {
           // four short samples, so the picture shows what Solve does
-          await page.getByLabel('Steps', { exact: true }).fill('48');
+          await page.getByTestId('m').fill('4');
+          await page.getByTestId('max-new').fill('60');
           await page.getByTestId('sample').click();
           await page.waitForSelector('[data-testid="sample-card"]', { timeout: 10_000 });
-          await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 120_000 });
+          await page.waitForSelector('[data-testid="status"][data-phase="ready"]', { timeout: 240_000 });
           await page.locator('main').focus(); // single-key shortcuts again
         }
         expect(await horizontalOverflow(page)).toBe(0);
@@ -125,5 +127,5 @@ describe('app: talk mode', () => {
       expect(errors).toEqual([]);
       await ctx.close();
     }
-  });
+  }, 480_000);
 });

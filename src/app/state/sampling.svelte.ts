@@ -1,6 +1,7 @@
 /**
- * Display state of the sampling page: the model, m streaming samples, live tokens/s, and errors
- * as messages. Worker results are applied latest-wins (a new run supersedes the old one).
+ * Display state of the stories page (`#/stories`, llama2.c's stories260K): the model, m streaming
+ * samples, live tokens/s, and errors as messages. Worker results are applied latest-wins (a new run
+ * supersedes the old one).
  */
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import type { ModelInfo, TokenEvent } from '../../engine/api/inference.ts';
@@ -35,9 +36,9 @@ export class SamplingState {
     this.opened = true;
     try {
       this.phase = 'starting';
-      this.gpu = await inference().init();
+      this.gpu = await inference().stories.init();
       this.phase = 'loading';
-      this.model = await inference().loadLlama2c(
+      this.model = await inference().stories.loadLlama2c(
         publicUrl('models/stories260K.bin'),
         publicUrl('models/tok512.bin'),
         'stories260K',
@@ -64,7 +65,7 @@ export class SamplingState {
       if (s > 0) this.tokensPerSecond = this.tokens / s;
     });
     try {
-      const stats = await inference().sample(
+      const stats = await inference().stories.sample(
         {
           prompt: this.prompt,
           n: this.n,
@@ -85,7 +86,7 @@ export class SamplingState {
   }
 
   stop(): void {
-    void inference().stop();
+    void inference().stories.stop();
   }
 
   private fail(e: unknown): void {

@@ -34,6 +34,12 @@ export interface GenerateOptions {
   onToken?: (seq: number, token: number, text: string) => void;
   /** Checked between steps: return true to stop early. */
   shouldStop?: () => boolean;
+  /**
+   * Awaited after each sampling round, before the next forward (and before `shouldStop`), with the
+   * sequences that ended in that round (a stop token or the step limit): room for async work
+   * between decode steps, such as scoring finished sequences on the same device.
+   */
+  onStep?: (ended: readonly number[]) => void | Promise<void>;
 }
 
 export interface GenerateResult {
@@ -112,22 +118,26 @@ export async function generate<T extends BackendTensor>(
   for (;;) {
     const nextRows: Row[] = [];
     const nextSeq: number[] = [];
+    const ended: number[] = [];
     active.forEach((s, j) => {
       const next = samplers[s]!.sample(logits.subarray(j * V, (j + 1) * V));
       if (stop.has(next)) {
         live[s] = false;
+        ended.push(s);
         return;
       }
       generated[s]!++;
       emit(s, next);
       if (pos[s]! >= steps) {
         live[s] = false;
+        ended.push(s);
         return;
       }
       nextRows.push({ slot: s, pos: pos[s]!, token: next });
       nextSeq.push(s);
       pos[s]!++;
     });
+    if (opts.onStep) await opts.onStep(ended);
     if (nextRows.length === 0 || opts.shouldStop?.()) break;
     logits = await runner.forward(
       nextRows,
