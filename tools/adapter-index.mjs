@@ -45,5 +45,10 @@ const sets = stages.map((s) => {
     },
   };
 });
-writeFileSync(join(dir, 'index.json'), JSON.stringify({ model: 'arith-student', sets }, null, 1) + '\n');
+// the full run's figures (d2g repro --out), shown by Compare, when they are in the folder
+const repro = existsSync(join(dir, 'repro.json')) ? { repro: 'models/adapters/repro.json' } : {};
+writeFileSync(
+  join(dir, 'index.json'),
+  JSON.stringify({ model: 'arith-student', ...repro, sets }, null, 1) + '\n',
+);
 console.log(`${dir}/index.json: ${sets.map((s) => s.stage).join(', ') || '(no stages)'}`);

@@ -42,6 +42,8 @@ export interface AdapterSetRecord extends AdapterSetMeta {
 /** public/models/adapters/index.json */
 export interface BuiltinIndex {
   model: string;
+  /** The full `d2g repro` run these sets come from (its JSON, under public/), when shipped. */
+  repro?: string;
   sets: {
     id: string;
     name: string;
@@ -74,6 +76,11 @@ async function builtinIndex(): Promise<BuiltinIndex> {
       );
     });
   return builtin;
+}
+
+/** The path (under public/) of the shipped `d2g repro` results, or null when none is shipped. */
+export async function builtinReproPath(): Promise<string | null> {
+  return (await builtinIndex()).repro ?? null;
 }
 
 function newId(): string {

@@ -20,7 +20,12 @@ import type { Problem } from '../../method/datasets/formats.ts';
 import type { ReproResult } from '../../method/experiments/repro.ts';
 import evaluatorWorkerUrl from '../../../workers/evaluator.worker.ts?worker&url';
 import { Comlink, data, publicUrl, workerFor } from '../engine-client.ts';
-import { adapterFiles, listAdapterSets, type AdapterSetMeta } from '../lib/adapters-store.ts';
+import {
+  adapterFiles,
+  builtinReproPath,
+  listAdapterSets,
+  type AdapterSetMeta,
+} from '../lib/adapters-store.ts';
 import { describeError, type UserMessage } from '../lib/errors.ts';
 import { studentModel, type ModelChoice } from './student-model.svelte.ts';
 
@@ -275,7 +280,10 @@ export class CompareState {
   /** The full CLI run's figures, when the app ships them (a missing file is not an error). */
   private async loadRepro(): Promise<void> {
     try {
-      const res = await fetch(publicUrl(REPRO_JSON));
+      // only when the built-in index says a run ships: no 404 in the console on a static host
+      const path = await builtinReproPath();
+      if (path !== REPRO_JSON) return;
+      const res = await fetch(publicUrl(path));
       if (!res.ok || !(res.headers.get('content-type') ?? '').includes('json')) return;
       const j = (await res.json()) as ReproResult;
       if (j && typeof j.n === 'number' && j.table1 && j.table2) this.repro = j;
