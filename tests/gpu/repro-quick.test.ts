@@ -57,7 +57,7 @@ describe('d2g repro --quick', () => {
     const ev = d2g('eval', '--data', data, '--adapters', join(save, 'nat'), '--limit', '4', '--max-new', '8');
     expect(ev.code, ev.err).toBe(0);
     // the same --save dir and budget again: every stage is read back, none trained again
-    const again = d2g('repro', '--quick', '--data', data, '--save', save, '--test', '4', '--m', '2');
+    const again = d2g('repro', '--quick', '--data', data, '--save', save, '--test', '2', '--m', '1');
     expect(again.code, again.err).toBe(0);
     expect(again.err).toContain('reused nce');
     expect(again.err).not.toContain('trained ');
