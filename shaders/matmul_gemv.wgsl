@@ -186,3 +186,59 @@ fn matmul_forward_gemv_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgro
     }
   }
 }
+
+// matmul_forward_gemv_rb8: as matmul_forward_gemv_rb with 8 batch rows per thread (B ≥ 8): per vec4
+// of K, 4 weight + 8 input loads for 32 dot products (rb: 4 + 4 for 16). Grid z = ceil(B / 8).
+struct Acc8 { b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
+              b4: vec4<f32>, b5: vec4<f32>, b6: vec4<f32>, b7: vec4<f32> }
+
+@compute @workgroup_size(RPW)
+fn matmul_forward_gemv_rb8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                           @builtin(local_invocation_id) lid: vec3u) {
+  let n0 = ((wg.y * nwg.x + wg.x) * RPW + lid.x) * 4u;
+  let b0 = wg.z * 8u;
+  let K4 = p.K / 4u;
+  let r0 = min(n0, p.N - 1u) * K4;
+  let r1 = min(n0 + 1u, p.N - 1u) * K4;
+  let r2 = min(n0 + 2u, p.N - 1u) * K4;
+  let r3 = min(n0 + 3u, p.N - 1u) * K4;
+  let x0 = min(b0, p.B - 1u) * K4;
+  let x1 = min(b0 + 1u, p.B - 1u) * K4;
+  let x2 = min(b0 + 2u, p.B - 1u) * K4;
+  let x3 = min(b0 + 3u, p.B - 1u) * K4;
+  let x4 = min(b0 + 4u, p.B - 1u) * K4;
+  let x5 = min(b0 + 5u, p.B - 1u) * K4;
+  let x6 = min(b0 + 6u, p.B - 1u) * K4;
+  let x7 = min(b0 + 7u, p.B - 1u) * K4;
+  var acc: Acc8;
+  for (var i = 0u; i < K4; i++) {
+    let w0 = w[r0 + i]; let w1 = w[r1 + i]; let w2 = w[r2 + i]; let w3 = w[r3 + i];
+    var a = inp[x0 + i];
+    acc.b0 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x1 + i];
+    acc.b1 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x2 + i];
+    acc.b2 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x3 + i];
+    acc.b3 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x4 + i];
+    acc.b4 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x5 + i];
+    acc.b5 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x6 + i];
+    acc.b6 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+    a = inp[x7 + i];
+    acc.b7 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
+  }
+  let rows = array<vec4<f32>, 8>(acc.b0, acc.b1, acc.b2, acc.b3, acc.b4, acc.b5, acc.b6, acc.b7);
+  for (var bi = 0u; bi < 8u; bi++) {
+    let b = b0 + bi;
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + j;
+      if (b < p.B && n < p.N) {
+        let o = b * p.N + n;
+        if (p.accumulate != 0u) { out[o] += rows[bi][j]; } else { out[o] = rows[bi][j]; }
+      }
+    }
+  }
+}

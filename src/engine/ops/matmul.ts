@@ -131,15 +131,17 @@ export function matmulForwardGemv(
     throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
   if (B === 0 || N === 0) return;
   if (cfg.blocked && DTYPE === 0) {
-    const groups = Math.ceil(N / (4 * cfg.RPW));
+    const BB = B >= 8 ? 8 : 4; // batch rows per thread: 8 once there are enough rows to fill them
+    const RPW = BB === 8 ? Math.max(1, Math.floor(cfg.RPW / 2)) : cfg.RPW; // as many threads in all
+    const groups = Math.ceil(N / (4 * RPW));
     const [wx, wy] = grid2d(gpu, groups);
     const spec: KernelSpec = {
       op: 'matmul',
       code: gemvCode,
-      entry: 'matmul_forward_gemv_rb',
-      constants: { RPW: cfg.RPW },
+      entry: BB === 8 ? 'matmul_forward_gemv_rb8' : 'matmul_forward_gemv_rb',
+      constants: { RPW },
     };
-    gpu.dispatch(spec, [wx, wy, Math.ceil(B / 4)], [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
+    gpu.dispatch(spec, [wx, wy, Math.ceil(B / BB)], [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
     return;
   }
   const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
