@@ -27,7 +27,7 @@ commands:
           [--kind K] [--m 16] [--temperature 0.7] [--split held-out|train|all] [--limit N]
           [--max-new N] [--seed S] [--backend gpu|cpu]
   eval --data FILE [--model M] [--tokenizer T] [--adapters DIR] [--kind K] [--split held-out|train|all]
-          [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
+          [--held-out F] [--limit N] [--max-new N] [--batch B] [--texts] [--backend gpu|cpu]
   repro --data FILE [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE] [--steps N]
           [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu] [--save DIR]
   world problems|dataset|corpus|tokenizer|stats --n N --seed S [--out FILE] [--k K]

@@ -24,6 +24,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
         adapters: { type: 'string' },
         kind: { type: 'string', default: 'arith' },
         split: { type: 'string', default: 'held-out' },
+        'held-out': { type: 'string', default: '0.1' },
         limit: { type: 'string' },
         'max-new': { type: 'string', default: '96' },
         batch: { type: 'string', default: '16' },
@@ -38,7 +39,10 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (!['held-out', 'train', 'all'].includes(values.split))
     throw new EngineError('BAD_ARGUMENT', '--split is held-out, train or all');
   const ds = parseDataset(await readText('eval', values.data), { kind, name: values.data });
-  const parts = heldOutSplit(ds, { fraction: 0.1, seed: 0 });
+  const fraction = Number(values['held-out']);
+  if (!(fraction > 0 && fraction < 1))
+    throw new EngineError('BAD_ARGUMENT', '--held-out is the held-out fraction, between 0 and 1 (e.g. 0.2)');
+  const parts = heldOutSplit(ds, { fraction, seed: 0 });
   let problems =
     values.split === 'all'
       ? ds.problems

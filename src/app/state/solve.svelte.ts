@@ -175,7 +175,12 @@ export class SolveState {
     }
     // the method's picture by default: a trained student and the ranker
     const pick = (stage: string) => this.sets.find((s) => s.stage === stage && s.source === 'builtin')?.id;
-    const student = pick('nce') ?? pick('kd');
+    // the furthest stage of the method that was trained for real (≥ 100 steps), NCE before NAT before KD
+    const trained = (stage: string) =>
+      this.sets.find(
+        (s) => s.stage === stage && s.source === 'builtin' && Number(s.summary?.['steps'] ?? 0) >= 100,
+      )?.id;
+    const student = trained('nce') ?? trained('nat') ?? trained('kd') ?? pick('nce') ?? pick('kd');
     const ranker = pick('rank');
     if (student && this.studentId === 'base') this.studentId = student;
     if (ranker && this.rankerId === 'none') this.rankerId = ranker;
