@@ -45,7 +45,8 @@ export interface TokenEvent {
   text: string;
 }
 
-async function fetchBytes(url: string, what: string): Promise<ArrayBuffer> {
+/** Downloads a file with a message a student understands when it fails. */
+export async function fetchBytes(url: string, what: string): Promise<ArrayBuffer> {
   let res: Response;
   try {
     res = await fetch(url);

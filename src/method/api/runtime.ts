@@ -9,6 +9,7 @@
  *   await rt.load({ modelUrl: '/models/arith-student.safetensors' });
  *   rt.model.config.dim; // 64
  */
+import { fetchBytes } from '../../engine/api/inference.ts';
 import { GpuBackend } from '../../engine/backend/gpu.ts';
 import { EngineError } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
@@ -34,22 +35,6 @@ export interface StudentSource {
   tokenizerUrl?: string;
   tokenizerJson?: unknown;
   name?: string;
-}
-
-/** Downloads a file with a message a student understands when it fails. */
-export async function fetchBytes(url: string, what: string): Promise<ArrayBuffer> {
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (cause) {
-    throw new EngineError(
-      'BAD_FILE',
-      `Could not download the ${what} (${url}): ${String(cause)}. Check the connection and reload.`,
-      { cause },
-    );
-  }
-  if (!res.ok) throw new EngineError('BAD_FILE', `The ${what} at ${url} answered HTTP ${res.status}.`);
-  return res.arrayBuffer();
 }
 
 export class StudentRuntime {
