@@ -9,7 +9,7 @@ import { nodeGpu } from '../engine/gpu/node.ts';
 import type { Tensor } from '../engine/gpu/tensor.ts';
 import { parseLlama2c } from '../engine/io/llama2c.ts';
 import { Llama2cTokenizer } from '../engine/io/tokenizer.ts';
-import { CharTokenizer } from '../engine/io/chartok.ts';
+import { CharTokenizer, checkTokenizerVocab } from '../engine/io/chartok.ts';
 import { readLlamaSafetensors } from '../engine/io/checkpoint.ts';
 import type { TextTokenizer } from '../engine/infer/generate.ts';
 import { loadLlama, type LlamaModel } from '../engine/model/llama.ts';
@@ -75,11 +75,6 @@ export async function loadAnyModel<T extends BackendTensor>(
     );
   }
   const tokenizer = CharTokenizer.fromJSON(json);
-  if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new EngineError(
-      'SHAPE_MISMATCH',
-      `${tokPath} has ${tokenizer.vocabSize} tokens but ${name} expects ${config.vocabSize}: they do not belong together.`,
-    );
-  }
+  checkTokenizerVocab(tokenizer.vocabSize, config.vocabSize, tokPath, name);
   return { model: loadLlama(be, config, weights), tokenizer };
 }

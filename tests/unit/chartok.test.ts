@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
-import { CharTokenizer } from '../../src/engine/io/chartok.ts';
+import { CharTokenizer, checkTokenizerVocab } from '../../src/engine/io/chartok.ts';
 
 describe('CharTokenizer', () => {
   const tok = new CharTokenizer('0123456789+= ?é😀');
@@ -25,5 +25,21 @@ describe('CharTokenizer', () => {
     expect(() => new CharTokenizer('aba')).toThrow(/"a" appears twice/);
     expect(() => tok.decode([99])).toThrow(EngineError);
     expect(() => CharTokenizer.fromJSON({ type: 'bpe' })).toThrow(/not a character tokenizer/);
+  });
+});
+
+describe('checkTokenizerVocab', () => {
+  it('passes equal vocabularies and refuses others with VOCAB_MISMATCH naming both files', () => {
+    expect(() => checkTokenizerVocab(77, 77, 'a.tokenizer.json', 'a.safetensors')).not.toThrow();
+    try {
+      checkTokenizerVocab(12, 77, 'b.tokenizer.json', 'a.safetensors');
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(EngineError);
+      expect((e as EngineError).code).toBe('VOCAB_MISMATCH');
+      expect((e as EngineError).message).toMatch(
+        /b\.tokenizer\.json has 12 tokens but a\.safetensors expects 77/,
+      );
+    }
   });
 });

@@ -10,7 +10,7 @@
  * runs on the main thread; the worker that loads the chosen model checks it again.
  */
 import { readLlamaSafetensors, readLoraSafetensors } from '../../engine/io/checkpoint.ts';
-import { CharTokenizer } from '../../engine/io/chartok.ts';
+import { CharTokenizer, checkTokenizerVocab } from '../../engine/io/chartok.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
 import { exportAdapterSet, importAdapterFiles, isZip, unzipFiles, zipFiles } from '../../method/peft.ts';
@@ -63,11 +63,7 @@ export function checkModelFiles(
       `${names.tokenizer} is not a tokenizer this app reads: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  if (tok.vocabSize !== config.vocabSize)
-    throw new EngineError(
-      'VOCAB_MISMATCH',
-      `${names.tokenizer} has ${tok.vocabSize} tokens but ${names.model} expects ${config.vocabSize}: they belong to different models. Use the tokenizer saved with this model.`,
-    );
+  checkTokenizerVocab(tok.vocabSize, config.vocabSize, names.tokenizer, names.model);
   return { config, params: paramCount(config), chars: tok.chars };
 }
 

@@ -95,3 +95,17 @@ export class CharTokenizer {
     return new CharTokenizer(o.chars);
   }
 }
+
+/** A tokenizer and a model belong together when their vocabularies have the same size. */
+export function checkTokenizerVocab(
+  tokenizerVocab: number,
+  modelVocab: number,
+  tokenizerName: string,
+  modelName: string,
+): void {
+  if (tokenizerVocab !== modelVocab)
+    throw new EngineError(
+      'VOCAB_MISMATCH',
+      `${tokenizerName} has ${tokenizerVocab} tokens but ${modelName} expects ${modelVocab}: they belong to different models. Use the tokenizer saved with this model.`,
+    );
+}

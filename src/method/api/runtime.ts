@@ -15,7 +15,7 @@ import { EngineError } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import { Gpu } from '../../engine/gpu/gpu.ts';
 import type { Tensor } from '../../engine/gpu/tensor.ts';
-import { CharTokenizer } from '../../engine/io/chartok.ts';
+import { CharTokenizer, checkTokenizerVocab } from '../../engine/io/chartok.ts';
 import { readLlamaSafetensors } from '../../engine/io/checkpoint.ts';
 import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
 import { destroyLlama, loadLlama, type LlamaModel } from '../../engine/model/llama.ts';
@@ -96,12 +96,7 @@ export class StudentRuntime {
     }
     const { config, weights } = readLlamaSafetensors(bytes, name);
     const tokenizer = CharTokenizer.fromJSON(json);
-    if (tokenizer.vocabSize !== config.vocabSize)
-      throw new EngineError(
-        'SHAPE_MISMATCH',
-        `The tokenizer has ${tokenizer.vocabSize} symbols but the model ${name} expects ${config.vocabSize}: ` +
-          'they do not belong together. Load the tokenizer that came with the model.',
-      );
+    checkTokenizerVocab(tokenizer.vocabSize, config.vocabSize, tokUrl ?? 'the tokenizer', name);
     const model = loadLlama(this.be, config, weights);
     this.unload();
     this._model = model;
