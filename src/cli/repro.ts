@@ -4,22 +4,31 @@
  *   npm run d2g -- repro --data F [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE]
  *        [--steps N] [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
  *        [--save DIR]
- * --save: writes each stage's adapters to DIR/<stage>/ as it finishes (the layout `train --out` uses);
- *   run again with the same DIR and budget, stages already there are read back, not trained again.
+ * --save: writes each stage's adapters to DIR/<stage>/ as it finishes (the layout `train --out` uses),
+ *   the running stage's checkpoint every 25 steps to DIR/<stage>.ckpt, and the evaluation's outputs
+ *   to DIR/eval/; run again with the same DIR and budget and it goes on where it stopped: finished
+ *   stages are read back, a stage in progress resumes from its checkpoint, stored outputs are reused.
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { deserialize, serialize } from 'node:v8';
 import { EngineError } from '../engine/errors.ts';
 import { heldOutSplit, parseDataset, splitPosNeg } from '../method/datasets/index.ts';
-import { DEFAULT_REPRO, repro, type ReproConfig, type ReproResult } from '../method/experiments/repro.ts';
+import {
+  DEFAULT_REPRO,
+  repro,
+  type ReproConfig,
+  type ReproResult,
+  type ReproStore,
+} from '../method/experiments/repro.ts';
 import { parseKind, readText, withArgErrors } from './check-answer.ts';
 import { loadAnyModel, makeBackend, readBinary, type BackendKind } from './load.ts';
 import { DEFAULT_MODEL } from './train.ts';
 import { readStageFiles, stageFiles } from '../method/stages/files.ts';
-import type { StageConfig } from '../method/stages/config.ts';
-import type { StageResult } from '../method/stages/types.ts';
+import type { StageConfig, StageName } from '../method/stages/config.ts';
+import type { StageCheckpoint, StageResult } from '../method/stages/types.ts';
 
 const pct = (x: number) => (100 * x).toFixed(1);
 const ci = (c: [number, number]) => `[${pct(c[0])}, ${pct(c[1])}]`;
@@ -55,6 +64,60 @@ export function reproTables(r: ReproResult): string {
   return lines.join('\n') + '\n';
 }
 
+const sameBudget = (have: StageConfig, want: Partial<StageConfig>) =>
+  Object.entries(want).every(([k, v]) => JSON.stringify(have[k as keyof StageConfig]) === JSON.stringify(v));
+
+/** Writes through a temporary file, so a run stopped mid-write leaves the old file or the new one. */
+async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  await writeFile(path + '.part', bytes);
+  await rename(path + '.part', path);
+}
+
+async function readOrNull(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** `--save DIR`: finished stages, the running stage's checkpoint and the evaluation's outputs. */
+export function dirStore(dir: string, want: Partial<StageConfig>): ReproStore {
+  const ckpt = (name: StageName) => join(dir, `${name}.ckpt`);
+  return {
+    finished: (name) => savedStage(join(dir, name), want),
+    async finish(name, r) {
+      const d = join(dir, name);
+      await mkdir(d, { recursive: true });
+      // result.json last: a stage directory with it is complete
+      const files = Object.entries(stageFiles(r)).sort(
+        ([a], [b]) => +(a === 'result.json') - +(b === 'result.json'),
+      );
+      for (const [file, bytes] of files) await writeAtomic(join(d, file), bytes);
+      await rm(ckpt(name), { force: true });
+    },
+    async checkpoint(name) {
+      const bytes = await readOrNull(ckpt(name));
+      if (!bytes) return null;
+      const c = deserialize(bytes) as StageCheckpoint;
+      return c.stage === name && sameBudget(c.config, want) ? c : null;
+    },
+    async saveCheckpoint(c) {
+      await mkdir(dir, { recursive: true });
+      await writeAtomic(ckpt(c.stage), serialize(c));
+    },
+    async get<V>(key: string) {
+      const bytes = await readOrNull(join(dir, 'eval', `${key}.json`));
+      return bytes ? (JSON.parse(bytes.toString('utf8')) as V) : null;
+    },
+    async put(key, value) {
+      await mkdir(join(dir, 'eval'), { recursive: true });
+      await writeAtomic(join(dir, 'eval', `${key}.json`), JSON.stringify(value));
+    },
+  };
+}
+
 /** A stage `--save` wrote earlier with the same budget (so a stopped run goes on where it was). */
 async function savedStage(dir: string, want: Partial<StageConfig>): Promise<StageResult | null> {
   let names: string[];
@@ -67,9 +130,7 @@ async function savedStage(dir: string, want: Partial<StageConfig>): Promise<Stag
   const files: Record<string, ArrayBuffer> = {};
   for (const n of names) files[n] = await readBinary(join(dir, n));
   const meta = JSON.parse(new TextDecoder().decode(files['result.json'])) as Omit<StageResult, 'adapters'>;
-  for (const [k, v] of Object.entries(want))
-    if (JSON.stringify(meta.config[k as keyof StageConfig]) !== JSON.stringify(v)) return null;
-  if (meta.cancelled) return null;
+  if (!sameBudget(meta.config, want) || meta.cancelled) return null;
   return { ...meta, adapters: readStageFiles(files).adapters };
 }
 
@@ -137,13 +198,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
     test,
     cfg,
     (l) => process.stderr.write(l + '\n'),
-    async (name, r) => {
-      if (!values.save) return;
-      const dir = join(values.save, name);
-      await mkdir(dir, { recursive: true });
-      for (const [file, bytes] of Object.entries(stageFiles(r))) await writeFile(join(dir, file), bytes);
-    },
-    async (name) => (values.save ? savedStage(join(values.save, name), cfg.stage) : null),
+    values.save ? dirStore(values.save, cfg.stage) : null,
   );
   process.stdout.write(reproTables(r));
   if (values.out) await writeFile(values.out, JSON.stringify(r, null, 1) + '\n');

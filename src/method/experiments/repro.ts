@@ -13,7 +13,13 @@ import type { TextTokenizer } from '../../engine/infer/generate.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { accuracyOf, loadRanker, loadStudent, solve, wilson } from '../eval.ts';
 import type { StageConfig, StageName } from '../stages/config.ts';
-import { runStage, type StageAdapters, type StageData, type StageResult } from '../stages/stages.ts';
+import {
+  runStage,
+  type StageAdapters,
+  type StageCheckpoint,
+  type StageData,
+  type StageResult,
+} from '../stages/stages.ts';
 import { earlyStop, vote, type VoteRule, type VoteSample } from '../voting/index.ts';
 
 export interface ReproProblem {
@@ -36,6 +42,8 @@ export interface ReproConfig {
   voteStudent: 'kd' | 'nat';
   lambda: number;
   seed: number;
+  /** Steps between a stage's checkpoints when the run has a store. */
+  checkpointEvery: number;
 }
 
 export const DEFAULT_REPRO: ReproConfig = {
@@ -46,6 +54,7 @@ export const DEFAULT_REPRO: ReproConfig = {
   voteStudent: 'nat',
   lambda: 1,
   seed: 1,
+  checkpointEvery: 25,
 };
 
 export interface Acc {
@@ -75,6 +84,41 @@ export interface ReproResult {
 
 export type ReproLog = (line: string) => void;
 
+/**
+ * Where a long run keeps what it has done, so that a stopped run goes on where it was: finished
+ * stages, the running stage's last checkpoint, and the evaluation's outputs (greedy texts per
+ * student, the sampled rationales and their ranker scores, in chunks). The CLI keeps them in
+ * `--save DIR`; without a store nothing is kept.
+ */
+export interface ReproStore {
+  /** A stage finished earlier with this budget, or null. */
+  finished(name: StageName): Promise<StageResult | null>;
+  finish(name: StageName, r: StageResult): Promise<void>;
+  /** The stage's last checkpoint with this budget, or null. */
+  checkpoint(name: StageName): Promise<StageCheckpoint | null>;
+  saveCheckpoint(c: StageCheckpoint): Promise<void>;
+  /** A cached evaluation output under `key` (the key names everything it depends on), or null. */
+  get<V>(key: string): Promise<V | null>;
+  put(key: string, value: unknown): Promise<void>;
+}
+
+/** Questions per stored chunk of the voting samples. */
+const SAMPLE_CHUNK = 50;
+
+/** FNV-1a over the strings: names a list of questions in a cache key. */
+function fingerprint(xs: readonly string[]): string {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    for (let i = 0; i < x.length; i++) h = Math.imul(h ^ x.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 0x0a, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** A trained stage's identity in cache keys: its steps and exact last loss. */
+const stageTag = (r: StageResult | undefined) =>
+  r ? `${r.stage}-${r.losses.length}-${r.losses.at(-1)!.toPrecision(8)}` : 'base';
+
 function acc(k: number, n: number): Acc {
   return { n, correct: k, accuracy: n ? k / n : 0, ci95: wilson(k, n) };
 }
@@ -87,23 +131,31 @@ export async function repro<T extends BackendTensor>(
   test: readonly ReproProblem[],
   cfg: ReproConfig = DEFAULT_REPRO,
   log: ReproLog = () => {},
-  /** Called as each stage finishes (e.g. to save its adapters before the next one starts). */
-  onStage: (name: StageName, r: StageResult) => Promise<void> | void = () => {},
-  /** A stage trained before with this budget (a resumed run), or null to train it now. */
-  reuse: (name: StageName) => Promise<StageResult | null> = async () => null,
+  store: ReproStore | null = null,
 ): Promise<ReproResult> {
   const t0 = performance.now();
   const golds = test.map((p) => p.gold);
   const questions = test.map((p) => p.question);
+  const qTag = `n${test.length}-${fingerprint(questions)}`;
+  /** `make()`'s value, or the one stored under `key` by an earlier run. */
+  const cached = async <V>(key: string, make: () => Promise<V>): Promise<V> => {
+    const old = store ? await store.get<V>(key) : null;
+    if (old !== null) return old;
+    const v = await make();
+    await store?.put(key, v);
+    return v;
+  };
   const stage = async (name: StageName, inputs: StageAdapters = {}): Promise<StageResult> => {
     const t = performance.now();
-    const old = await reuse(name);
+    const old = store ? await store.finished(name) : null;
     if (old) {
       log(
         `reused ${name}: ${old.losses.length} steps, loss ${old.losses[0]?.toFixed(3)} → ${old.losses.at(-1)?.toFixed(3)}`,
       );
       return old;
     }
+    const resume = store ? await store.checkpoint(name) : null;
+    if (resume) log(`resuming ${name} at step ${resume.step}/${resume.config.steps}`);
     const r = await runStage({
       stage: name,
       model,
@@ -111,6 +163,10 @@ export async function repro<T extends BackendTensor>(
       data: train,
       config: cfg.stage,
       inputs,
+      ...(resume ? { resume } : {}),
+      ...(store
+        ? { checkpointEvery: cfg.checkpointEvery, onCheckpoint: (c) => store.saveCheckpoint(c) }
+        : {}),
       onProgress: (p) => {
         if (p.step % 50 === 0 && p.step < p.steps)
           log(
@@ -121,48 +177,42 @@ export async function repro<T extends BackendTensor>(
     log(
       `trained ${name}: ${r.losses.length} steps, loss ${r.losses[0]?.toFixed(3)} → ${r.losses.at(-1)?.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
     );
-    await onStage(name, r);
+    await store?.finish(name, r);
     return r;
   };
-  const greedy = async (name: string, adapters: StageAdapters, stageName: string | null) => {
-    const student = loadStudent(model, adapters, stageName);
-    try {
-      const texts = await solve(model, student, tok, questions, { maxNew: cfg.maxNew, batch: 16 });
-      const a = accuracyOf(kind, texts, golds);
-      log(
-        `greedy ${name}: ${(100 * a.accuracy).toFixed(1)}% [${(100 * a.ci95[0]).toFixed(1)}, ${(100 * a.ci95[1]).toFixed(1)}]`,
-      );
-      return a;
-    } finally {
-      student.destroy();
-    }
+  const greedy = async (name: string, r: StageResult | undefined) => {
+    const texts = await cached(`greedy-${stageTag(r)}-${qTag}-new${cfg.maxNew}`, async () => {
+      const student = loadStudent(model, r?.adapters ?? {}, r?.stage ?? null);
+      try {
+        return await solve(model, student, tok, questions, { maxNew: cfg.maxNew, batch: 16 });
+      } finally {
+        student.destroy();
+      }
+    });
+    const a = accuracyOf(kind, texts, golds);
+    log(
+      `greedy ${name}: ${(100 * a.accuracy).toFixed(1)}% [${(100 * a.ci95[0]).toFixed(1)}, ${(100 * a.ci95[1]).toFixed(1)}]`,
+    );
+    return a;
   };
 
   const results: Partial<Record<string, StageResult>> = {};
-  // the method's own stages first (their adapters are what the app ships), then the baselines
+  const greedyAcc: Record<string, Awaited<ReturnType<typeof greedy>>> = {};
+  const evaluate = async (names: readonly string[]) => {
+    for (const name of names) greedyAcc[name] = await greedy(name, results[name]);
+  };
+  // the method's own stages and their figures first (their adapters are what the app ships, and a
+  // run stopped part-way has Table 1, the votes and the ranker), then the baselines
   for (const s of ['kd', 'neg'] as const) results[s] = await stage(s);
   results['nat'] = await stage('nat', { neg: results['neg']!.adapters.lora! });
   results['nce'] = await stage('nce', results['nat']!.adapters);
   results['rank'] = await stage('rank');
-  for (const s of ['mix', 'cl', 'nt', 'ul'] as const) results[s] = await stage(s);
-
-  const table2: ReproResult['table2'] = {};
-  const solved: Record<string, boolean[]> = {};
-  for (const name of ['base', 'kd', 'neg', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce']) {
-    const r = results[name];
-    const a = await greedy(name, r?.adapters ?? {}, r?.stage ?? null);
-    solved[name] = a.solved;
-    if (name !== 'neg') {
-      table2[name] = {
-        ...acc(a.correct, a.n),
-        ...(r ? { first_loss: r.losses[0]!, last_loss: r.losses.at(-1)! } : {}),
-      };
-    }
-  }
+  await evaluate(['base', 'kd', 'neg', 'nat', 'nce']);
+  const solved = (name: string) => greedyAcc[name]!.solved;
   const count = (f: (i: number) => boolean) => test.reduce((n, _, i) => n + (f(i) ? 1 : 0), 0);
-  const P = solved['kd']!,
-    N = solved['neg']!,
-    A = solved['nat']!;
+  const P = solved('kd'),
+    N = solved('neg'),
+    A = solved('nat');
   const both = count((i) => P[i]! && N[i]!);
   const union = count((i) => P[i]! || N[i]!);
   const table1 = {
@@ -175,21 +225,39 @@ export async function repro<T extends BackendTensor>(
     nat_and_neg_only: count((i) => A[i]! && N[i]! && !P[i]!),
   };
 
-  // (c) voting over m samples of one student, scored by the ranker
+  // (c) voting over m samples of one student, scored by the ranker (stored in chunks of questions)
   const vs = results[cfg.voteStudent]!;
-  const student = loadStudent(model, vs.adapters, vs.stage);
-  const ranker = loadRanker(model, tok, results['rank']!.adapters);
+  const rk = results['rank']!;
+  let student: ReturnType<typeof loadStudent<T>> | null = null;
+  let rankerModel: ReturnType<typeof loadRanker<T>> | null = null;
+  const ranker = () => (rankerModel ??= loadRanker(model, tok, rk.adapters));
   const voting: ReproResult['voting'] = [];
   let rankerOut: ReproResult['ranker'];
   try {
-    const qs = questions.flatMap((q) => Array.from({ length: cfg.m }, () => q));
-    const texts = await solve(model, student, tok, qs, {
-      maxNew: cfg.maxNew,
-      batch: Math.min(64, Math.max(16, cfg.m)),
-      temperature: cfg.temperature,
-      seed: cfg.seed,
-    });
-    const scores = await ranker.score(texts.map((t, i) => ({ question: qs[i]!, rationale: t })));
+    const texts: string[] = [];
+    const scores: number[] = [];
+    for (let q0 = 0; q0 < questions.length; q0 += SAMPLE_CHUNK) {
+      const chunk = questions.slice(q0, q0 + SAMPLE_CHUNK);
+      const qs = chunk.flatMap((q) => Array.from({ length: cfg.m }, () => q));
+      const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-new${cfg.maxNew}`;
+      const got = await cached(key, async () => {
+        student ??= loadStudent(model, vs.adapters, vs.stage);
+        const t = await solve(model, student, tok, qs, {
+          maxNew: cfg.maxNew,
+          batch: Math.min(64, Math.max(16, cfg.m)),
+          temperature: cfg.temperature,
+          seed: cfg.seed + q0,
+        });
+        const s = await ranker().score(t.map((x, i) => ({ question: qs[i]!, rationale: x })));
+        return { texts: t, scores: s };
+      });
+      texts.push(...got.texts);
+      scores.push(...got.scores);
+      if (questions.length > SAMPLE_CHUNK)
+        log(
+          `  sampled ${Math.min(q0 + SAMPLE_CHUNK, questions.length)}/${questions.length} questions × ${cfg.m}`,
+        );
+    }
     const equal = (a: string, b: string) => answersEqual(kind, a, b);
     const samplesOf = (q: number, m: number): VoteSample[] =>
       Array.from({ length: m }, (_, j) => ({
@@ -223,8 +291,8 @@ export async function repro<T extends BackendTensor>(
     }
     // (d) pairwise accuracy on held-out pairs: the first positive and first negative of each question
     const pairs = test.filter((p) => p.pos.length > 0 && p.neg.length > 0);
-    const sp = await ranker.score(pairs.map((p) => ({ question: p.question, rationale: p.pos[0]! })));
-    const sn = await ranker.score(pairs.map((p) => ({ question: p.question, rationale: p.neg[0]! })));
+    const sp = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.pos[0]! })));
+    const sn = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.neg[0]! })));
     const k = sp.filter((s, i) => s > sn[i]!).length;
     rankerOut = {
       pairs: pairs.length,
@@ -233,8 +301,20 @@ export async function repro<T extends BackendTensor>(
     };
     log(`ranker pairwise accuracy ${pct(k, pairs.length)} over ${pairs.length} held-out pairs`);
   } finally {
-    student.destroy();
-    ranker.destroy();
+    (student as { destroy(): void } | null)?.destroy();
+    (rankerModel as { destroy(): void } | null)?.destroy();
+  }
+
+  for (const s of ['mix', 'cl', 'nt', 'ul'] as const) results[s] = await stage(s);
+  await evaluate(['mix', 'cl', 'nt', 'ul']);
+  const table2: ReproResult['table2'] = {};
+  for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce']) {
+    const a = greedyAcc[name]!,
+      r = results[name];
+    table2[name] = {
+      ...acc(a.correct, a.n),
+      ...(r ? { first_loss: r.losses[0]!, last_loss: r.losses.at(-1)! } : {}),
+    };
   }
   function pct(k: number, n = test.length): string {
     return `${((100 * k) / Math.max(1, n)).toFixed(1)}%`;

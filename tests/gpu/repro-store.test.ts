@@ -1,0 +1,120 @@
+// A long `repro` run stopped part-way goes on where it was: finished stages are read back, the
+// stage in progress resumes from its last checkpoint, stored evaluation outputs are reused — and the
+// figures equal those of an unbroken run. (The store is the CLI's `--save DIR`.)
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dirStore } from '../../src/cli/repro.ts';
+import { GpuBackend } from '../../src/engine/backend/gpu.ts';
+import { CharTokenizer } from '../../src/engine/io/chartok.ts';
+import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import { loadLlama } from '../../src/engine/model/llama.ts';
+import { randomLlamaWeights } from '../../src/engine/model/random.ts';
+import {
+  DEFAULT_REPRO,
+  repro,
+  type ReproConfig,
+  type ReproProblem,
+  type ReproResult,
+  type ReproStore,
+} from '../../src/method/experiments/repro.ts';
+import type { TrainItem } from '../../src/method/stages/stages.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+const tok = new CharTokenizer('0123456789+-=. Taehnswri:\nPoblmSut');
+const config: LlamaConfig = {
+  dim: 32,
+  hiddenDim: 64,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: tok.vocabSize,
+  maxSeqLen: 64,
+  ropeTheta: 10000,
+  normEps: 1e-5,
+  sharedClassifier: false,
+};
+
+const train = { pos: [] as TrainItem[], neg: [] as TrainItem[] };
+const test: ReproProblem[] = [];
+for (let i = 0; i < 16; i++) {
+  const a = (i * 7) % 10,
+    b = (i * 3 + 1) % 10;
+  const question = `${a}+${b}`;
+  const pos = `${a}+${b}=${a + b}. The answer is ${a + b}.`;
+  const neg = `${a}+${b}=${a + b + 1}. The answer is ${a + b + 1}.`;
+  if (i < 12) {
+    train.pos.push({ question, rationale: pos });
+    train.neg.push({ question, rationale: neg });
+  } else test.push({ question, gold: String(a + b), pos: [pos], neg: [neg] });
+}
+
+const cfg: ReproConfig = {
+  ...DEFAULT_REPRO,
+  m: 2,
+  maxNew: 8,
+  checkpointEvery: 2,
+  stage: { steps: 4, batchSize: 4, lr: 1e-2, warmup: 0, targets: ['q', 'v'] },
+};
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'd2g-repro-store-'));
+  dirs.push(d);
+  return d;
+};
+
+/** The store, stopping the run (as a killed process would) right after NCE's first checkpoint. */
+function stopAfterNceCheckpoint(store: ReproStore): ReproStore {
+  return {
+    ...store,
+    async saveCheckpoint(c) {
+      await store.saveCheckpoint(c);
+      if (c.stage === 'nce') throw new Error('stopped');
+    },
+  };
+}
+
+describe('repro with a store (--save DIR)', () => {
+  it('stopped mid-stage, it resumes and reaches the figures of an unbroken run; a third run trains and samples nothing', async () => {
+    const model = loadLlama(new GpuBackend(await testGpu()), config, randomLlamaWeights(config, 3));
+    const run = async (store: ReproStore) => {
+      const lines: string[] = [];
+      const r = await repro(model, tok, 'arith', train, test, cfg, (l) => lines.push(l), store);
+      return { r, log: lines.join('\n') };
+    };
+    const strip = (r: ReproResult) => ({ ...r, seconds: 0 });
+
+    const unbroken = await run(dirStore(tmp(), cfg.stage));
+
+    const dir = tmp();
+    await expect(
+      repro(model, tok, 'arith', train, test, cfg, () => {}, stopAfterNceCheckpoint(dirStore(dir, cfg.stage))),
+    ).rejects.toThrow('stopped');
+    expect(readdirSync(dir).sort()).toEqual(['kd', 'nat', 'nce.ckpt', 'neg']);
+
+    const resumed = await run(dirStore(dir, cfg.stage));
+    expect(resumed.log).toContain('reused nat');
+    expect(resumed.log).toContain('resuming nce at step 2/4');
+    expect(resumed.log).not.toContain('trained kd');
+    expect(existsSync(join(dir, 'nce.ckpt')), 'a finished stage drops its checkpoint').toBe(false);
+    // same seeds, same batches: the figures of the unbroken run (losses to float rounding)
+    const a = strip(resumed.r),
+      b = strip(unbroken.r);
+    for (const [k, t] of Object.entries(b.table2)) {
+      expect(a.table2[k]!.accuracy, k).toBe(t.accuracy);
+      if (t.last_loss !== undefined) expect(a.table2[k]!.last_loss!, k).toBeCloseTo(t.last_loss, 4);
+    }
+    expect(a.table1).toEqual(b.table1);
+    expect(a.voting).toEqual(b.voting);
+    expect(a.ranker.pairs).toBe(b.ranker.pairs);
+
+    // everything stored: nothing is trained, solved or sampled again
+    const third = await run(dirStore(dir, cfg.stage));
+    expect(third.log).not.toMatch(/trained|resuming/);
+    expect(strip(third.r)).toEqual(strip(resumed.r));
+    expect(readdirSync(join(dir, 'eval')).filter((f) => f.startsWith('greedy-'))).toHaveLength(9);
+  }, 600_000);
+});
