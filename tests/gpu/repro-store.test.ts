@@ -91,7 +91,16 @@ describe('repro with a store (--save DIR)', () => {
 
     const dir = tmp();
     await expect(
-      repro(model, tok, 'arith', train, test, cfg, () => {}, stopAfterNceCheckpoint(dirStore(dir, cfg.stage))),
+      repro(
+        model,
+        tok,
+        'arith',
+        train,
+        test,
+        cfg,
+        () => {},
+        stopAfterNceCheckpoint(dirStore(dir, cfg.stage)),
+      ),
     ).rejects.toThrow('stopped');
     expect(readdirSync(dir).sort()).toEqual(['kd', 'nat', 'nce.ckpt', 'neg']);
 
