@@ -23,11 +23,10 @@ import {
   exportAdapterSet,
   importAdapterFiles,
   isZip,
-  loraToPeft,
-  peftToLora,
   unzipFiles,
   zipFiles,
-} from '../../src/method/peft.ts';
+} from '../../src/method/adapter-zip.ts';
+import { loraToPeft, peftToLora } from '../../src/method/peft.ts';
 
 const ab = (u: Uint8Array) => u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
 /** Byte equality (vitest's deep equality is slow on megabytes). */

@@ -13,7 +13,13 @@ import { readLlamaSafetensors, readLoraSafetensors } from '../../engine/io/check
 import { CharTokenizer, checkTokenizerVocab } from '../../engine/io/chartok.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
-import { exportAdapterSet, importAdapterFiles, isZip, unzipFiles, zipFiles } from '../../method/peft.ts';
+import {
+  exportAdapterSet,
+  importAdapterFiles,
+  isZip,
+  unzipFiles,
+  zipFiles,
+} from '../../method/adapter-zip.ts';
 import { publicUrl } from '../engine-client.ts';
 import {
   adapterFiles,
