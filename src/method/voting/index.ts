@@ -27,3 +27,4 @@ export {
   type EarlyStopOptions,
   type EarlyStopResult,
 } from './early-stop.ts';
+export { summarizeVotes, type AnswerTally, type EarlyStopInfo, type VoteSummary } from './summary.ts';
