@@ -4,15 +4,12 @@
  * storage. One object for the page (`models`), because App renders `<ModelsView />` without props
  * and the state should outlive a visit to another view.
  *
- * Model files are checked here before they are chosen (`checkModelFiles`: the safetensors header
- * and tensors through `readLlamaSafetensors`, the tokenizer through `CharTokenizer.fromJSON`, the
- * vocabulary sizes against each other). The student models this app runs are a few MB, so this
- * runs on the main thread; the worker that loads the chosen model checks it again.
+ * Model files are checked before they are chosen (src/app/lib/model-files.ts); the card's
+ * markdown is parsed by src/app/lib/card-markdown.ts.
  */
-import { readLlamaSafetensors, readLoraSafetensors } from '../../engine/io/checkpoint.ts';
-import { CharTokenizer, checkTokenizerVocab } from '../../engine/io/chartok.ts';
+import { readLoraSafetensors } from '../../engine/io/checkpoint.ts';
 import { EngineError } from '../../engine/errors.ts';
-import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
+import type { LlamaConfig } from '../../engine/model/config.ts';
 import {
   exportAdapterSet,
   importAdapterFiles,
@@ -30,118 +27,11 @@ import {
   type AdapterSetMeta,
 } from '../lib/adapters-store.ts';
 import { AppError, describeError, type UserMessage } from '../lib/errors.ts';
+import { checkModelFiles } from '../lib/model-files.ts';
+import { parseCard, type CardBlock } from '../lib/card-markdown.ts';
 import { studentModel, type ModelChoice } from './student-model.svelte.ts';
 
 /* ------------------------------------------------------------------ pure parts */
-
-export interface CheckedModel {
-  config: LlamaConfig;
-  params: number;
-  chars: string;
-}
-
-/**
- * Checks a model file (our safetensors, `writeLlamaSafetensors`) and its tokenizer JSON before
- * anything is chosen. Throws EngineError: BAD_MAGIC / BAD_FILE / TRUNCATED_FILE for the model,
- * BAD_FILE for the tokenizer, VOCAB_MISMATCH when they disagree.
- */
-export function checkModelFiles(
-  model: ArrayBuffer,
-  tokenizerText: string,
-  names: { model: string; tokenizer: string },
-): CheckedModel {
-  const { config } = readLlamaSafetensors(model, names.model);
-  let j: unknown;
-  try {
-    j = JSON.parse(tokenizerText);
-  } catch {
-    throw new EngineError(
-      'BAD_FILE',
-      `${names.tokenizer} is not JSON. The tokenizer is the .tokenizer.json file saved next to the model ({"type": "char", "chars": "…"}).`,
-    );
-  }
-  let tok: CharTokenizer;
-  try {
-    tok = CharTokenizer.fromJSON(j);
-  } catch (e) {
-    throw new EngineError(
-      'BAD_FILE',
-      `${names.tokenizer} is not a tokenizer this app reads: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  checkTokenizerVocab(tok.vocabSize, config.vocabSize, names.tokenizer, names.model);
-  return { config, params: paramCount(config), chars: tok.chars };
-}
-
-/** A piece of inline text: plain, **bold** or `code`. */
-export interface Span {
-  text: string;
-  bold?: boolean;
-  code?: boolean;
-}
-export type CardBlock =
-  | { kind: 'h'; level: number; spans: Span[] }
-  | { kind: 'p'; spans: Span[] }
-  | { kind: 'ul'; items: Span[][] }
-  | { kind: 'table'; head: Span[][]; rows: Span[][][] };
-
-export function spansOf(s: string): Span[] {
-  const out: Span[] = [];
-  const re = /\*\*(.+?)\*\*|`([^`]+)`/g;
-  let at = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    if (m.index > at) out.push({ text: s.slice(at, m.index) });
-    out.push(m[1] !== undefined ? { text: m[1], bold: true } : { text: m[2]!, code: true });
-    at = m.index + m[0].length;
-  }
-  if (at < s.length) out.push({ text: s.slice(at) });
-  return out;
-}
-
-/**
- * The model card's markdown, as blocks of text (a subset: headings, paragraphs, `-` lists, pipe
- * tables, **bold**, `code`). Rendered as Svelte text nodes: nothing in the card becomes HTML.
- */
-export function parseCard(md: string): CardBlock[] {
-  const blocks: CardBlock[] = [];
-  const lines = md.replace(/\r\n?/g, '\n').split('\n');
-  const cells = (l: string) =>
-    l
-      .trim()
-      .replace(/^\||\|$/g, '')
-      .split('|')
-      .map((c) => spansOf(c.trim()));
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i]!;
-    const h = /^(#{1,6})\s+(.*)$/.exec(line);
-    if (line.trim() === '') i++;
-    else if (h) {
-      blocks.push({ kind: 'h', level: h[1]!.length, spans: spansOf(h[2]!) });
-      i++;
-    } else if (line.trimStart().startsWith('|')) {
-      const rows: string[] = [];
-      while (i < lines.length && lines[i]!.trimStart().startsWith('|')) rows.push(lines[i++]!);
-      const body = rows.filter((r) => !/^\s*\|[\s|:-]+\|\s*$/.test(r));
-      const [head, ...rest] = body.map(cells);
-      blocks.push({ kind: 'table', head: head ?? [], rows: rest });
-    } else if (/^\s*- /.test(line)) {
-      const items: string[] = [];
-      while (i < lines.length && (/^\s*- /.test(lines[i]!) || /^\s{2,}\S/.test(lines[i]!))) {
-        const l = lines[i++]!;
-        if (/^\s*- /.test(l)) items.push(l.replace(/^\s*- /, ''));
-        else items[items.length - 1] += ' ' + l.trim();
-      }
-      blocks.push({ kind: 'ul', items: items.map(spansOf) });
-    } else {
-      const para: string[] = [];
-      while (i < lines.length && lines[i]!.trim() !== '' && !/^(#|\s*\||\s*- )/.test(lines[i]!))
-        para.push(lines[i++]!.trim());
-      blocks.push({ kind: 'p', spans: spansOf(para.join(' ')) });
-    }
-  }
-  return blocks;
-}
 
 /** A name safe for a download: "KD — CoT distillation" → "kd-cot-distillation". */
 export function slug(s: string): string {
@@ -492,30 +382,3 @@ export class ModelsState {
 }
 
 export const models = new ModelsState();
-
-/**
- * `{@attach dropFiles(fn)}`: the element takes files dragged onto it (the file inputs beside it
- * are the keyboard's way in). Marks itself with `data-over` while files hover.
- */
-export function dropFiles(onFiles: (files: File[]) => void): (el: HTMLElement) => () => void {
-  return (el) => {
-    const over = (e: DragEvent) => {
-      e.preventDefault();
-      el.dataset.over = '';
-    };
-    const leave = () => delete el.dataset.over;
-    const drop = (e: DragEvent) => {
-      e.preventDefault();
-      leave();
-      onFiles([...(e.dataTransfer?.files ?? [])]);
-    };
-    el.addEventListener('dragover', over);
-    el.addEventListener('dragleave', leave);
-    el.addEventListener('drop', drop);
-    return () => {
-      el.removeEventListener('dragover', over);
-      el.removeEventListener('dragleave', leave);
-      el.removeEventListener('drop', drop);
-    };
-  };
-}
