@@ -131,3 +131,34 @@ export async function idbRecords(page: Page, store: string): Promise<unknown[]> 
     });
   }, store);
 }
+
+/**
+ * Puts plain JavaScript in front of one worker's script on its way in, so a test can wrap the
+ * browser's own APIs inside that worker (WebGPU, to provoke a lost device or an out-of-memory
+ * error) with no hook in the app. `prelude(n)` gets the count of fetches of that script so far,
+ * this one included (every new worker fetches it again), and returns the code to prepend, or ''.
+ * Needs a context with service workers blocked (their fetches are not routed). Returns a function
+ * that tells how many times the script was fetched.
+ */
+export async function preludeWorker(
+  ctx: BrowserContext,
+  worker: 'inference' | 'trainer' | 'evaluator' | 'data',
+  prelude: (fetch: number) => string,
+): Promise<() => number> {
+  let fetches = 0;
+  await ctx.route(new RegExp(`/${worker}\\.worker-[\\w-]+\\.js$`), async (route) => {
+    const res = await route.fetch();
+    const code = prelude(++fetches);
+    const body = await res.text();
+    await route.fulfill({ response: res, body: code ? `${code}\n${body}` : body });
+  });
+  return () => fetches;
+}
+
+/**
+ * The source of a call of `fn` with `arg` (JSON), for `preludeWorker`: `fn` must use nothing from
+ * outside its own body.
+ */
+export function callSource<A>(fn: (arg: A) => void, arg: A): string {
+  return `(${fn.toString()})(${JSON.stringify(arg)});`;
+}

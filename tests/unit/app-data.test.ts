@@ -171,6 +171,14 @@ describe('describeError', () => {
       'This browser has no WebGPU',
     );
     expect(describeError(new AppError('QUOTA_FULL', 'full')).code).toBe('QUOTA_FULL');
+    // a message that already says what to do gets no generic advice after it
+    const big =
+      'arith-student does not fit. Close other GPU-heavy tabs and reload the page, or load a smaller model (Models).';
+    expect(describeError(new EngineError('OUT_OF_MEMORY', big)).message).toBe(big);
+    const limit =
+      'The w1 tensor needs 44 KiB but this GPU binds at most 32 KiB. Choose a smaller model or a quantized one.';
+    expect(describeError(new EngineError('LIMIT_EXCEEDED', limit)).message).toBe(limit);
+    expect(describeError(new EngineError('LIMIT_EXCEEDED', 'Too big.')).message).not.toBe('Too big.');
     expect(describeError('boom')).toEqual({
       code: 'UNKNOWN',
       title: 'Something went wrong',

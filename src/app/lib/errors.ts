@@ -60,9 +60,18 @@ const ADVICE: Partial<Record<EngineErrorCode, string>> = {
   VALIDATION: 'This is a bug in dust2gold: please report it with the message above, then reload.',
 };
 
+/**
+ * Engine messages that say what to do already, in their own words: no ADVICE after them (a model
+ * too big for the GPU is not helped by fewer samples).
+ */
+const ADVISED: Partial<Record<EngineErrorCode, RegExp>> = {
+  LIMIT_EXCEEDED: /smaller model|fewer samples|shorter (context|sequence)/i,
+  OUT_OF_MEMORY: /close other GPU-heavy tabs/i,
+};
+
 export function describeError(e: unknown): UserMessage {
   if (e instanceof AppError || e instanceof EngineError) {
-    const advice = e instanceof EngineError ? ADVICE[e.code] : undefined;
+    const advice = e instanceof EngineError && !ADVISED[e.code]?.test(e.message) ? ADVICE[e.code] : undefined;
     return {
       code: e.code,
       title: TITLES[e.code] ?? 'Something went wrong',

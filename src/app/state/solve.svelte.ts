@@ -336,6 +336,10 @@ export class SolveState {
       this.phase = 'ready';
     } catch (e) {
       if (id !== this.runId) return;
+      // a failed run shows its message, not cards still waiting for text that will not come
+      this.run = null;
+      this.cards = [];
+      this.votes = null;
       const msg = describeError(e);
       if (msg.code === 'DEVICE_LOST' || msg.code === 'DISPOSED') this.fail(e);
       else {

@@ -515,12 +515,15 @@ export class TrainState {
       this.live = false;
       const msg = describeError(e);
       this.error = msg;
-      if (msg.code === 'DEVICE_LOST') {
-        // a fresh worker, a fresh device: Resume goes on from the last checkpoint
+      if (msg.code === 'DEVICE_LOST' || msg.code === 'OUT_OF_MEMORY') {
+        // a fresh worker, a fresh device (all its memory free again): Resume goes on from the last
+        // checkpoint (the trainer's message says so; the generic advice to reload is not needed)
+        const lost = e instanceof Error ? { ...msg, message: e.message } : msg;
+        this.error = lost;
         dropTrainer();
         this.phase = 'paused';
         this.notice = `Resume goes on from the last checkpoint (step ${this.lastCheckpoint}).`;
-        await this.status('paused', msg).catch(() => {});
+        await this.status('paused', lost).catch(() => {});
       } else {
         this.phase = 'error';
         try {

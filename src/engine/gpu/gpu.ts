@@ -29,6 +29,13 @@ const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC (GPUBufferU
 const SLOT = 256; // uniform slot stride: minUniformBufferOffsetAlignment is ≤ 256 everywhere
 const ARENA_SLOTS = 2048;
 
+/** See `Gpu.watchErrors`. */
+export interface GpuErrorWatch {
+  /** Throws what the GPU reported since the last check; watches on unless `again` is false. */
+  check(again?: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
 export class Gpu {
   readonly device: GPUDevice;
   readonly info: GpuInfo;
@@ -379,23 +386,67 @@ export class Gpu {
    * EngineError (tests wrap every kernel in this so no validation error goes unseen).
    */
   async checked<T>(fn: () => T | Promise<T>): Promise<T> {
-    this.device.pushErrorScope('out-of-memory');
-    this.device.pushErrorScope('validation');
+    const watch = this.watchErrors();
     let result: T | undefined;
-    let failure: unknown = null;
     try {
       result = await fn();
-      this.flush();
     } catch (e) {
-      failure = e;
+      // A WebGPU error explains a JS failure better than the failure itself (e.g. a failed map).
+      await watch.check(false);
+      throw e;
     }
-    const validation = await this.device.popErrorScope();
-    const oom = await this.device.popErrorScope();
-    // A WebGPU error explains a JS failure better than the failure itself (e.g. a failed map).
-    if (oom) throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${oom.message}`);
-    if (validation) throw new EngineError('VALIDATION', `WebGPU validation error: ${validation.message}`);
-    if (failure !== null) throw failure;
+    await watch.check(false);
     return result as T;
+  }
+
+  /**
+   * Watches for what the GPU reports (out of memory, validation) across many submissions, e.g. a
+   * training run: a browser reports a failed allocation as a GPU error, not a throw. `check()`
+   * throws what was reported since the last check as a typed EngineError and watches on;
+   * `close()` stops without throwing. Scopes nest: `checked` inside a watch is fine.
+   */
+  watchErrors(): GpuErrorWatch {
+    const device = this.device;
+    let open = true;
+    const push = () => {
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+      open = true;
+    };
+    push();
+    return {
+      check: async (again = true) => {
+        if (!open) return;
+        open = false;
+        this.flush();
+        const validation = await device.popErrorScope();
+        const oom = await device.popErrorScope();
+        if (oom) throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${oom.message}`);
+        if (validation) throw new EngineError('VALIDATION', `WebGPU validation error: ${validation.message}`);
+        if (again) push();
+      },
+      close: async () => {
+        if (!open) return;
+        open = false;
+        try {
+          await device.popErrorScope();
+          await device.popErrorScope();
+        } catch {
+          // a lost device has no scopes left to pop
+        }
+      },
+    };
+  }
+
+  /**
+   * Whether the device is lost, giving `device.lost` up to `graceMs` to settle: a device lost
+   * mid-work fails the work in flight (a readback's map) before `device.lost` resolves, so a
+   * failure that is not the engine's own asks this before it is reported.
+   */
+  async isLost(graceMs = 1000): Promise<boolean> {
+    if (this.state === 'ready')
+      await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, graceMs))]);
+    return this.state === 'lost';
   }
 
   destroy(): void {

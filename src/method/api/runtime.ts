@@ -97,12 +97,39 @@ export class StudentRuntime {
     const { config, weights } = readLlamaSafetensors(bytes, name);
     const tokenizer = CharTokenizer.fromJSON(json);
     checkTokenizerVocab(tokenizer.vocabSize, config.vocabSize, tokUrl ?? 'the tokenizer', name);
-    const model = loadLlama(this.be, config, weights);
+    const model = await this.upload(config, weights, name);
     this.unload();
     this._model = model;
     this._tokenizer = tokenizer;
     this._info = { name, config, params: paramCount(config) };
     return this._info;
+  }
+
+  /**
+   * The weights onto the GPU inside the device's out-of-memory scope (a browser reports a failed
+   * allocation as a GPU error, not a throw); a model that does not fit leaves nothing behind.
+   */
+  private async upload(
+    config: LlamaConfig,
+    weights: Parameters<typeof loadLlama>[2],
+    name: string,
+  ): Promise<LlamaModel<Tensor>> {
+    const made: { model?: LlamaModel<Tensor> } = {};
+    try {
+      await this.gpu.checked(() => {
+        made.model = loadLlama(this.be, config, weights);
+      });
+    } catch (e) {
+      if (made.model) destroyLlama(made.model);
+      if (!(e instanceof EngineError && e.code === 'OUT_OF_MEMORY')) throw e;
+      throw new EngineError(
+        'OUT_OF_MEMORY',
+        `${name} (${paramCount(config).toLocaleString('en')} parameters) does not fit in the GPU memory that is free. ` +
+          'Close other GPU-heavy tabs and reload the page, or load a smaller model (Models).',
+        { cause: e },
+      );
+    }
+    return made.model!;
   }
 
   unload(): void {

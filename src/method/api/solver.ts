@@ -14,13 +14,13 @@
  *   const r = await solver.solve({ question, kind: 'arith', gold: '48', m: 16 }, (events) => {});
  *   r.votes.final; // ASC's answer
  */
-import { EngineError } from '../../engine/errors.ts';
+import { EngineError, formatBytes } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import type { Tensor } from '../../engine/gpu/tensor.ts';
 import type { InferenceAdapter } from '../../engine/infer/adapters.ts';
 import { generate } from '../../engine/infer/generate.ts';
 import { LlamaRunner } from '../../engine/infer/runner.ts';
-import type { LlamaConfig } from '../../engine/model/config.ts';
+import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { loadRanker, loadStudent, type Ranker, type Student } from '../eval.ts';
 import { readStageFiles } from '../stages/files.ts';
@@ -292,7 +292,7 @@ export class SolverEngine {
     const kind = req.kind;
     const gold = req.gold ?? null;
     const lambda = req.lambda ?? 1;
-    const runner = this.runnerFor(m, steps);
+    const runner = await this.allocRunner(m, steps);
 
     this.running = true;
     this.stopRequested = false;
@@ -375,6 +375,8 @@ export class SolverEngine {
       if (stopped) for (let s = 0; s < m; s++) if (!results[s]) finish(s, 'stopped');
       unscored.splice(0); // Stop: samples cut off keep no score (the vote gives them the mean)
       if (pending.length) flush(true);
+    } catch (e) {
+      throw await this.lostError(e);
     } finally {
       this.running = false;
       this.stopRequested = false;
@@ -393,6 +395,21 @@ export class SolverEngine {
     };
   }
 
+  /**
+   * A failure while the device is lost is the device loss. A device lost mid-run fails the work in
+   * flight (a readback's map) before `device.lost` settles: a failure that is not the engine's own
+   * waits a moment for it.
+   */
+  private async lostError(e: unknown): Promise<unknown> {
+    const gpu = this.rt?.gpu;
+    if (!gpu || !(e instanceof EngineError ? gpu.state === 'lost' : await gpu.isLost())) return e;
+    return new EngineError(
+      'DEVICE_LOST',
+      `The GPU device was lost while sampling (${gpu.lostMessage || 'no reason given'}): this run's samples are gone.`,
+      { cause: e },
+    );
+  }
+
   /** The prompt's tokens, with a message a student understands when the tokenizer cannot read it. */
   private encodePrompt(question: string): number[] {
     try {
@@ -405,6 +422,28 @@ export class SolverEngine {
         `The model's tokenizer cannot read ${unknown.map((c) => JSON.stringify(c)).join(' ')} in this question: ` +
           `${this.runtime.modelInfo?.name ?? 'this model'} knows only the characters of the arithmetic world. ` +
           'Pick a problem of the arithmetic world, or load a model with a larger vocabulary (Models).',
+      );
+    }
+  }
+
+  /**
+   * `runnerFor` inside the device's out-of-memory scope: the KV cache for m samples is the one big
+   * allocation of a run, and a browser reports a failed allocation as a GPU error, not a throw.
+   * A runner the GPU could not hold is dropped (a smaller request then makes a fresh one).
+   */
+  private async allocRunner(m: number, steps: number): Promise<LlamaRunner<Tensor>> {
+    try {
+      return await this.runtime.gpu.checked(() => this.runnerFor(m, steps));
+    } catch (e) {
+      this.dropRunner();
+      if (!(e instanceof EngineError && e.code === 'OUT_OF_MEMORY')) throw e;
+      const c = this.runtime.model.config;
+      const cache = 2 * c.nLayers * m * steps * kvDim(c) * 4;
+      throw new EngineError(
+        'OUT_OF_MEMORY',
+        `The GPU has no room for ${m} samples of up to ${steps} tokens at once (their KV cache needs ` +
+          `${formatBytes(cache)}). Close other GPU-heavy tabs, or ask for fewer samples or a smaller model.`,
+        { cause: e },
       );
     }
   }

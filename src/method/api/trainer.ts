@@ -22,6 +22,7 @@
 import * as Comlink from 'comlink';
 import { EngineError, toPlainError, type PlainError } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
+import type { GpuErrorWatch } from '../../engine/gpu/gpu.ts';
 import type { LoraTarget } from '../../engine/model/llama.ts';
 import { DEFAULT_STAGE, STAGES, type StageConfig, type StageName } from '../stages/config.ts';
 import { readStageFiles, stageFiles } from '../stages/files.ts';
@@ -225,6 +226,9 @@ export class TrainerEngine {
     this.running = true;
     this.paused = false;
     this.abort = new AbortController();
+    let watched: GpuErrorWatch | null = null;
+    let step: number | null = null; // the last step done in this call
+    const batch = req.resume?.config.batchSize ?? req.config.batchSize ?? DEFAULT_STAGE.batchSize;
     try {
       if (!STAGES.includes(req.stage))
         throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
@@ -235,6 +239,8 @@ export class TrainerEngine {
       if (!(steps >= 1))
         throw new EngineError('BAD_ARGUMENT', `A run needs at least one step (got ${steps}).`);
       let last = performance.now();
+      const watch = rt.gpu.watchErrors();
+      watched = watch;
       const r = await runStage({
         stage: req.stage,
         model: rt.model,
@@ -243,10 +249,14 @@ export class TrainerEngine {
         config: req.config,
         inputs,
         signal: this.abort.signal,
-        gate: () => this.gate(),
+        gate: async () => {
+          await this.gate();
+          await watch.check(); // what the GPU reported for the step before (setup for the first)
+        },
         checkpointEvery: every,
         ...(req.resume ? { resume: req.resume } : {}),
         onProgress: (p) => {
+          step = p.step;
           const now = performance.now();
           const e: ProgressEvent = {
             type: 'progress',
@@ -263,10 +273,12 @@ export class TrainerEngine {
           void Promise.resolve(onEvent(e)).catch(() => {});
         },
         onCheckpoint: async (c) => {
+          await watch.check(); // no checkpoint leaves of a step the GPU failed
           await onEvent(Comlink.transfer({ type: 'checkpoint', checkpoint: c }, buffersOf(c)));
           last = performance.now(); // the wait for storage is not the next step's time
         },
       });
+      await watch.check(false);
       if (r.cancelled) return { cancelled: true, steps: r.losses.length, losses: r.losses, files: null };
       const files = stageFiles(r);
       // the event gets a copy (a few MB at most); the result takes the buffers themselves
@@ -275,7 +287,8 @@ export class TrainerEngine {
       const buffers = [...new Set(Object.values(files).map((b) => b.buffer as ArrayBuffer))];
       return Comlink.transfer({ cancelled: false, steps: r.losses.length, losses: r.losses, files }, buffers);
     } catch (e) {
-      const err = this.lostError(e);
+      await watched?.close();
+      const err = await this.runError(e, step, batch);
       try {
         await onEvent({ type: 'error', error: toPlainError(err) });
       } catch {
@@ -335,14 +348,28 @@ export class TrainerEngine {
     return this.rt;
   }
 
-  /** Any failure while the device is lost is the device loss (the app resumes from a checkpoint). */
-  private lostError(e: unknown): unknown {
+  /**
+   * Any failure while the device is lost is the device loss (the app resumes from a checkpoint).
+   * A device lost mid-step fails the work in flight (a readback's map) before `device.lost`
+   * settles: a failure that is not the engine's own waits a moment for it. Out of memory says
+   * what to do in training's terms.
+   */
+  private async runError(e: unknown, step: number | null, batch: number): Promise<unknown> {
+    if (e instanceof EngineError && e.code === 'OUT_OF_MEMORY')
+      return new EngineError(
+        'OUT_OF_MEMORY',
+        `${step === null ? 'Setting up the run' : `Training step ${step}`} (batch ${batch}) needed more GPU ` +
+          'memory than is free; nothing of it was kept. The run is paused at its last checkpoint: close other ' +
+          'GPU-heavy tabs, then Resume goes on from there on a fresh GPU device. If it runs out again, cancel ' +
+          'and start the run with a smaller batch.',
+        { cause: e },
+      );
     const gpu = this.rt?.gpu;
-    if (gpu?.state === 'lost' && !(e instanceof EngineError && e.code === 'DEVICE_LOST'))
+    if (gpu && (e instanceof EngineError ? gpu.state === 'lost' : await gpu.isLost()))
       return new EngineError(
         'DEVICE_LOST',
         `The GPU device was lost during training (${gpu.lostMessage || 'no reason given'}). ` +
-          'The run resumes from its last checkpoint.',
+          'Nothing of the run is lost: it is paused at its last checkpoint, and Resume goes on from there on a fresh GPU device.',
         { cause: e },
       );
     return e;
