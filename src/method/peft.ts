@@ -34,6 +34,9 @@ import { readSafetensors, toFloat32, writeSafetensors } from '../engine/io/safet
 import { headSize, kvDim, type LlamaConfig } from '../engine/model/config.ts';
 import { SITE_OF_TARGET, siteShape, type LoraTarget } from '../engine/model/llama.ts';
 import type { LoraState } from '../engine/model/lora.ts';
+import { permuteRopeRows } from '../engine/model/rope-order.ts';
+
+export { permuteRopeRows };
 
 export const PEFT_CONFIG_FILE = 'adapter_config.json';
 export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -72,24 +75,6 @@ export interface PeftOptions {
 export interface PeftFiles {
   [PEFT_CONFIG_FILE]: Uint8Array;
   [PEFT_WEIGHTS_FILE]: Uint8Array;
-}
-
-/**
- * Row permutation between our RoPE layout and transformers' for a (NH·HS, cols) matrix:
- * toHf: out[h·HS + j·HS/2 + i] = in[h·HS + 2i + j]; otherwise the inverse.
- */
-export function permuteRopeRows(m: Float32Array, nHeads: number, hs: number, toHf: boolean): Float32Array {
-  const cols = m.length / (nHeads * hs);
-  const out = new Float32Array(m.length);
-  for (let h = 0; h < nHeads; h++)
-    for (let i = 0; i < hs / 2; i++)
-      for (let j = 0; j < 2; j++) {
-        const ours = h * hs + 2 * i + j;
-        const hf = h * hs + j * (hs / 2) + i;
-        const [from, to] = toHf ? [ours, hf] : [hf, ours];
-        out.set(m.subarray(from * cols, (from + 1) * cols), to * cols);
-      }
-  return out;
 }
 
 function ropeHeads(model: LlamaConfig, t: LoraTarget): number | null {
