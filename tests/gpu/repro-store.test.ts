@@ -7,8 +7,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dirStore } from '../../src/cli/repro.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
-import { CharTokenizer } from '../../src/engine/io/chartok.ts';
-import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
 import {
@@ -21,29 +19,15 @@ import {
 } from '../../src/method/experiments/repro.ts';
 import type { TrainItem } from '../../src/method/stages/stages.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { arithCase, tinyConfig, tinyTok } from '../helpers/tiny-arith.ts';
 
-const tok = new CharTokenizer('0123456789+-=. Taehnswri:\nPoblmSut');
-const config: LlamaConfig = {
-  dim: 32,
-  hiddenDim: 64,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: tok.vocabSize,
-  maxSeqLen: 64,
-  ropeTheta: 10000,
-  normEps: 1e-5,
-  sharedClassifier: false,
-};
+const tok = tinyTok;
+const config = tinyConfig;
 
 const train = { pos: [] as TrainItem[], neg: [] as TrainItem[] };
 const test: ReproProblem[] = [];
 for (let i = 0; i < 16; i++) {
-  const a = (i * 7) % 10,
-    b = (i * 3 + 1) % 10;
-  const question = `${a}+${b}`;
-  const pos = `${a}+${b}=${a + b}. The answer is ${a + b}.`;
-  const neg = `${a}+${b}=${a + b + 1}. The answer is ${a + b + 1}.`;
+  const { question, a, b, pos, neg } = arithCase(i);
   if (i < 12) {
     train.pos.push({ question, rationale: pos });
     train.neg.push({ question, rationale: neg });

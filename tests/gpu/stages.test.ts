@@ -2,8 +2,6 @@
 // stages chain (neg → nat → nce), refuse unusable data with a clear message, and cancel cleanly.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
-import { CharTokenizer } from '../../src/engine/io/chartok.ts';
-import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import type { LoraTarget } from '../../src/engine/model/llama.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
@@ -17,29 +15,16 @@ import {
   type TrainItem,
 } from '../../src/method/stages/stages.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { arithCase, tinyConfig, tinyTok } from '../helpers/tiny-arith.ts';
 
-const tok = new CharTokenizer('0123456789+-=. Taehnswri:\nPoblmSut');
-const config: LlamaConfig = {
-  dim: 32,
-  hiddenDim: 64,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: tok.vocabSize,
-  maxSeqLen: 64,
-  ropeTheta: 10000,
-  normEps: 1e-5,
-  sharedClassifier: false,
-};
+const tok = tinyTok;
+const config = tinyConfig;
 
-// a + b, rationale "a+b=c. The answer is c." — negatives are off by one
 const data = { pos: [] as TrainItem[], neg: [] as TrainItem[] };
 for (let i = 0; i < 12; i++) {
-  const a = (i * 7) % 10,
-    b = (i * 3 + 1) % 10;
-  const question = `${a}+${b}`;
-  data.pos.push({ question, rationale: `${a}+${b}=${a + b}. The answer is ${a + b}.` });
-  data.neg.push({ question, rationale: `${a}+${b}=${a + b + 1}. The answer is ${a + b + 1}.` });
+  const { question, pos, neg } = arithCase(i);
+  data.pos.push({ question, rationale: pos });
+  data.neg.push({ question, rationale: neg });
 }
 
 const quick = {
