@@ -13,8 +13,19 @@
 //   with what to do, nothing of it is stored, and Resume on a fresh device finishes it;
 // - a lost device while sampling: Solve says so and that a reload opens the GPU again, which works.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { callSource, idbRecords, launch, openPage, preludeWorker, screenshot, startApp } from './harness.ts';
+import type { Browser } from 'playwright-core';
+import {
+  callSource,
+  idbRecords,
+  launch,
+  openPage,
+  preludeWorker,
+  screenshot,
+  startApp,
+  until,
+  solvePhase,
+  sampleInSolve,
+} from './harness.ts';
 
 interface RunRec {
   id: string;
@@ -105,30 +116,7 @@ function outOfMemoryFor(cfg: { label: string; minBytes: number }): void {
 
 // ---- helpers
 
-async function until<T>(
-  what: string,
-  f: () => Promise<T | null | undefined | false>,
-  ms = 300_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const solvePhase = (p: string) => `[data-testid="status"][data-phase="${p}"]`;
 const trainView = '[data-testid="view-train"]';
-
-async function sample(page: Page, m: number, maxNew: number): Promise<void> {
-  await page.getByTestId('m').fill(String(m));
-  await page.getByTestId('max-new').fill(String(maxNew));
-  await page.getByTestId('sample').click();
-  await page.waitForSelector(solvePhase('sampling'), { timeout: 10_000 }).catch(() => {});
-  await page.waitForSelector(solvePhase('ready'), { timeout: 300_000 });
-}
 
 describe('app: GPU faults', () => {
   let app: Awaited<ReturnType<typeof startApp>>;
@@ -232,7 +220,7 @@ describe('app: GPU faults', () => {
     {
       const { page, errors } = await openPage(plain, app.url);
       await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
-      await sample(page, 2, 24);
+      await sampleInSolve(page, 2, 24);
       expect(await page.getByTestId('sample-card').count()).toBe(2);
       expect(await page.locator('[data-testid="sample-card"][data-done="true"]').count()).toBe(2);
       expect(await page.getByTestId('solve-notice').count()).toBe(0);
@@ -304,7 +292,7 @@ describe('app: GPU faults', () => {
     );
     const { page, errors } = await openPage(ctx, app.url);
     await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
-    await sample(page, 32, 120);
+    await sampleInSolve(page, 32, 120);
     const notice = page.getByTestId('solve-notice');
     await notice.waitFor({ timeout: 10_000 });
     expect(await notice.getAttribute('data-code')).toBe('OUT_OF_MEMORY');
@@ -317,7 +305,7 @@ describe('app: GPU faults', () => {
     console.log(`[gpu-faults] out of memory: "${text.replace(/\s+/g, ' ')}"`);
     await screenshot(page, 'error-out-of-memory');
 
-    await sample(page, 4, 40);
+    await sampleInSolve(page, 4, 40);
     expect(await page.getByTestId('solve-notice').count()).toBe(0);
     expect(await page.locator('[data-testid="sample-card"][data-done="true"]').count()).toBe(4);
     await page.getByTestId('vote-sc').waitFor();
@@ -363,7 +351,7 @@ describe('app: GPU faults', () => {
     await page.reload();
     await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
     expect(fetches()).toBe(2);
-    await sample(page, 2, 24);
+    await sampleInSolve(page, 2, 24);
     expect(await page.locator('[data-testid="sample-card"][data-done="true"]').count()).toBe(2);
     expect(errors).toEqual([]);
     await ctx.close();

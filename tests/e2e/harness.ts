@@ -162,3 +162,30 @@ export async function preludeWorker(
 export function callSource<A>(fn: (arg: A) => void, arg: A): string {
   return `(${fn.toString()})(${JSON.stringify(arg)});`;
 }
+
+/** Polls `f` every 250 ms until it gives something truthy (returned), or fails after `ms`. */
+export async function until<T>(
+  what: string,
+  f: () => Promise<T | null | undefined | false>,
+  ms = 300_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Solve's status line in a phase (idle, loading, ready, sampling, error). */
+export const solvePhase = (p: string) => `[data-testid="status"][data-phase="${p}"]`;
+
+/** In Solve: sets m and the token limit through the UI, samples, and waits for the run to end. */
+export async function sampleInSolve(page: Page, m: number, maxNew: number, timeout = 300_000): Promise<void> {
+  await page.getByTestId('m').fill(String(m));
+  await page.getByTestId('max-new').fill(String(maxNew));
+  await page.getByTestId('sample').click();
+  await page.waitForSelector(solvePhase('sampling'), { timeout: 10_000 }).catch(() => {});
+  await page.waitForSelector(solvePhase('ready'), { timeout });
+}

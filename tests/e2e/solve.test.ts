@@ -4,19 +4,16 @@
 // says ASC votes like SC; the stories demo has its own route. The built-in adapters are development
 // copies: nothing here asserts accuracy, only structure. Screenshots: test-results/solve-*.png.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { horizontalOverflow, launch, openPage, screenshot, startApp } from './harness.ts';
-
-const phase = (p: string) => `[data-testid="status"][data-phase="${p}"]`;
-
-/** Sets m and the token limit through the UI, samples, and waits for the run to end. */
-async function sample(page: Page, m: number, maxNew: number): Promise<void> {
-  await page.getByTestId('m').fill(String(m));
-  await page.getByTestId('max-new').fill(String(maxNew));
-  await page.getByTestId('sample').click();
-  await page.waitForSelector(phase('sampling'), { timeout: 10_000 }).catch(() => {});
-  await page.waitForSelector(phase('ready'), { timeout: 240_000 });
-}
+import type { Browser } from 'playwright-core';
+import {
+  horizontalOverflow,
+  launch,
+  openPage,
+  screenshot,
+  startApp,
+  solvePhase,
+  sampleInSolve,
+} from './harness.ts';
 
 describe('app: Solve', () => {
   let app: Awaited<ReturnType<typeof startApp>>;
@@ -33,7 +30,7 @@ describe('app: Solve', () => {
   it('m = 4: four cards stream, each with an answer; SC and ASC bars; a final answer', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const { page, errors } = await openPage(ctx, app.url);
-    await page.waitForSelector(phase('ready'), { timeout: 120_000 });
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
     // the defaults: a world problem with its gold, a built-in student and the ranker
     await page.getByTestId('question').waitFor({ timeout: 60_000 });
     expect((await page.getByTestId('gold').innerText()).trim()).toMatch(/^Gold answer: -?\d+$/);
@@ -53,7 +50,7 @@ describe('app: Solve', () => {
       undefined,
       { timeout: 120_000 },
     );
-    await page.waitForSelector(phase('ready'), { timeout: 240_000 });
+    await page.waitForSelector(solvePhase('ready'), { timeout: 240_000 });
 
     const cards = page.getByTestId('sample-card');
     expect(await cards.count()).toBe(4);
@@ -99,12 +96,12 @@ describe('app: Solve', () => {
   it('no ranker: ASC votes like SC, and the view says so; the stories demo has its own route', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const { page, errors } = await openPage(ctx, app.url);
-    await page.waitForSelector(phase('ready'), { timeout: 120_000 });
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
     await page.getByTestId('ranker').selectOption('none');
     await page.waitForSelector('[data-testid="status"][data-ranker="none"][data-phase="ready"]');
     await page.getByTestId('student').selectOption('base');
     await page.waitForSelector('[data-testid="status"][data-student="base"][data-phase="ready"]');
-    await sample(page, 2, 40);
+    await sampleInSolve(page, 2, 40);
     expect(await page.getByTestId('sample-card').count()).toBe(2);
     expect(await page.getByTestId('sample-score').count()).toBe(0);
     expect(await page.getByTestId('note-no-ranker').innerText()).toContain('vote like SC');
@@ -114,7 +111,7 @@ describe('app: Solve', () => {
     await page.getByTestId('stories-link').click();
     await page.getByTestId('view-stories').waitFor();
     expect(page.url()).toContain('#/stories');
-    await page.waitForSelector(phase('ready'), { timeout: 60_000 });
+    await page.waitForSelector(solvePhase('ready'), { timeout: 60_000 });
     await page.keyboard.press('1');
     await page.getByTestId('view-solve').waitFor();
     // Solve kept its run while away

@@ -6,7 +6,7 @@
 // with space again, Resume goes on and the run finishes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { horizontalOverflow, idbRecords, launch, openPage, screenshot, startApp } from './harness.ts';
+import { horizontalOverflow, idbRecords, launch, openPage, screenshot, startApp, until } from './harness.ts';
 
 interface RunRec {
   id: string;
@@ -31,20 +31,6 @@ interface AdapterRec {
 }
 
 const view = '[data-testid="view-train"]';
-
-async function until<T>(
-  what: string,
-  f: () => Promise<T | null | undefined | false>,
-  ms = 300_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 async function setUp(page: Page, stage: string, steps: number, batch: number, every: number): Promise<void> {
   await page.getByTestId('train-counts').waitFor({ timeout: 120_000 });
