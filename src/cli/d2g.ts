@@ -9,6 +9,8 @@
  *   repro         the paper's experiments, small: Tables 1–2, SC/WS/ASC at m = 1..16, ranker accuracy
  *   world         the synthetic arithmetic world: problems, teacher datasets, pre-training corpus
  *   dataset       statistics of a teacher dataset (D_pos / D_neg by our answer checking), or convert it to our JSONL
+ *   inspect       what a model file holds (GGUF, MLC folder, our safetensors, llama2.c .bin), from its header
+ *   plan          the memory planner: the bytes a model needs for inference or LoRA training, against a budget
  */
 import { EngineError } from '../engine/errors.ts';
 import { generateCommand } from './generate.ts';
@@ -35,6 +37,11 @@ commands:
   dataset stats --data FILE --kind math|gsm8k|arith [--format auto|ours|authors|gsm8k-solutions]
           [--held-out F] [--seed S] [--examples N]
   dataset convert --data FILE --kind math|gsm8k|arith --out FILE [--format auto|ours|authors|gsm8k-solutions]
+  inspect FILE_OR_DIR [--json]      a .gguf, an MLC folder, a dust2gold .safetensors or a llama2.c .bin
+  plan (--model FILE_OR_DIR | --config 7b|13b|stories260K|arith-student) [--weights q4_0|q8_0|q4_k|q6_k|f16|f32]
+          [--m 16] [--context 1024] [--kv f32|f16] [--adapters N] [--budget 8GiB] [--binding-limit 128MiB]
+          [--train [--batch 1] [--seq 512] [--rank 8] [--targets q,v] [--recompute] [--logits-chunk N]]
+          [--json]                  exit 0: fits; 2: refused (with what would fit)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -59,6 +66,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./world.ts')).worldCommand(rest);
     case 'dataset':
       return (await import('./dataset.ts')).datasetCommand(rest);
+    case 'inspect':
+      return (await import('./inspect.ts')).inspectCommand(rest);
+    case 'plan':
+      return (await import('./plan.ts')).planCommand(rest);
     case undefined:
     case '--help':
     case '-h':
