@@ -4,6 +4,7 @@
 //                    da, db = or += dout (accumulate)
 // residual_add_inplace    bindings: 0 params {N}, 1 x (N), 2 y (N)                  x += y
 // residual_scale_inplace  bindings: 0 params {N, s: f32}, 1 x (N)                   x *= s
+// residual_add_inplace4   as residual_add_inplace on vec4s, params {N / 4}        N % 4 == 0
 // One thread per element; the grid is 2D when N / WG exceeds the per-dimension limit
 // (element i = gid.x + gid.y · nwg.x · WG, see grid() in src/engine/ops/residual.ts).
 
@@ -55,6 +56,18 @@ fn residual_add_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_
   let i = index(gid, nwg);
   if (i >= pa.N) { return; }
   a_x[i] += a_y[i];
+}
+
+// residual_add_inplace4  as residual_add_inplace over N / 4 vec4s (N % 4 == 0; params N = N / 4)
+@group(0) @binding(0) var<uniform> pa4: Fwd;
+@group(0) @binding(1) var<storage, read_write> a4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> a4_y: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn residual_add_inplace4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = index(gid, nwg);
+  if (i >= pa4.N) { return; }
+  a4_x[i] += a4_y[i];
 }
 
 @group(0) @binding(0) var<uniform> ps: Scale;

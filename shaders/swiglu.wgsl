@@ -1,5 +1,6 @@
 // swiglu (LLaMA FFN gate): out = silu(gate) · up, silu(x) = x · sigmoid(x), element-wise.
 // swiglu_forward   bindings: 0 params {N}, 1 out (N), 2 gate (N), 3 up (N)
+// swiglu_forward4  as swiglu_forward on vec4s, params {N / 4}                  N % 4 == 0
 // swiglu_backward  bindings: 0 params {N, accumulate}, 1 dgate (N), 2 dup (N), 3 dout (N),
 //                  4 gate (N), 5 up (N)     dgate, dup = or += (accumulate)
 //   dgate = dout · up · s · (1 + g · (1 − s)),  dup = dout · g · s,  s = sigmoid(g)
@@ -29,6 +30,24 @@ fn swiglu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   if (i >= pf.N) { return; }
   let g = f_gate[i];
   f_out[i] = g * sigmoid(g) * f_up[i];
+}
+
+// swiglu_forward4  as swiglu_forward on vec4s (N % 4 == 0; params N = N / 4)
+fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
+}
+@group(0) @binding(0) var<uniform> pf4: Fwd;
+@group(0) @binding(1) var<storage, read_write> f4_out: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> f4_gate: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> f4_up: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn swiglu_forward4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = index(gid, nwg);
+  if (i >= pf4.N) { return; }
+  let g = f4_gate[i];
+  f4_out[i] = g * sigmoid4(g) * f4_up[i];
 }
 
 @group(0) @binding(0) var<uniform> pb: Bwd;

@@ -316,6 +316,34 @@ describe('app: GPU faults', () => {
     await ctx.close();
   }, 600_000);
 
+  it('out of memory for the student and the ranker: Solve keeps the base model, says so, and samples', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
+    // every adapter tensor (LoRA values and their gradients are made together) fails; the model does not
+    await preludeWorker(ctx, 'inference', () =>
+      callSource(outOfMemoryFor, { label: 'd(layers.', minBytes: 0 }),
+    );
+    const { page, errors } = await openPage(ctx, app.url);
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
+    const notice = page.getByTestId('solve-notice');
+    await notice.waitFor({ timeout: 10_000 });
+    expect(await notice.getAttribute('data-code')).toBe('OUT_OF_MEMORY');
+    const text = await notice.innerText();
+    // the ranker is applied after the student: its message is the one left standing
+    expect(text).toMatch(
+      /The GPU has no room for the ranker "Ranker[^"]*"; Solve goes on with no ranker \(ASC votes like SC\)\./,
+    );
+    expect(text).toMatch(/load a smaller model/);
+    expect(await page.getByTestId('student').inputValue()).toBe('base');
+    expect(await page.getByTestId('ranker').inputValue()).toBe('none');
+    console.log(`[gpu-faults] out of memory (adapters): "${text.replace(/\s+/g, ' ')}"`);
+    await screenshot(page, 'error-out-of-memory-adapters');
+    await sampleInSolve(page, 4, 40);
+    expect(await page.locator('[data-testid="sample-card"][data-done="true"]').count()).toBe(4);
+    expect(await page.getByTestId('final-answer').getAttribute('data-done')).toBe('true');
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 600_000);
+
   it('a lost device while sampling: Solve says so and how to go on; after a reload it samples again', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, serviceWorkers: 'block' });
     const fetches = await preludeWorker(ctx, 'inference', (n) =>

@@ -10,6 +10,7 @@ const WG = 256;
 const fwd = { op: 'residual', code, entry: 'residual_forward', constants: { WG } } as const;
 const bwd = { op: 'residual', code, entry: 'residual_backward', constants: { WG } } as const;
 const add = { op: 'residual', code, entry: 'residual_add_inplace', constants: { WG } } as const;
+const add4 = { op: 'residual', code, entry: 'residual_add_inplace4', constants: { WG } } as const;
 const scale = { op: 'residual', code, entry: 'residual_scale_inplace', constants: { WG } } as const;
 
 /**
@@ -41,9 +42,10 @@ export function residualBackward(
   gpu.dispatch(bwd, grid(gpu, N, WG), [da, db, dout], [N, accumulate ? 1 : 0]);
 }
 
-/** x (N) += y: the residual stream's add. */
+/** x (N) += y: the residual stream's add (on vec4s when N % 4 == 0). */
 export function addInplace(gpu: Gpu, x: Tensor, y: Tensor, N: number): void {
-  gpu.dispatch(add, grid(gpu, N, WG), [x, y], [N]);
+  if (N % 4 === 0) gpu.dispatch(add4, grid(gpu, N / 4, WG), [x, y], [N / 4]);
+  else gpu.dispatch(add, grid(gpu, N, WG), [x, y], [N]);
 }
 
 /** x (N) *= s. */

@@ -6,6 +6,7 @@ import type { Tensor } from '../gpu/tensor.ts';
 const WG = 64;
 const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
 const fwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial', constants: { WG } } as const;
+const fwdSerial4 = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial4', constants: { WG } } as const;
 
 /**
  * 'parallel': a workgroup per row (GPUs); 'serial': a thread per row, no barrier (CPU
@@ -32,7 +33,12 @@ export function rmsnormForward(
   variant: RowVariant = rowVariant(gpu),
 ): void {
   if (variant === 'serial')
-    gpu.dispatch(fwdSerial, [Math.ceil(N / WG)], [out, rstd, inp, weight], [N, C, f32(eps)]);
+    gpu.dispatch(
+      C % 4 === 0 ? fwdSerial4 : fwdSerial,
+      [Math.ceil(N / WG)],
+      [out, rstd, inp, weight],
+      [N, C, f32(eps)],
+    );
   else gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
 }
 

@@ -219,7 +219,12 @@ export class SolverEngine {
           'Pick the output of a student stage (kd, nat, nce, mix, nt, ul, cl, linmix).',
       );
     shapeCheck(model.config, adapters, `"${name}"`);
-    const student = loadStudent(model, adapters, stage);
+    const student = await this.onDevice(
+      () => loadStudent(model, adapters, stage),
+      (s) => s.destroy(),
+      `the student "${name}"`,
+      this.student ? `the student "${this.studentInfo.name}"` : 'the base model (no adapters)',
+    );
     this.dropStudent();
     this.student = student;
     this.studentInfo = { name, stage, kind: student.kind };
@@ -241,7 +246,12 @@ export class SolverEngine {
         `"${name}" holds no ranker (rank.safetensors + head.safetensors): pick the output of a rank stage.`,
       );
     shapeCheck(rt.model.config, adapters, `"${name}"`);
-    const ranker = loadRanker(rt.model, rt.tokenizer, adapters);
+    const ranker = await this.onDevice(
+      () => loadRanker(rt.model, rt.tokenizer, adapters),
+      (r) => r.destroy(),
+      `the ranker "${name}"`,
+      this.ranker ? `the ranker "${this.rankerName}"` : 'no ranker (ASC votes like SC)',
+    );
     this.dropRanker();
     this.ranker = ranker;
     this.rankerName = name;
@@ -443,6 +453,26 @@ export class SolverEngine {
         'OUT_OF_MEMORY',
         `The GPU has no room for ${m} samples of up to ${steps} tokens at once (their KV cache needs ` +
           `${formatBytes(cache)}). Close other GPU-heavy tabs, or ask for fewer samples or a smaller model.`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
+   * Makes adapter tensors inside the device's error scopes: a browser reports a failed allocation
+   * as a GPU error, not a throw, so without this a student or ranker the GPU could not hold would
+   * be installed half-made. On an error what `make` built is freed and the current one stays.
+   */
+  private async onDevice<R>(make: () => R, free: (r: R) => void, what: string, kept: string): Promise<R> {
+    let made: R | null = null;
+    try {
+      return await this.runtime.gpu.checked(() => (made = make()));
+    } catch (e) {
+      if (made !== null) free(made);
+      if (!(e instanceof EngineError && e.code === 'OUT_OF_MEMORY')) throw e;
+      throw new EngineError(
+        'OUT_OF_MEMORY',
+        `The GPU has no room for ${what}; Solve goes on with ${kept}. Close other GPU-heavy tabs, or load a smaller model.`,
         { cause: e },
       );
     }
