@@ -64,6 +64,32 @@ function loseDevicesOn(channel: string): void {
 }
 
 /**
+ * Once a message comes on `channel`, the worker's next readback (a buffer map) destroys every device
+ * it opened before that map: the loss lands inside the next GPU work, however short it is.
+ */
+function loseDevicesAtNextRead(channel: string): void {
+  const devices: GPUDevice[] = [];
+  let armed = false;
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, desc?: GPUDeviceDescriptor) {
+    const device = await request.call(this, desc);
+    devices.push(device);
+    return device;
+  };
+  const map = GPUBuffer.prototype.mapAsync;
+  GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+    if (armed) {
+      armed = false;
+      for (const d of devices.splice(0)) d.destroy();
+    }
+    return map.apply(this, args);
+  };
+  new BroadcastChannel(channel).onmessage = () => {
+    armed = true;
+  };
+}
+
+/**
  * The adapter and its devices report these limits instead of their own, and, with `noFeatures`,
  * no optional feature at all (the device is opened with none).
  */
@@ -384,6 +410,45 @@ describe('app: GPU faults', () => {
     expect(errors).toEqual([]);
     await ctx.close();
   }, 600_000);
+
+  it('a lost device while evaluating in Compare: the run says so, keeps nothing; Evaluate again opens the GPU afresh and finishes', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });
+    const fetches = await preludeWorker(ctx, 'evaluator', () =>
+      callSource(loseDevicesAtNextRead, 'd2g-lose-device'),
+    );
+    const { page, errors } = await openPage(ctx, `${app.url}#/compare`);
+    const status = (phase: string) => `[data-testid="compare-status"][data-phase="${phase}"]`;
+    await page.waitForSelector(status('ready'), { timeout: 180_000 });
+    await page.waitForSelector('[data-testid="kl-heatmap"]', { timeout: 120_000 });
+    await page.getByLabel('Problems', { exact: true }).selectOption('8');
+    await page.getByLabel('New tokens', { exact: true }).fill('48');
+    // the evaluation's first readback loses the device (8 problems go by in a second or two here)
+    await page.evaluate(() => new BroadcastChannel('d2g-lose-device').postMessage('lose'));
+    await page.getByTestId('compare-run').click();
+    await page.waitForSelector(`${status('error')}, ${status('done')}`, { timeout: 300_000 });
+    const notice = page.getByTestId('compare-error');
+    expect(await notice.getAttribute('data-code')).toBe('DEVICE_LOST');
+    const text = await notice.innerText();
+    expect(text).toMatch(
+      /The GPU device was lost while evaluating "[^"]+" .*no result of this run was kept/s,
+    );
+    expect(text).toMatch(/Evaluate again: it opens the GPU afresh\.$/); // and no "reload the page" after it
+    expect(await page.getByTestId('accuracy-row').count()).toBe(0);
+    console.log(`[gpu-faults] lost device in Compare: "${text.replace(/\s+/g, ' ')}"`);
+    await screenshot(page, 'error-device-lost-compare');
+
+    // as the message says; the same worker opens a fresh device and loads the model again
+    await page.getByTestId('compare-run').click();
+    await page.waitForSelector(status('done'), { timeout: 540_000 });
+    expect(fetches()).toBe(1);
+    expect(await page.getByTestId('compare-error').count()).toBe(0);
+    const rows = page.getByTestId('accuracy-row');
+    expect(await rows.count()).toBe(5);
+    for (const n of await rows.evaluateAll((rs) => rs.map((r) => Number(r.getAttribute('data-n')))))
+      expect(n).toBe(8);
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 900_000);
 
   it('out of memory in Train: the run pauses with what to do, nothing of it stored; Resume on a fresh device finishes it', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });

@@ -179,6 +179,13 @@ describe('describeError', () => {
       'The w1 tensor needs 44 KiB but this GPU binds at most 32 KiB. Choose a smaller model or a quantized one.';
     expect(describeError(new EngineError('LIMIT_EXCEEDED', limit)).message).toBe(limit);
     expect(describeError(new EngineError('LIMIT_EXCEEDED', 'Too big.')).message).not.toBe('Too big.');
+    // a lost device: the message's own way on (Resume, Evaluate again) stands alone; else reload
+    const lostEval =
+      'The GPU device was lost while evaluating "kd". Evaluate again: it opens the GPU afresh.';
+    expect(describeError(new EngineError('DEVICE_LOST', lostEval)).message).toBe(lostEval);
+    expect(describeError(new EngineError('DEVICE_LOST', 'Lost while sampling.')).message).toMatch(
+      /^Lost while sampling\. .*Reload the page/,
+    );
     expect(describeError('boom')).toEqual({
       code: 'UNKNOWN',
       title: 'Something went wrong',

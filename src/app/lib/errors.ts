@@ -67,6 +67,7 @@ const ADVICE: Partial<Record<EngineErrorCode, string>> = {
 const ADVISED: Partial<Record<EngineErrorCode, RegExp>> = {
   LIMIT_EXCEEDED: /smaller model|fewer samples|shorter (context|sequence)/i,
   OUT_OF_MEMORY: /close other GPU-heavy tabs/i,
+  DEVICE_LOST: /Resume goes on|Evaluate again|reload the page/i,
 };
 
 export function describeError(e: unknown): UserMessage {

@@ -260,9 +260,13 @@ export class EvalEngine {
   private cancelRequested = false;
   /** GPU work runs one call at a time (a heat map asked for during an evaluation waits for it). */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The GPU API `init` was given and the model last loaded: a lost device is reopened with both. */
+  private gpuApi: GPU | undefined;
+  private source: StudentSource | null = null;
 
   /** Opens the GPU: navigator.gpu in a worker; Node's GPU (nodeGpu()) in tests. */
   async init(gpu: GPU | undefined = (globalThis.navigator as Navigator | undefined)?.gpu): Promise<GpuInfo> {
+    this.gpuApi = gpu;
     if (!this.rt || this.rt.gpu.state !== 'ready') {
       this.rt?.destroy();
       this.rt = null;
@@ -273,7 +277,11 @@ export class EvalEngine {
 
   /** Loads the base model (the app passes the built-in student unless the user chose another). */
   async load(src: StudentSource): Promise<StudentModelInfo> {
-    return this.serial(() => this.runtime().load(src));
+    return this.serial(async () => {
+      const info = await this.runtime().load(src);
+      this.source = src;
+      return info;
+    });
   }
 
   get modelInfo(): StudentModelInfo | null {
@@ -284,7 +292,7 @@ export class EvalEngine {
   async evaluate(req: EvalRequest, onProgress?: (p: EvalProgress) => void): Promise<EvalResult> {
     this.cancelRequested = false;
     return this.serial(async () => {
-      const rt = this.runtime();
+      const rt = await this.device();
       const { model, tokenizer: tok } = rt;
       if (req.problems.length === 0)
         throw new EngineError('BAD_ARGUMENT', 'No problems to evaluate: choose at least one.');
@@ -297,9 +305,14 @@ export class EvalEngine {
       const t0 = performance.now();
       const total = req.sets.length * req.problems.length;
       const out: SetResult[] = [];
+      // a browser reports a failed allocation as a GPU error, not a throw: each set's texts are
+      // kept only once the GPU has said nothing went wrong while they were written
+      const watch = rt.gpu.watchErrors();
+      let current: string | null = null;
       try {
         for (const [i, set] of req.sets.entries()) {
           if (this.cancelRequested) throw new Cancelled();
+          current = set.name;
           const { adapters, stage } = studentOf(set);
           const student = loadStudent(model, adapters, stage);
           const ts = performance.now();
@@ -315,6 +328,7 @@ export class EvalEngine {
                 if (this.cancelRequested && done < n) throw new Cancelled();
               },
             });
+            await watch.check();
           } finally {
             student.destroy();
           }
@@ -336,8 +350,10 @@ export class EvalEngine {
           });
         }
       } catch (e) {
-        if (!(e instanceof Cancelled)) throw e;
+        if (!(e instanceof Cancelled)) throw await this.evalError(e, current, req.batch);
         return { sets: out, cancelled: true, seconds: (performance.now() - t0) / 1000 };
+      } finally {
+        await watch.close();
       }
       return { sets: out, cancelled: false, seconds: (performance.now() - t0) / 1000 };
 
@@ -369,7 +385,7 @@ export class EvalEngine {
   /** KL(p_neg ‖ p_NAT) per rationale token and β, for the NAT set's model pair. */
   async klMap(req: KlRequest): Promise<KlMap> {
     return this.serial(async () => {
-      const rt = this.runtime();
+      const rt = await this.device();
       const { adapters, stage } = readStageFiles(req.natFiles);
       requireNat(adapters);
       if (req.rationale.trim() === '')
@@ -386,6 +402,42 @@ export class EvalEngine {
   private runtime(): StudentRuntime {
     if (!this.rt) throw new EngineError('BAD_ARGUMENT', 'The evaluator has no GPU yet: call init() first.');
     return this.rt;
+  }
+
+  /**
+   * The runtime, on a working device: after a lost device the next call opens a fresh one and
+   * loads the same model again (what the user sees: Evaluate again just works).
+   */
+  private async device(): Promise<StudentRuntime> {
+    const rt = this.runtime();
+    if (rt.gpu.state === 'ready' || !this.source) return rt;
+    rt.destroy();
+    this.rt = null;
+    const fresh = await StudentRuntime.open(this.gpuApi);
+    this.rt = fresh;
+    await fresh.load(this.source);
+    return fresh;
+  }
+
+  /** An evaluation's failure in the user's terms: what happened to which student, what to do. */
+  private async evalError(e: unknown, set: string | null, batch: number): Promise<unknown> {
+    const which = set === null ? 'the students' : `"${set}"`;
+    if (e instanceof EngineError && e.code === 'OUT_OF_MEMORY')
+      return new EngineError(
+        'OUT_OF_MEMORY',
+        `Evaluating ${which} (batch ${batch}) needed more GPU memory than is free; no result of it was kept. ` +
+          'Close other GPU-heavy tabs, or evaluate with a smaller batch.',
+        { cause: e },
+      );
+    const gpu = this.rt?.gpu;
+    if (gpu && (e instanceof EngineError ? gpu.state === 'lost' : await gpu.isLost()))
+      return new EngineError(
+        'DEVICE_LOST',
+        `The GPU device was lost while evaluating ${which} (${gpu.lostMessage || 'no reason given'}); no result of this run was kept. ` +
+          'Evaluate again: it opens the GPU afresh.',
+        { cause: e },
+      );
+    return e;
   }
 
   private serial<R>(f: () => Promise<R>): Promise<R> {
