@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (table) / `npm run bench -- --json` (one JSON document):
  *   decode tokens/s at m = 1, 4, 16 on stories260K and on a random dim-512, 8-layer LLaMA;
- *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s (f32, q8_0, q4_0) at LLaMA-7b shapes.
+ *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s and GB/s (f32, q8_0, q4_0, q4f16_1, q4_k, q6_k) at LLaMA-7b shapes.
  * Options: --quick (fewer iterations), --only <substring> (run matching groups), --profile (GPU
  * time per kernel for the decode runs, from timestamp queries).
  */

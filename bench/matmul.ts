@@ -1,13 +1,15 @@
 /**
- * matmul benchmark: GFLOP/s (2·B·K·N / time) and GB/s of weight bytes read, for f32 / q8_0 / q4_0
- * weights of LLaMA-7b's shapes (N,K) = (4096,4096) and (11008,4096), at B = 1 and 16 (decode).
- * Weights are random bits (valid f16 scales for q types); timing is wall clock around repeated
- * dispatches after a warm-up, ending with `gpu.sync()`.
+ * matmul benchmark: GFLOP/s (2·B·K·N / time) and GB/s of weight bytes read, for f32 / q8_0 / q4_0 and
+ * the file formats q4f16_1 (MLC, web-llm) / q4_k / q6_k (GGUF) weights of LLaMA-7b's shapes
+ * (N,K) = (4096,4096) and (11008,4096), at B = 1 and 16 (decode). Weights are random bits in the
+ * GPU layout (valid f16 scales); timing is wall clock around repeated dispatches after a warm-up,
+ * ending with `gpu.sync()`. Names: matmul_<dtype>_<N>x<K>_b<B> (GFLOP/s) and …_gbs (GB/s).
  */
 import type { Gpu } from '../src/engine/gpu/gpu.ts';
 import { byteSize, type Tensor } from '../src/engine/gpu/tensor.ts';
 import { matmulForward } from '../src/engine/ops/matmul.ts';
-import { f32ToF16, type QuantDType } from '../src/engine/quant.ts';
+import type { WeightDType } from '../src/engine/quant-gpu.ts';
+import { f32ToF16 } from '../src/engine/quant.ts';
 
 export interface BenchResult {
   name: string;
@@ -15,15 +17,18 @@ export interface BenchResult {
   unit: string;
 }
 
-const DTYPES = ['f32', 'q8_0', 'q4_0'] as const;
+const DTYPES = ['f32', 'q8_0', 'q4_0', 'q4f16_1', 'q4_k', 'q6_k'] as const;
 const SHAPES = [
   [4096, 4096],
   [11008, 4096],
 ] as const; // (N, K)
 const BATCHES = [1, 16] as const;
 
-/** A (N,K) weight of random content: f32 values in [-1, 1), or random quants with scales ~0.01. */
-function randomWeight(gpu: Gpu, dtype: 'f32' | QuantDType, N: number, K: number): Tensor {
+/**
+ * A (N,K) weight of random content: f32 values in [-1, 1), or random quants with f16 scales 0.01
+ * (q4_k: d and dmin of every 36-word block; its 6-bit scales stay random).
+ */
+function randomWeight(gpu: Gpu, dtype: WeightDType, N: number, K: number): Tensor {
   const t = gpu.tensor([N, K], `bench.w.${dtype}`, dtype);
   const words = new Uint32Array(byteSize([N, K], dtype) / 4);
   let s = 0x9e3779b9;
@@ -31,8 +36,13 @@ function randomWeight(gpu: Gpu, dtype: 'f32' | QuantDType, N: number, K: number)
   if (dtype === 'f32') {
     const f = new Float32Array(words.buffer);
     for (let i = 0; i < f.length; i++) f[i] = next() / 2 ** 31 - 1;
+  } else if (dtype === 'q4_k') {
+    for (let i = 0; i < words.length; i++) words[i] = next();
+    const h = f32ToF16(0.01);
+    for (let i = 0; i < words.length; i += 36) words[i] = h | (h << 16);
   } else {
-    const scaleWords = Math.ceil((N * K) / 64);
+    // quant words, then f16 scales two per u32: one per 32 values (q8_0, q4_0, q4f16_1) or per 256 (q6_k)
+    const scaleWords = Math.ceil((N * K) / (dtype === 'q6_k' ? 512 : 64));
     const quantWords = words.length - scaleWords;
     for (let i = 0; i < quantWords; i++) words[i] = next();
     const h = f32ToF16(0.01);

@@ -1,11 +1,12 @@
 // matmul, tiled kernels (any shape): forward for larger B, and both backwards.
-//   out (B,N) = inp (B,K) · Wᵀ, W (N,K) f32 | q8_0 | q4_0 (DTYPE 0 | 8 | 4), dequantized while loading.
+//   out (B,N) = inp (B,K) · Wᵀ, W (N,K) f32 | q8_0 | q4_0 (DTYPE 0 | 8 | 4), or as the files store it:
+//   q4f16_1 | q4_k | q6_k (DTYPE 1 | 2 | 3, shaders/matmul_quant.wgsl appended), dequantized while loading.
 // matmul_forward          bindings: 0 params {B,K,N,accumulate}, 1 out (B,N) =/+=, 2 inp (B,K), 3 weight
 // matmul_backward         bindings: 0 params, 1 dinp (B,K) =/+=, 2 dout (B,N), 3 weight   dinp = dout · W
 // matmul_backward_weight  bindings: 0 params, 1 dweight (N,K) +=, 2 dout (B,N), 3 inp (B,K)   (f32 only)
 //                         dweight += doutᵀ · inp
 // The weight binding is array<u32>: f32 bits, or the quant layout of src/engine/quant.ts (quants,
-// then f16 scales two per u32). Each entry computes C (M × NC) = Σ_r A(m,r) · Bt(c,r): a workgroup of
+// then f16 scales two per u32) or src/engine/quant-gpu.ts (DTYPE 1–3). Each entry computes C (M × NC) = Σ_r A(m,r) · Bt(c,r): a workgroup of
 // TX × TY threads owns a (4·TY) × (4·TX) tile of C, 4×4 per thread; the reduction runs in chunks of
 // TK staged in workgroup memory (rows padded by one vec4 against bank conflicts on transposed stores).
 
@@ -36,10 +37,15 @@ fn f16_bits(h: u32) -> f32 {
   return select(v, -v, (h & 0x8000u) != 0u);
 }
 
-// W(n, k), dequantized (GGUF semantics: q8_0 q·d, q4_0 (q − 8)·d).
+// The weight's words for matmul_quant.wgsl.
+fn wq_word(i: u32) -> u32 { return w[i]; }
+fn wq_vec(i: u32) -> vec4<u32> { return vec4<u32>(w[4u * i], w[4u * i + 1u], w[4u * i + 2u], w[4u * i + 3u]); }
+
+// W(n, k), dequantized (GGUF semantics: q8_0 q·d, q4_0 (q − 8)·d; DTYPE 1–3: matmul_quant.wgsl).
 fn w_at(n: u32, k: u32) -> f32 {
   let i = n * p.K + k;
   if (DTYPE == 0u) { return bitcast<f32>(w[i]); }
+  if (DTYPE < 4u) { return w1_at(n, k); }
   let g = i / 32u;
   let d = f16_bits((w[(p.N * p.K / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
   if (DTYPE == 8u) { return f32((bitcast<i32>(w[i / 4u]) << (24u - 8u * (i % 4u))) >> 24u) * d; }
@@ -178,6 +184,8 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3u, @builtin(local_invoc
 // matmul_backward_rb        bindings as matmul_backward, all as vec4<f32>   f32, K and N % 4 == 0
 // matmul_backward_rb_q      bindings as matmul_backward                  q8_0 | q4_0 (K % 32 == 0)
 // matmul_backward_rb1       bindings as matmul_backward (scalar loads)           f32, any K and N
+// matmul_forward_rb_u       bindings as matmul_forward, inp as vec4<f32>   q4f16_1 | q4_k | q6_k
+// matmul_backward_rb_u      bindings as matmul_backward                    q4f16_1 | q4_k | q6_k
 // matmul_backward_weight_rb   bindings as matmul_backward_weight, all as vec4<f32>  K and N % 4 == 0
 // matmul_backward_weight_rb1  bindings as matmul_backward_weight (scalar loads)     any K and N
 
@@ -357,6 +365,54 @@ fn matmul_backward_rb_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
     var q: vec4<f32>;
     if (DTYPE == 8u) { q = i8x4(w[n * (p.K / 4u) + wq]); } else { q = nib(w[g * 4u + wq], sh); }
     let wv = q * scale_at(g);
+    acc.r0 += a_in[x0 + n] * wv;
+    acc.r1 += a_in[x1 + n] * wv;
+    acc.r2 += a_in[x2 + n] * wv;
+    acc.r3 += a_in[x3 + n] * wv;
+  }
+  tile_store(acc, t.x, t.y, p.B, p.K, p.accumulate != 0u);
+}
+
+// Weights as the files store them (matmul_quant.wgsl), one 32-value unit of 4 weight rows at a time.
+// Σ over a unit of row U against the batch row whose first vec4 is a4[x].
+fn udot4(U: Unit, x: u32) -> f32 {
+  return dot(U.q[0], a4[x + U.o.x]) + dot(U.q[1], a4[x + U.o.x + 1u]) +
+         dot(U.q[2], a4[x + U.o.y]) + dot(U.q[3], a4[x + U.o.y + 1u]) +
+         dot(U.q[4], a4[x + U.o.z]) + dot(U.q[5], a4[x + U.o.z + 1u]) +
+         dot(U.q[6], a4[x + U.o.w]) + dot(U.q[7], a4[x + U.o.w + 1u]);
+}
+
+@compute @workgroup_size(WG)
+fn matmul_forward_rb_u(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_index) lid: u32) {
+  let t = rb_tile(wg, nwg, lid, p.N);
+  if (t.x >= p.B) { return; }
+  let K4 = p.K / 4u;
+  let x0 = rb_row(t.x, 0u, p.B) * K4; let x1 = rb_row(t.x, 1u, p.B) * K4;
+  let x2 = rb_row(t.x, 2u, p.B) * K4; let x3 = rb_row(t.x, 3u, p.B) * K4;
+  let n0 = rb_row(t.y, 0u, p.N); let n1 = rb_row(t.y, 1u, p.N);
+  let n2 = rb_row(t.y, 2u, p.N); let n3 = rb_row(t.y, 3u, p.N);
+  var acc: Acc;
+  for (var u = 0u; u < p.K / 32u; u++) {
+    let U0 = unit_at(n0, u); let U1 = unit_at(n1, u); let U2 = unit_at(n2, u); let U3 = unit_at(n3, u);
+    acc.r0 += vec4<f32>(udot4(U0, x0), udot4(U1, x0), udot4(U2, x0), udot4(U3, x0));
+    acc.r1 += vec4<f32>(udot4(U0, x1), udot4(U1, x1), udot4(U2, x1), udot4(U3, x1));
+    acc.r2 += vec4<f32>(udot4(U0, x2), udot4(U1, x2), udot4(U2, x2), udot4(U3, x2));
+    acc.r3 += vec4<f32>(udot4(U0, x3), udot4(U1, x3), udot4(U2, x3), udot4(U3, x3));
+  }
+  tile_store(acc, t.x, t.y, p.B, p.N, p.accumulate != 0u);
+}
+
+@compute @workgroup_size(WG)
+fn matmul_backward_rb_u(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                        @builtin(local_invocation_index) lid: u32) {
+  let t = rb_tile(wg, nwg, lid, p.K);
+  if (t.x >= p.B) { return; }
+  let x0 = rb_row(t.x, 0u, p.B) * p.N; let x1 = rb_row(t.x, 1u, p.B) * p.N;
+  let x2 = rb_row(t.x, 2u, p.B) * p.N; let x3 = rb_row(t.x, 3u, p.B) * p.N;
+  var acc: Acc;
+  for (var n = 0u; n < p.N; n++) {
+    let wv = w4_at(n, t.y);
     acc.r0 += a_in[x0 + n] * wv;
     acc.r1 += a_in[x1 + n] * wv;
     acc.r2 += a_in[x2 + n] * wv;

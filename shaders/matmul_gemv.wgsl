@@ -9,6 +9,9 @@
 //                        3 weight (N,K/4) vec4<f32>                                 K % 4 == 0
 // matmul_forward_gemv_q  bindings: 0 params, 1 out, 2 inp, 3 quants (vec4<u32> view of the weight),
 //                        4 scales (u32 view of the same buffer)      DTYPE 8 (q8_0) | 4 (q4_0)
+// matmul_forward_gemv_u  bindings as matmul_forward_gemv_q: 3 and 4 the weight as vec4<u32> and u32
+//                        DTYPE 1 (q4f16_1) | 2 (q4_k) | 3 (q6_k); matmul_quant.wgsl appended; a
+//                        row's TPR threads take its 32-value units in turn (K % 256 for q4_k/q6_k)
 
 override TPR: u32 = 16; // threads per row
 override RPW: u32 = 4; // rows per workgroup
@@ -136,6 +139,42 @@ fn matmul_forward_gemv_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgrou
       if (BT > 4u) { acc.a1 += d * bdots(q, b0 + 4u, i); }
       if (BT > 8u) { acc.a2 += d * bdots(q, b0 + 8u, i); }
       if (BT > 12u) { acc.a3 += d * bdots(q, b0 + 12u, i); }
+    }
+  }
+  finish(acc, n, b0, lid.x, lid.y);
+}
+
+// The weight's words for matmul_quant.wgsl.
+fn wq_word(i: u32) -> u32 { return ws[i]; }
+fn wq_vec(i: u32) -> vec4<u32> { return wq[i]; }
+
+// One unit (32 dequantized weights in four runs) against batch row b.
+fn udot(U: Unit, b: u32) -> f32 {
+  return dot(U.q[0], x_at(b, U.o.x)) + dot(U.q[1], x_at(b, U.o.x + 1u)) +
+         dot(U.q[2], x_at(b, U.o.y)) + dot(U.q[3], x_at(b, U.o.y + 1u)) +
+         dot(U.q[4], x_at(b, U.o.z)) + dot(U.q[5], x_at(b, U.o.z + 1u)) +
+         dot(U.q[6], x_at(b, U.o.w)) + dot(U.q[7], x_at(b, U.o.w + 1u));
+}
+fn udots(U: Unit, b: u32) -> vec4<f32> {
+  return vec4<f32>(udot(U, b), udot(U, b + 1u), udot(U, b + 2u), udot(U, b + 3u));
+}
+
+@compute @workgroup_size(TPR, RPW)
+fn matmul_forward_gemv_u(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_id) lid: vec3u) {
+  let n = row_of(wg, nwg, lid.y);
+  let b0 = wg.z * BT;
+  let end = select(0u, p.K / 32u, n < p.N); // units per row
+  var acc: Acc;
+  for (var u = lid.x; u < end; u += TPR) {
+    let U = unit_at(n, u);
+    if (BT == 1u) {
+      acc.a0.x += udot(U, b0);
+    } else {
+      acc.a0 += udots(U, b0);
+      if (BT > 4u) { acc.a1 += udots(U, b0 + 4u); }
+      if (BT > 8u) { acc.a2 += udots(U, b0 + 8u); }
+      if (BT > 12u) { acc.a3 += udots(U, b0 + 12u); }
     }
   }
   finish(acc, n, b0, lid.x, lid.y);

@@ -1,7 +1,7 @@
 /** The CPU backend: the plain-TS references, run on Float32Arrays. Slow, readable, the law. */
 import { EngineError } from '../errors.ts';
 import { numel, type DType } from '../gpu/tensor.ts';
-import { dequantize, type QuantDType } from '../quant.ts';
+import { dequantizeWeight, isWeightDType } from '../quant-gpu.ts';
 import * as RefOps from '../ref/index.ts';
 import type { Backend, BackendTensor, Ops } from './types.ts';
 
@@ -69,9 +69,15 @@ export class CpuBackend implements Backend<CpuTensor> {
     data: Float32Array | Uint8Array,
     label: string,
   ): CpuTensor {
-    const values =
-      data instanceof Float32Array ? data : dequantize(dtype as QuantDType, data, shape[0] * shape[1]);
-    return this.fromData(shape, values, label);
+    if (data instanceof Float32Array) return this.fromData(shape, data, label);
+    if (!isWeightDType(dtype) || dtype === 'f32') {
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `weight "${label}": file bytes need a quantized weight type (q8_0, q4_0, q4f16_1, q4_k or q6_k), not ${dtype}; f32 weights take a Float32Array.`,
+      );
+    }
+    // the exact values the GPU kernels dequantize to (quant-gpu.ts header: what `data` holds)
+    return this.fromData(shape, dequantizeWeight(dtype, data, shape[0], shape[1], label), label);
   }
   /** Writes like the GPU: values into float tensors (integer arrays are float32 bit patterns). */
   write(t: CpuTensor, data: Float32Array | Uint32Array | Int32Array): void {

@@ -2,7 +2,8 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
 import * as GpuOps from '../ops/index.ts';
-import { uploadWeight, type QuantDType } from '../quant.ts';
+import { EngineError } from '../errors.ts';
+import { isWeightDType, uploadWeightAny } from '../quant-gpu.ts';
 import type { Backend, Ops } from './types.ts';
 
 export class GpuBackend implements Backend<Tensor> {
@@ -40,7 +41,14 @@ export class GpuBackend implements Backend<Tensor> {
     data: Float32Array | Uint8Array,
     label: string,
   ): Tensor {
-    return uploadWeight(this.gpu, dtype as 'f32' | QuantDType, data, shape[0], shape[1], label);
+    if (!isWeightDType(dtype)) {
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `weight "${label}": ${dtype} is not a weight type; use f32, q8_0, q4_0, q4f16_1, q4_k or q6_k.`,
+      );
+    }
+    // f32 values (quantized here for quantized dtypes) or the file's bytes (quant-gpu.ts header)
+    return uploadWeightAny(this.gpu, dtype, data, shape[0], shape[1], label);
   }
   write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
     this.gpu.upload(t, data);

@@ -38,8 +38,10 @@ export interface Backend<T extends BackendTensor> {
   /** Dedicated tensor holding data (weights, state). */
   fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): T;
   /**
-   * A frozen weight (N,K) in `dtype`: f32 data, or GGUF block bytes for q8_0/q4_0. The CPU backend
-   * dequantizes (the reference computes with the exact values the GPU dequantizes to).
+   * A frozen weight (N,K) in `dtype`: f32 data (quantized on the way for a quantized dtype), or the
+   * file's bytes: GGUF blocks for q8_0 / q4_0 / q4_k / q6_k, MLC's q-words then f16 scales for
+   * q4f16_1 (quant-gpu.ts). The CPU backend dequantizes (the reference computes with the exact
+   * values the GPU dequantizes to).
    */
   weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): T;
   write(t: T, data: Float32Array | Uint32Array | Int32Array): void;

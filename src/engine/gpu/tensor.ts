@@ -1,8 +1,9 @@
 /**
- * A GPU tensor: a (possibly pooled) buffer plus shape and dtype. Quantized weights keep their
- * blocks in one buffer: all quant words first, then the f16 block scales (see quant.ts).
+ * A GPU tensor: a (possibly pooled) buffer plus shape and dtype. Quantized weights (frozen matmul
+ * weights only) keep their blocks in one buffer; the layouts are in quant.ts (q8_0, q4_0) and
+ * quant-gpu.ts (q4f16_1: MLC / web-llm's 4-bit groups; q4_k, q6_k: GGUF K-quants).
  */
-export type DType = 'f32' | 'u32' | 'i32' | 'q8_0' | 'q4_0';
+export type DType = 'f32' | 'u32' | 'i32' | 'q8_0' | 'q4_0' | 'q4f16_1' | 'q4_k' | 'q6_k';
 
 export interface Tensor {
   readonly buffer: GPUBuffer;
@@ -19,7 +20,10 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Bytes for a tensor of this shape and dtype (quantized: rows × K, 32-value blocks). */
+/**
+ * Bytes for a tensor of this shape and dtype (quantized: rows × K, in 32-value blocks or groups;
+ * 256-value super-blocks for q4_k / q6_k).
+ */
 export function byteSize(shape: readonly number[], dtype: DType): number {
   const n = numel(shape);
   switch (dtype) {
@@ -30,6 +34,11 @@ export function byteSize(shape: readonly number[], dtype: DType): number {
     case 'q8_0':
       return n + 4 * Math.ceil(n / 32 / 2); // int8 quants, then f16 scales packed two per u32
     case 'q4_0':
+    case 'q4f16_1': // MLC's nibble words, then f16 group scales two per u32
       return n / 2 + 4 * Math.ceil(n / 32 / 2);
+    case 'q4_k': // GGUF's 144-byte super-blocks as they are
+      return (n / 256) * 144;
+    case 'q6_k': // each super-block's first 208 bytes, then its f16 d two per u32
+      return (n / 256) * 208 + 4 * Math.ceil(n / 256 / 2);
   }
 }

@@ -1,12 +1,15 @@
 /**
  * matmul: GPU encode functions. Same argument order as ref/matmul.ts, with `gpu` first.
- * out (B,N) = inp (B,K) · Wᵀ with W (N,K) f32, q8_0 or q4_0 (frozen, dequantized in-kernel).
+ * out (B,N) = inp (B,K) · Wᵀ with W (N,K) f32, q8_0 or q4_0, or as the files store it: q4f16_1 (MLC /
+ * web-llm), q4_k, q6_k (GGUF K-quants); frozen, dequantized in-kernel (shaders/matmul_quant.wgsl,
+ * layouts in quant.ts and quant-gpu.ts).
  * Small B (decode) runs the memory-bound kernels of shaders/matmul_gemv.wgsl; larger B and both
  * backwards run the kernels of shaders/matmul.wgsl: workgroup-tiled on GPUs, register-blocked
  * without workgroup memory on software GPUs (`matmulVariant`).
  */
-import code from '../../../shaders/matmul.wgsl?raw';
-import gemvCode from '../../../shaders/matmul_gemv.wgsl?raw';
+import matmulWgsl from '../../../shaders/matmul.wgsl?raw';
+import gemvWgsl from '../../../shaders/matmul_gemv.wgsl?raw';
+import quantWgsl from '../../../shaders/matmul_quant.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/pipelines.ts';
@@ -14,7 +17,14 @@ import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
 
 /** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
 export const GEMV_MAX_B = 16;
-const DTYPE_ID: Partial<Record<DType, number>> = { f32: 0, q8_0: 8, q4_0: 4 };
+const code = `${matmulWgsl}\n${quantWgsl}`;
+const gemvCode = `${gemvWgsl}\n${quantWgsl}`;
+/** The kernels' DTYPE: 0 f32; 8, 4 the q8_0 / q4_0 kernels; 1–3 units of matmul_quant.wgsl. */
+const DTYPE_ID: Partial<Record<DType, number>> = { f32: 0, q8_0: 8, q4_0: 4, q4f16_1: 1, q4_k: 2, q6_k: 3 };
+/** Values per block: K must be a multiple. */
+const BLOCK: Partial<Record<DType, number>> = { q8_0: 32, q4_0: 32, q4f16_1: 32, q4_k: 256, q6_k: 256 };
+/** DTYPE ids of the weights the unit kernels (`…_u`) read. */
+const isUnit = (id: number): boolean => id >= 1 && id <= 3;
 const TILES = { TX: 16, TY: 16, TK: 16 }; // 64×64 outputs per workgroup, 4×4 per thread
 
 /** Decode-kernel shape: TPR threads per weight row (splitting K) × RPW rows per workgroup. */
@@ -56,14 +66,15 @@ function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
   if (id === undefined) {
     throw new EngineError(
       'BAD_ARGUMENT',
-      `${fn}: weight "${weight.label}" has dtype ${weight.dtype}; use f32, q8_0 or q4_0.`,
+      `${fn}: weight "${weight.label}" has dtype ${weight.dtype}; use f32, q8_0, q4_0, q4f16_1, q4_k or q6_k.`,
     );
   }
-  if (numel(weight.shape) !== N * K || (id !== 0 && K % 32 !== 0)) {
+  const block = BLOCK[weight.dtype] ?? 1;
+  if (numel(weight.shape) !== N * K || K % block !== 0) {
     throw new EngineError(
       'SHAPE_MISMATCH',
       `${fn}: weight "${weight.label}" [${weight.shape.join(', ')}] ${weight.dtype} is not (N=${N}, K=${K})` +
-        (id !== 0 ? ' with K a multiple of 32' : '') +
+        (block > 1 ? ` with K a multiple of ${block}` : '') +
         '.',
     );
   }
@@ -79,7 +90,8 @@ function tiled(entry: string, DTYPE: number, rows: number, cols: number): [Kerne
 
 /**
  * The blocked kernel `entry` for C (rows × cols): f32 with every row length a multiple of 4 (`vec4`)
- * takes the vec4 entry, other f32 shapes the scalar one (`…1`), quantized weights the `…_q` one.
+ * takes the vec4 entry, other f32 shapes the scalar one (`…1`), q8_0 / q4_0 the `…_q` one, q4f16_1,
+ * q4_k and q6_k the `…_u` one.
  */
 function blocked(
   gpu: Gpu,
@@ -89,13 +101,13 @@ function blocked(
   rows: number,
   cols: number,
 ): [KernelSpec, [number, number]] {
-  const name = DTYPE !== 0 ? `${entry}_q` : vec4 ? entry : `${entry}1`;
+  const name = isUnit(DTYPE) ? `${entry}_u` : DTYPE !== 0 ? `${entry}_q` : vec4 ? entry : `${entry}1`;
   const constants = DTYPE !== 0 ? { WG: RB_WG, DTYPE } : { WG: RB_WG };
   const tiles = Math.ceil(rows / 4) * Math.ceil(cols / 4);
   return [{ op: 'matmul', code, entry: name, constants }, grid2d(gpu, Math.ceil(tiles / RB_WG))];
 }
 
-/** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ; weight (N,K) f32 | q8_0 | q4_0. */
+/** out (B,N) = or += (accumulate) inp (B,K) · weightᵀ; weight (N,K) of any weight dtype (above). */
 export function matmulForward(
   gpu: Gpu,
   out: Tensor,
@@ -147,10 +159,11 @@ export function matmulForwardGemv(
   const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
   const BT = B === 1 ? 1 : Math.min(cfg.BT ?? GEMV_MAX_B, 4 * Math.ceil(B / 4));
   const [wx, wy] = grid2d(gpu, Math.ceil(N / RPW));
+  const entry = isUnit(DTYPE) ? 'matmul_forward_gemv_u' : 'matmul_forward_gemv_q';
   const spec: KernelSpec =
     DTYPE === 0
       ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
-      : { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv_q', constants: { TPR, RPW, BT, DTYPE } };
+      : { op: 'matmul', code: gemvCode, entry, constants: { TPR, RPW, BT, DTYPE } };
   const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
@@ -181,7 +194,7 @@ export function matmulForwardTiled(
   gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
-/** dinp (B,K) = or += (accumulate) dout (B,N) · weight; weight (N,K) f32 | q8_0 | q4_0. */
+/** dinp (B,K) = or += (accumulate) dout (B,N) · weight; weight (N,K) of any weight dtype. */
 export function matmulBackwardInput(
   gpu: Gpu,
   dinp: Tensor,

@@ -1,7 +1,8 @@
 /**
  * matmul CPU reference (the law for shaders/matmul.wgsl and shaders/matmul_gemv.wgsl).
- * `weight` is always plain values: for q8_0 / q4_0 GPU weights pass the dequantized f32
- * (`dequantize` in ../quant.ts), which is exactly what the kernels multiply with.
+ * `weight` is always plain values: for quantized GPU weights (q8_0, q4_0, q4f16_1, q4_k, q6_k) pass
+ * the dequantized f32 (`dequantizeWeight` in ../quant-gpu.ts), which is exactly what the kernels
+ * multiply with.
  */
 import type { FloatArray } from './types.ts';
 
