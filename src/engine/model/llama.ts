@@ -1,6 +1,9 @@
 /**
  * A LLaMA model's weights on a backend: per-layer tensors, matrices frozen in f32 or block-quantized
- * (q8_0 / q4_0, dequantized inside the matmul kernels), norms and embedding in f32.
+ * (dequantized inside the matmul kernels), norms in f32. `loadLlama` uploads f32 weights from the
+ * JS heap (small models; matrices optionally quantized to q8_0 / q4_0 on the way, embedding f32).
+ * Big models stream from their files one tensor at a time, in the file's own types, with a
+ * quantized embedding table: io/load-gguf.ts (`loadLlamaGguf`) and io/load-mlc.ts (`loadLlamaMlc`).
  *
  * @example
  *   const { config, weights } = parseLlama2c(await file.arrayBuffer());
@@ -11,7 +14,7 @@ import { EngineError, formatBytes } from '../errors.ts';
 import { byteSize, type DType } from '../gpu/tensor.ts';
 import { quantize, type QuantDType } from '../quant.ts';
 import { kvDim, validateConfig, type LlamaConfig } from './config.ts';
-import { checkWeights, type LlamaWeightsF32 } from './weights.ts';
+import { checkWeights, type LlamaWeightsF32, type WeightName } from './weights.ts';
 
 /** Linear sites of a layer: llama2.c names, with the HF/PEFT names used for LoRA targets. */
 export const LINEAR_SITES = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] as const;
@@ -51,7 +54,10 @@ export interface LlamaModel<T extends BackendTensor> {
 }
 
 export interface LoadOptions {
-  /** Storage of the large matrices (and the classifier when unshared). Default f32. */
+  /**
+   * Storage of the large matrices (and the classifier when unshared): f32 (default), q8_0 or q4_0.
+   * Other types (K-quants, q4f16_1) come only from files: loadLlamaGguf, loadLlamaMlc.
+   */
   matrices?: DType;
 }
 
@@ -89,6 +95,12 @@ export function loadLlama<T extends BackendTensor>(
   validateConfig(config);
   checkWeights(config, w);
   const dtype = opts.matrices ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'q8_0' && dtype !== 'q4_0') {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `loadLlama stores f32 weights as f32, q8_0 or q4_0, not ${dtype}: load ${dtype} weights from their file (loadLlamaGguf, loadLlamaMlc).`,
+    );
+  }
   preflight(be, config, dtype);
   const tensors: T[] = [];
   const vec = (data: Float32Array, label: string): T => {
@@ -107,22 +119,24 @@ export function loadLlama<T extends BackendTensor>(
   };
   try {
     const { dim: C, nLayers: L, vocabSize: V } = config;
-    const tokenEmbedding = mat(w.tokenEmbedding, [V, C], 'tok_embeddings', false);
+    const tokenEmbedding = mat(w.tokenEmbedding, [V, C], weightLabel('tokenEmbedding', null), false);
     const layers: LlamaLayer<T>[] = [];
     for (let l = 0; l < L; l++) {
       const layer = {
-        rmsAtt: vec(w.rmsAtt.subarray(l * C, (l + 1) * C), `layers.${l}.attention_norm`),
+        rmsAtt: vec(w.rmsAtt.subarray(l * C, (l + 1) * C), weightLabel('rmsAtt', l)),
       } as LlamaLayer<T>;
       for (const site of LINEAR_SITES) {
         const shape = siteShape(config, site);
         const n = shape[0] * shape[1];
-        layer[site] = mat(w[site].subarray(l * n, (l + 1) * n), shape, `layers.${l}.${site}`, true);
+        layer[site] = mat(w[site].subarray(l * n, (l + 1) * n), shape, weightLabel(site, l), true);
       }
-      layer.rmsFfn = vec(w.rmsFfn.subarray(l * C, (l + 1) * C), `layers.${l}.ffn_norm`);
+      layer.rmsFfn = vec(w.rmsFfn.subarray(l * C, (l + 1) * C), weightLabel('rmsFfn', l));
       layers.push(layer);
     }
-    const rmsFinal = vec(w.rmsFinal, 'norm');
-    const wcls = config.sharedClassifier ? tokenEmbedding : mat(w.wcls, [V, C], 'output', true);
+    const rmsFinal = vec(w.rmsFinal, weightLabel('rmsFinal', null));
+    const wcls = config.sharedClassifier
+      ? tokenEmbedding
+      : mat(w.wcls, [V, C], weightLabel('wcls', null), true);
     return { be, config, tokenEmbedding, layers, rmsFinal, wcls, tensors };
   } catch (e) {
     for (const t of tensors) be.destroy(t);
@@ -139,13 +153,43 @@ function preflight<T extends BackendTensor>(be: Backend<T>, c: LlamaConfig, dtyp
   }
   if (!c.sharedClassifier)
     big.push(['output', byteSize([c.vocabSize, c.dim], dtype !== 'f32' && c.dim % 32 === 0 ? dtype : 'f32')]);
-  for (const [name, bytes] of big) {
-    if (bytes > be.maxTensorBytes) {
+  refuseOversize(be.maxTensorBytes, big, 'Choose a smaller model or a quantized one (q4_0).');
+}
+
+/**
+ * Throws LIMIT_EXCEEDED for the first [name, bytes] over `maxTensorBytes` (a backend's binding
+ * limit), before anything is allocated; `fix` ends the message (what the student can do).
+ */
+export function refuseOversize(
+  maxTensorBytes: number,
+  tensors: readonly [string, number][],
+  fix: string,
+): void {
+  for (const [name, bytes] of tensors) {
+    if (bytes > maxTensorBytes) {
       throw new EngineError(
         'LIMIT_EXCEEDED',
-        `The model's ${name} tensor needs ${formatBytes(bytes)} but this GPU binds at most ${formatBytes(be.maxTensorBytes)} per buffer. Choose a smaller model or a quantized one (q4_0).`,
+        `The model's ${name} tensor needs ${formatBytes(bytes)} but this GPU binds at most ${formatBytes(maxTensorBytes)} per buffer. ${fix}`,
       );
     }
+  }
+}
+
+/** The label loaders give a weight tensor on the backend (as in the planner's tensor names). */
+export function weightLabel(weight: WeightName, layer: number | null): string {
+  switch (weight) {
+    case 'tokenEmbedding':
+      return 'tok_embeddings';
+    case 'rmsFinal':
+      return 'norm';
+    case 'wcls':
+      return 'output';
+    case 'rmsAtt':
+      return `layers.${layer ?? 0}.attention_norm`;
+    case 'rmsFfn':
+      return `layers.${layer ?? 0}.ffn_norm`;
+    default:
+      return `layers.${layer ?? 0}.${weight}`;
   }
 }
 

@@ -1,7 +1,11 @@
 /** embedding CPU reference (the law for shaders/embedding.wgsl). */
 import type { FloatArray } from './types.ts';
 
-/** out (N,C) = wte[tokens[n]]; tokens must be < V. */
+/**
+ * out (N,C) = wte[tokens[n]]; tokens must be < V. A quantized table (q8_0 / q4_0, frozen) is the
+ * law too: dequantize it (quant.ts `dequantize`, which CpuBackend.weight does), then gather —
+ * shaders/embedding.wgsl dequantizes each gathered element to exactly that value.
+ */
 export function embeddingForward(
   out: FloatArray,
   tokens: Uint32Array,
