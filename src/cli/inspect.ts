@@ -27,7 +27,7 @@ import {
   metaNumber,
   metaString,
 } from '../engine/io/gguf-llama.ts';
-import { parseLlama2c } from '../engine/io/llama2c.ts';
+import { LLAMA2C_HEADER_BYTES, llama2cLayout, parseLlama2c } from '../engine/io/llama2c.ts';
 import { openMlc, MLC_CHAT_CONFIG, MLC_MANIFESTS, type MlcModel } from '../engine/io/mlc.ts';
 import { DTYPE_BYTES, type Dtype } from '../engine/io/safetensors.ts';
 import { headSize, paramCount, validateConfig, type LlamaConfig } from '../engine/model/config.ts';
@@ -477,50 +477,7 @@ async function inspectSafetensors(src: ByteSource, path: string, opts: InspectOp
 // ---------------------------------------------------------------------------------------------
 // llama2.c
 
-const LLAMA2C_HEADER = 28;
-
-/** Config and layout from the 7-int32 header; the size checks of engine/io/llama2c.ts parseLlama2c. */
-function llama2cFromHeader(
-  head: Uint8Array,
-  size: number,
-  name: string,
-): { config: LlamaConfig; freqCis: boolean } {
-  const h = new DataView(head.buffer, head.byteOffset, LLAMA2C_HEADER);
-  const rawVocab = h.getInt32(20, true);
-  const config: LlamaConfig = {
-    dim: h.getInt32(0, true),
-    hiddenDim: h.getInt32(4, true),
-    nLayers: h.getInt32(8, true),
-    nHeads: h.getInt32(12, true),
-    nKvHeads: h.getInt32(16, true),
-    vocabSize: Math.abs(rawVocab),
-    maxSeqLen: h.getInt32(24, true),
-    ropeTheta: 10000,
-    normEps: 1e-5,
-    sharedClassifier: rawVocab > 0,
-  };
-  validateConfig(config, 'BAD_FILE', `${name} (not a llama2.c checkpoint?)`);
-  const sizes = weightSizes(config);
-  let body = 0;
-  for (const n of WEIGHT_NAMES) if (n !== 'wcls') body += sizes[n];
-  const bodyBytes = LLAMA2C_HEADER + 4 * body;
-  const withFreq = bodyBytes + 4 * config.maxSeqLen * headSize(config);
-  const full = config.sharedClassifier ? withFreq : withFreq + 4 * sizes.wcls;
-  const min = config.sharedClassifier ? bodyBytes : full;
-  if (size < min) {
-    throw new EngineError(
-      'TRUNCATED_FILE',
-      `${name}: the header describes a model of ${fmt(min)} bytes (${formatBytes(min)}) but the file has ${fmt(size)}: the file is incomplete — download it again.`,
-    );
-  }
-  if (size !== full && !(config.sharedClassifier && size === bodyBytes)) {
-    throw new EngineError(
-      'BAD_FILE',
-      `${name}: the header describes a model of ${fmt(full)} bytes but the file has ${fmt(size)}: this is not a llama2.c (version 0) checkpoint, or the header is corrupt.`,
-    );
-  }
-  return { config, freqCis: size !== bodyBytes };
-}
+const LLAMA2C_HEADER = LLAMA2C_HEADER_BYTES;
 
 async function inspectLlama2c(src: ByteSource, opts: InspectOptions): Promise<Inspected> {
   let config: LlamaConfig;
@@ -537,9 +494,9 @@ async function inspectLlama2c(src: ByteSource, opts: InspectOptions): Promise<In
         `${src.name} is ${src.size} bytes, shorter than the ${LLAMA2C_HEADER}-byte llama2.c header: the file is incomplete — download it again.`,
       );
     }
-    config = llama2cFromHeader(await src.read(0, LLAMA2C_HEADER), src.size, src.name).config;
+    config = llama2cLayout(await src.read(0, LLAMA2C_HEADER), src.size, src.name).config;
   }
-  const { freqCis } = llama2cFromHeader(await src.read(0, LLAMA2C_HEADER), src.size, src.name);
+  const { freqCis } = llama2cLayout(await src.read(0, LLAMA2C_HEADER), src.size, src.name);
   const sizes = weightSizes(config);
   const arrays = WEIGHT_NAMES.filter((n) => n !== 'wcls' || !config.sharedClassifier);
   const types: TypeCount[] = [

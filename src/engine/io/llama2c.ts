@@ -18,6 +18,58 @@ const HEADER_BYTES = 7 * 4;
 const LLAMA2C_V1_MAGIC = 0x616b3432; // "ak42": llama2.c's export.py version 1/2 files
 const GGUF_MAGIC = 0x46554747; // "GGUF"
 
+/** Bytes of a llama2.c header (7 int32). */
+export const LLAMA2C_HEADER_BYTES = HEADER_BYTES;
+
+/**
+ * The config a llama2.c header describes, checked against the file's size (the header alone is
+ * enough: a big file is checked without reading it). `freqCis`: the file carries the legacy
+ * freq_cis arrays (a shared-classifier file may stop before them).
+ */
+export function llama2cLayout(
+  head: Uint8Array,
+  size: number,
+  name = 'model',
+): { config: LlamaConfig; freqCis: boolean } {
+  const h = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
+  const rawVocab = h.getInt32(20, true);
+  const config: LlamaConfig = {
+    dim: h.getInt32(0, true),
+    hiddenDim: h.getInt32(4, true),
+    nLayers: h.getInt32(8, true),
+    nHeads: h.getInt32(12, true),
+    nKvHeads: h.getInt32(16, true),
+    vocabSize: Math.abs(rawVocab),
+    maxSeqLen: h.getInt32(24, true),
+    ropeTheta: 10000,
+    normEps: 1e-5,
+    sharedClassifier: rawVocab > 0,
+  };
+  validateConfig(config, 'BAD_FILE', `${name} (not a llama2.c checkpoint?)`);
+
+  const sizes = weightSizes(config);
+  const freqFloats = config.maxSeqLen * headSize(config); // real + imag, (T, HS/2) each
+  let bodyFloats = 0;
+  for (const n of WEIGHT_NAMES) if (n !== 'wcls') bodyFloats += sizes[n];
+  const bodyBytes = HEADER_BYTES + 4 * bodyFloats;
+  const withFreqBytes = bodyBytes + 4 * freqFloats;
+  const fullBytes = config.sharedClassifier ? withFreqBytes : withFreqBytes + 4 * sizes.wcls;
+  const minBytes = config.sharedClassifier ? bodyBytes : fullBytes;
+  if (size < minBytes) {
+    throw new EngineError(
+      'TRUNCATED_FILE',
+      `${name}: the header describes a model of ${minBytes.toLocaleString('en-US')} bytes (${formatBytes(minBytes)}) but the file has ${size.toLocaleString('en-US')}: the file is incomplete — download it again.`,
+    );
+  }
+  if (size !== fullBytes && !(config.sharedClassifier && size === bodyBytes)) {
+    throw new EngineError(
+      'BAD_FILE',
+      `${name}: the header describes a model of ${fullBytes.toLocaleString('en-US')} bytes but the file has ${size.toLocaleString('en-US')}: this is not a llama2.c (version 0) checkpoint, or the header is corrupt.`,
+    );
+  }
+  return { config, freqCis: size !== bodyBytes };
+}
+
 /** Reads a llama2.c checkpoint. The weights are views into buf (no copy); keep buf alive and unmodified. */
 export function parseLlama2c(
   buf: ArrayBuffer,
@@ -45,43 +97,9 @@ export function parseLlama2c(
       `${name} is ${buf.byteLength} bytes, shorter than the ${HEADER_BYTES}-byte llama2.c header: the file is incomplete — download it again.`,
     );
   }
-  const h = new DataView(buf, 0, HEADER_BYTES);
-  const rawVocab = h.getInt32(20, true);
-  const config: LlamaConfig = {
-    dim: h.getInt32(0, true),
-    hiddenDim: h.getInt32(4, true),
-    nLayers: h.getInt32(8, true),
-    nHeads: h.getInt32(12, true),
-    nKvHeads: h.getInt32(16, true),
-    vocabSize: Math.abs(rawVocab),
-    maxSeqLen: h.getInt32(24, true),
-    ropeTheta: 10000,
-    normEps: 1e-5,
-    sharedClassifier: rawVocab > 0,
-  };
-  validateConfig(config, 'BAD_FILE', `${name} (not a llama2.c checkpoint?)`);
-
+  const { config, freqCis } = llama2cLayout(new Uint8Array(buf, 0, HEADER_BYTES), buf.byteLength, name);
   const sizes = weightSizes(config);
-  const freqFloats = config.maxSeqLen * headSize(config); // real + imag, (T, HS/2) each
-  let bodyFloats = 0;
-  for (const n of WEIGHT_NAMES) if (n !== 'wcls') bodyFloats += sizes[n];
-  const bodyBytes = HEADER_BYTES + 4 * bodyFloats;
-  const withFreqBytes = bodyBytes + 4 * freqFloats;
-  const fullBytes = config.sharedClassifier ? withFreqBytes : withFreqBytes + 4 * sizes.wcls;
-  const minBytes = config.sharedClassifier ? bodyBytes : fullBytes;
-  const got = buf.byteLength;
-  if (got < minBytes) {
-    throw new EngineError(
-      'TRUNCATED_FILE',
-      `${name}: the header describes a model of ${minBytes.toLocaleString('en-US')} bytes (${formatBytes(minBytes)}) but the file has ${got.toLocaleString('en-US')}: the file is incomplete — download it again.`,
-    );
-  }
-  if (got !== fullBytes && !(config.sharedClassifier && got === bodyBytes)) {
-    throw new EngineError(
-      'BAD_FILE',
-      `${name}: the header describes a model of ${fullBytes.toLocaleString('en-US')} bytes but the file has ${got.toLocaleString('en-US')}: this is not a llama2.c (version 0) checkpoint, or the header is corrupt.`,
-    );
-  }
+  const freqFloats = freqCis ? config.maxSeqLen * headSize(config) : 0;
 
   let offset = HEADER_BYTES;
   const take = (n: number): Float32Array => {
