@@ -31,7 +31,8 @@ import { LLAMA2C_HEADER_BYTES, llama2cLayout, parseLlama2c } from '../engine/io/
 import { openMlc, MLC_CHAT_CONFIG, MLC_MANIFESTS, type MlcModel } from '../engine/io/mlc.ts';
 import { DTYPE_BYTES, type Dtype } from '../engine/io/safetensors.ts';
 import { headSize, paramCount, validateConfig, type LlamaConfig } from '../engine/model/config.ts';
-import { WEIGHT_NAMES, weightSizes, type WeightName } from '../engine/model/weights.ts';
+import { weightLabel } from '../engine/model/llama.ts';
+import { WEIGHT_NAMES, weightSizes } from '../engine/model/weights.ts';
 import type { WeightType, WeightTypes } from '../engine/plan/types.ts';
 import { fromFile, fsFolder, isDirectory } from './files.ts';
 
@@ -156,24 +157,6 @@ function groupTypes(items: Iterable<{ type: string; bytes: number }>): TypeCount
   return [...m.values()].sort((a, b) => b.bytes - a.bytes || a.type.localeCompare(b.type));
 }
 
-/** The planner's name of one of our weights (plan/evaluate.ts weightTensors). */
-function planName(weight: WeightName, layer: number | null): string {
-  switch (weight) {
-    case 'tokenEmbedding':
-      return 'tok_embeddings';
-    case 'wcls':
-      return 'output';
-    case 'rmsFinal':
-      return 'norm';
-    case 'rmsAtt':
-      return `layers.${layer}.attention_norm`;
-    case 'rmsFfn':
-      return `layers.${layer}.ffn_norm`;
-    default:
-      return `layers.${layer}.${weight}`;
-  }
-}
-
 /** Types by planner tensor name → WeightTypes: the commonest matrix and norm types, the rest per tensor. */
 export function weightTypesFromTensors(types: ReadonlyMap<string, WeightType>): WeightTypes {
   const isNorm = (n: string) => n === 'norm' || n.endsWith('_norm');
@@ -228,7 +211,7 @@ async function inspectGguf(src: ByteSource): Promise<Inspected> {
     config = llamaConfigFromGguf(file);
     const types = new Map<string, WeightType>();
     for (const t of llamaTensorsFromGguf(file, config)) {
-      types.set(planName(t.weight, t.layer), GGML_TO_PLAN[t.info.typeName]!);
+      types.set(weightLabel(t.weight, t.layer), GGML_TO_PLAN[t.info.typeName]!);
     }
     weights = weightTypesFromTensors(types);
   } catch (e) {

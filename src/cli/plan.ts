@@ -30,7 +30,10 @@ import {
   type WeightType,
   type WeightTypes,
 } from '../engine/plan.ts';
-import { describeConfig, inspectModel } from './inspect.ts';
+import { describeConfig, inspectModel, weightTypesFromTensors } from './inspect.ts';
+import { fromFile } from './files.ts';
+import { readGgufHeader } from '../engine/io/gguf.ts';
+import { ggufLoadPlan } from '../engine/io/load-gguf.ts';
 
 export interface Preset {
   config: LlamaConfig;
@@ -299,6 +302,14 @@ export async function planCommand(argv: string[]): Promise<number> {
       : WEBGPU_DEFAULT_LIMITS),
     ...(values.budget !== undefined ? { memoryBudget: parseBytes(values.budget, 'budget') } : {}),
   };
+  if (model.source === 'gguf' && !weightsArg) {
+    // what the loader will hold, not the file's types: a K-quant embedding becomes q8_0 or q4_0
+    // (whichever fits one binding), F16 matrices f32 (load-gguf.ts)
+    const file = await readGgufHeader(await fromFile(values.model!));
+    const loaded = ggufLoadPlan(file, {}, limits.maxStorageBufferBindingSize, c);
+    model.weights = weightTypesFromTensors(new Map(loaded.map((t) => [t.label, t.dtype as WeightType])));
+    model.about += '; weights as the GPU loader stores them';
+  }
   const targets = (values.targets ?? 'q,v').split(',').map((t) => t.trim());
   for (const t of targets) {
     if (!LORA_TARGETS.includes(t as LoraTarget))

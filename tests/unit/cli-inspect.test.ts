@@ -430,9 +430,13 @@ describe('d2g plan', () => {
       (await run(planCommand, '--model', ggufPath, '--m', '2', '--context', '64', '--json')).out,
     );
     expect(g.model).toMatchObject({ source: 'gguf', name: 'tiny-q4_k_m.gguf', config: G });
-    expect(g.model.weights).toEqual({ matrices: 'q4_k', tensors: { output: 'q6_k', 'layers.0.wv': 'q6_k' } });
-    // the planner's weight bytes are the file's tensor bytes
-    expect(g.items.weights).toBe(Q4K_BYTES + Q6K_BYTES + F32_BYTES);
+    // as the GPU loader stores them: the Q4_K embedding is gathered from q8_0 (load-gguf.ts)
+    expect(g.model.weights).toEqual({
+      matrices: 'q4_k',
+      tensors: { tok_embeddings: 'q8_0', output: 'q6_k', 'layers.0.wv': 'q6_k' },
+    });
+    // the planner's weight bytes: the file's tensor bytes, the embedding as q8_0 (34 B per 32 values)
+    expect(g.items.weights).toBe(Q4K_BYTES - q4k(64) + (64 * 256 * 34) / 32 + Q6K_BYTES + F32_BYTES);
     expect(g.verdict).toBe('ok');
 
     const m = JSON.parse((await run(planCommand, '--model', mlcDir, '--m', '2', '--json')).out);
