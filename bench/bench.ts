@@ -1,6 +1,7 @@
 /**
  * `npm run bench` (table) / `npm run bench -- --json` (one JSON document):
- *   decode tokens/s at m = 1, 4, 16 on stories260K and on a random dim-512, 8-layer LLaMA;
+ *   decode tokens/s at m = 1, 4, 16 on stories260K (and at m = 16 with an f16 KV cache) and on a
+ *   random dim-512, 8-layer LLaMA;
  *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s and GB/s (f32, q8_0, q4_0, q4f16_1, q4_k, q6_k) at LLaMA-7b shapes.
  * Options: --quick (fewer iterations), --only <substring> (run matching groups), --profile (GPU
  * time per kernel for the decode runs, from timestamp queries).
@@ -14,6 +15,7 @@ import { Profiler } from '../src/engine/gpu/profiler.ts';
 import type { Tensor } from '../src/engine/gpu/tensor.ts';
 import { parseLlama2c } from '../src/engine/io/llama2c.ts';
 import { LlamaRunner } from '../src/engine/infer/runner.ts';
+import type { KvType } from '../src/engine/kvcache.ts';
 import type { LlamaConfig } from '../src/engine/model/config.ts';
 import { loadLlama, destroyLlama, type LlamaModel } from '../src/engine/model/llama.ts';
 import { createLora, destroyLora } from '../src/engine/model/lora.ts';
@@ -35,8 +37,13 @@ const profile = args.includes('--profile');
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
 const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 
-async function decodeTps(model: LlamaModel<Tensor>, m: number, steps: number): Promise<number> {
-  const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8 });
+async function decodeTps(
+  model: LlamaModel<Tensor>,
+  m: number,
+  steps: number,
+  kv: KvType = 'f32',
+): Promise<number> {
+  const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8, kv });
   const rows = (pos: number) =>
     Array.from({ length: m }, (_, s) => ({ slot: s, pos, token: ((s * 7 + pos) % 100) + 3 }));
   const all = (pos: number) => rows(pos).map((_, i) => i);
@@ -53,7 +60,7 @@ async function decodeTps(model: LlamaModel<Tensor>, m: number, steps: number): P
       await runner.forward(rows(p), all(p));
       await prof.collect();
     }
-    log(`  kernels per decode step, m = ${m} (GPU ms per step):`);
+    log(`  kernels per decode step, m = ${m}, ${kv} KV cache (GPU ms per step):`);
     for (const r of prof.table()) log(`    ${r.kernel.padEnd(40)} ${(r.totalMs / steps).toFixed(3)}`);
     prof.detach();
   }
@@ -109,6 +116,7 @@ async function main(): Promise<void> {
     );
     const model = loadLlama(be, config, weights);
     for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, await decodeTps(model, m, steps), 'tokens/s');
+    push('decode_tps_m16_kvf16', await decodeTps(model, 16, steps, 'f16'), 'tokens/s');
     push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
     push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
     destroyLlama(model);

@@ -124,7 +124,7 @@ function inferenceSuggestions(r: InferenceRequest): Suggestion[] {
     }
   }
   if ((r.act ?? 'f32') === 'f32') {
-    const f = fits({ ...r, act: 'f16' });
+    const f = fits({ ...r, act: 'f16', kv: 'f16' });
     if (f.ok) {
       out.push({
         kind: 'kvF16',
@@ -328,13 +328,20 @@ export function requirePlan(plan: Plan): Plan {
   return plan;
 }
 
+/** "f32 activations/KV", or "f32 activations, f16 KV" where the KV cache has its own type. */
+function dtypes(r: InferenceRequest): string {
+  const act = r.act ?? 'f32';
+  const kv = r.kv ?? act;
+  return kv === act ? `${act} activations/KV` : `${act} activations, ${kv} KV`;
+}
+
 /** A short table of the plan for the UI and the CLI. */
 export function formatPlan(plan: Plan): string {
   const r = plan.request;
   const c = r.config;
   const head =
     r.kind === 'inference'
-      ? `inference: ${fmtInt(r.sequences)} × ${fmtInt(r.context)} positions, ${r.act ?? 'f32'} activations/KV`
+      ? `inference: ${fmtInt(r.sequences)} × ${fmtInt(r.context)} positions, ${dtypes(r)}`
       : `LoRA training: ${fmtInt(r.batch)} × ${fmtInt(r.seq)} tokens, rank ${r.lora.rank} on ${r.lora.targets.join(',')}, recompute ${r.recompute ? 'on' : 'off'}`;
   const types = new Map<string, number>();
   for (const t of weightTensors(c, r.weights)) types.set(t.type, (types.get(t.type) ?? 0) + 1);
@@ -344,7 +351,7 @@ export function formatPlan(plan: Plan): string {
     logits: `${fmtInt(r.kind === 'inference' ? Math.max(r.maxRows ?? 64, r.sequences) : Math.min(r.logitsChunkRows ?? Infinity, r.batch * r.seq))} rows × ${fmtInt(c.vocabSize)} f32${r.kind === 'training' ? ', and their gradient' : ''}`,
   };
   if (r.kind === 'inference') {
-    const perToken = 2 * c.nLayers * kvDim(c) * (r.act === 'f16' ? 2 : 4);
+    const perToken = 2 * c.nLayers * kvDim(c) * ((r.kv ?? r.act) === 'f16' ? 2 : 4);
     const shown = perToken >= 65536 ? `${+(perToken / 2 ** 20).toFixed(4)} MiB` : formatBytes(perToken);
     note.kv = `${shown} per token per sequence`;
   }

@@ -6,6 +6,7 @@
  */
 import type { Backend, BackendTensor } from '../backend/types.ts';
 import { EngineError, formatBytes } from '../errors.ts';
+import { kvBytesPerValue, type KvType } from '../kvcache.ts';
 import { headSize, kvDim } from '../model/config.ts';
 import type { LinearSite, LlamaModel } from '../model/llama.ts';
 import { loraInference, type InferenceAdapter } from './adapters.ts';
@@ -24,12 +25,21 @@ export interface RunnerOptions {
   maxT: number;
   /** Rows per forward chunk (≥ slots; prefill uses up to this many at a time). */
   maxRows?: number;
+  /**
+   * KV cache element type (kvcache.ts). 'f32' (default): llama2.c's exact arithmetic. 'f16': half
+   * the memory on every device (f16 pairs packed in u32 words, no shader-f16 needed); each k and v
+   * value rounded to f16 once, when written (head sizes are even: RoPE rotates pairs).
+   */
+  kv?: KvType;
 }
 
 export class LlamaRunner<T extends BackendTensor> {
   readonly slots: number;
   readonly maxT: number;
   readonly maxRows: number;
+  readonly kv: KvType;
+  /** Bytes of the KV cache tensors (k and v, every layer), as allocated. */
+  readonly cacheBytes: number;
   private readonly be: Backend<T>;
   private kcache: T[] = [];
   private vcache: T[] = [];
@@ -48,16 +58,22 @@ export class LlamaRunner<T extends BackendTensor> {
     this.slots = opts.slots;
     this.maxT = Math.min(opts.maxT, c.maxSeqLen);
     this.maxRows = Math.max(opts.maxRows ?? 64, opts.slots);
+    this.kv = opts.kv ?? 'f32';
     const KV = kvDim(c),
       C = c.dim,
       H = c.hiddenDim,
       V = c.vocabSize,
       R = this.maxRows;
-    const cacheBytes = 2 * c.nLayers * this.slots * this.maxT * KV * 4;
+    const cacheBytes = 2 * c.nLayers * this.slots * this.maxT * KV * kvBytesPerValue(this.kv);
+    // f16: u32 words of two values, (slots, maxT, KV / 2)
+    const [cacheShape, cacheDtype]: [number[], 'f32' | 'u32'] =
+      this.kv === 'f16' ? [[this.slots, this.maxT, KV / 2], 'u32'] : [[this.slots, this.maxT, KV], 'f32'];
+    let allocated = 0;
     try {
       for (let l = 0; l < c.nLayers; l++) {
-        this.kcache.push(this.alloc([this.slots, this.maxT, KV], `kcache.${l}`));
-        this.vcache.push(this.alloc([this.slots, this.maxT, KV], `vcache.${l}`));
+        this.kcache.push(this.alloc(cacheShape, `kcache.${l}`, cacheDtype));
+        this.vcache.push(this.alloc(cacheShape, `vcache.${l}`, cacheDtype));
+        allocated += 2 * 4 * cacheShape.reduce((a, b) => a * b, 1);
       }
       const shapes: Record<string, [number[], 'f32' | 'u32']> = {
         x: [[R, C], 'f32'],
@@ -85,11 +101,12 @@ export class LlamaRunner<T extends BackendTensor> {
       if (e instanceof EngineError && e.code === 'LIMIT_EXCEEDED') {
         throw new EngineError(
           'LIMIT_EXCEEDED',
-          `${e.message} (the KV cache for ${this.slots} sequences × ${this.maxT} positions needs ${formatBytes(cacheBytes)}: ask for fewer samples or a shorter context.)`,
+          `${e.message} (the ${this.kv} KV cache for ${this.slots} sequences × ${this.maxT} positions needs ${formatBytes(cacheBytes)}: ask for fewer samples or a shorter context${this.kv === 'f32' ? ', or use an f16 KV cache (half the size)' : ''}.)`,
         );
       }
       throw e;
     }
+    this.cacheBytes = allocated;
   }
 
   private alloc(shape: number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {

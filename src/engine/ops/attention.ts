@@ -6,6 +6,7 @@ import code from '../../../shaders/attention.wgsl?raw';
 import decodeCode from '../../../shaders/attention_decode.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import { f32, type Gpu } from '../gpu/gpu.ts';
+import { kvTypeOf } from '../kvcache.ts';
 import type { KernelSpec } from '../gpu/pipelines.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 
@@ -15,6 +16,7 @@ const fwd = { op: 'attention', code, entry: 'attention_forward', constants: { WG
 const bwdQ = { op: 'attention', code, entry: 'attention_backward_query', constants: { WG } } as const;
 const bwdKV = { op: 'attention', code, entry: 'attention_backward_kv', constants: { WG } } as const;
 const cacheWrite = { op: 'attention', code: decodeCode, entry: 'kv_cache_write', constants: { WG } } as const;
+const cacheWriteF16 = { ...cacheWrite, entry: 'kv_cache_write_f16' } as const;
 const decode = {
   op: 'attention',
   code: decodeCode,
@@ -157,6 +159,8 @@ export function attentionBackward(
  * Writes k, v rows (R, NKV*HS) into kcache, vcache (S, maxT, NKV, HS) at (seq_r, pos_r).
  * rowInfo: u32 (2R) = [seq0, pos0, seq1, pos1, ...]. Positions must be < maxT (the caller
  * checks; the kernel skips rows beyond the cache rather than write into the next slot).
+ * An f16 cache is u32 tensors of (S, maxT, NKV*HS/2) words (kvcache.ts): each pair of values is
+ * rounded to f16 (`kvF16Bits`, bit for bit) and packed in one word.
  */
 export function kvCacheWrite(
   gpu: Gpu,
@@ -170,16 +174,24 @@ export function kvCacheWrite(
   HS: number,
   maxT: number,
 ): void {
-  const n = Math.ceil((R * NKV * HS) / WG);
+  const f16 = kvTypeOf('kvCacheWrite', kcache.dtype, vcache.dtype, HS) === 'f16';
+  const n = Math.ceil((R * NKV * HS) / (f16 ? 2 : 1) / WG);
   const x = Math.min(n, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
   const grid: [number, number] = [x, x === 0 ? 0 : Math.ceil(n / x)];
-  gpu.dispatch(cacheWrite, grid, [kcache, vcache, k, v, rowInfo], [R, 0, NKV, HS, maxT, f32(0)]);
+  gpu.dispatch(
+    f16 ? cacheWriteF16 : cacheWrite,
+    grid,
+    [kcache, vcache, k, v, rowInfo],
+    [R, 0, NKV, HS, maxT, f32(0)],
+  );
 }
 
 /**
  * out (R, NH*HS): each query row q (R, NH*HS) attends to positions 0..pos_r of its slot seq_r in
  * kcache, vcache (S, maxT, NKV, HS). Call kvCacheWrite for the same rows first: then a prompt of
  * length P is P rows at positions 0..P-1 (prefill), and decode is one row per sequence.
+ * The caches' dtype picks the kernels: f32 values, or u32 words of f16 pairs (read with
+ * unpack2x16float; scores, softmax and sums stay f32).
  * @example kvCacheWrite(gpu, kc, vc, k, v, info, R, NKV, HS, maxT);
  *          attentionDecode(gpu, out, q, kc, vc, info, R, NH, NKV, HS, maxT);
  */
@@ -204,13 +216,24 @@ export function attentionDecode(
       `attentionDecode: the serial4 kernel takes HS = 4, 8, 12 or 16, not ${HS}.`,
     );
   if (HS > HSMAX) throw new EngineError('BAD_ARGUMENT', `attentionDecode: head size ${HS} exceeds ${HSMAX}.`);
+  const sfx = kvTypeOf('attentionDecode', kcache.dtype, vcache.dtype, HS) === 'f16' ? '_f16' : '';
   const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS))];
+  const bindings = [out, q, kcache, vcache, rowInfo];
   if (variant === 'serial4') {
-    const spec = { ...decodeSerial, entry: 'attention_decode_serial4', constants: { WG: 16, HS4: HS / 4 } };
-    gpu.dispatch(spec, [Math.ceil((R * NH) / 16)], [out, q, kcache, vcache, rowInfo], params);
+    const spec = {
+      ...decodeSerial,
+      entry: `attention_decode_serial4${sfx}`,
+      constants: { WG: 16, HS4: HS / 4 },
+    };
+    gpu.dispatch(spec, [Math.ceil((R * NH) / 16)], bindings, params);
   } else if (variant === 'serial') {
-    gpu.dispatch(decodeSerial, [Math.ceil((R * NH) / 16)], [out, q, kcache, vcache, rowInfo], params);
+    gpu.dispatch(
+      { ...decodeSerial, entry: `attention_decode_serial${sfx}` },
+      [Math.ceil((R * NH) / 16)],
+      bindings,
+      params,
+    );
   } else {
-    gpu.dispatch(decode, [NH, R], [out, q, kcache, vcache, rowInfo], params);
+    gpu.dispatch({ ...decode, entry: `attention_decode${sfx}` }, [NH, R], bindings, params);
   }
 }

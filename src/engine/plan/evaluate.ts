@@ -158,6 +158,8 @@ function evaluateInference(r: InferenceRequest): Core {
     T = r.context;
   const R = Math.max(r.maxRows ?? 64, m);
   const a = r.act === 'f16' ? 2 : 4;
+  const kvType = r.kv ?? r.act ?? 'f32';
+  const kb = kvType === 'f16' ? 2 : 4;
   const wts = weightTensors(c, r.weights);
   const buffers: Buffer[] = wts.map((w) => ({ ...w }));
   // KV cache: per layer k and v, [slots, T, KV]; split by slots (one sequence's cache stays whole).
@@ -165,10 +167,10 @@ function evaluateInference(r: InferenceRequest): Core {
     for (const kv of ['kcache', 'vcache']) {
       buffers.push({
         name: `${kv}.${l}`,
-        bytes: m * T * KV * a,
-        rowBytes: T * KV * a,
+        bytes: m * T * KV * kb,
+        rowBytes: T * KV * kb,
         rows: m,
-        type: r.act ?? 'f32',
+        type: kvType,
       });
     }
   }
@@ -209,7 +211,7 @@ function evaluateInference(r: InferenceRequest): Core {
   return {
     items: withTotal({
       weights: sum(wts),
-      kv: 2 * L * m * T * KV * a,
+      kv: 2 * L * m * T * KV * kb,
       activations: act.reduce((s, [, n, bytes]) => s + n * bytes, 0),
       logits,
       adapters,

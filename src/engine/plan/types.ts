@@ -82,6 +82,11 @@ export interface InferenceRequest extends PlanBase {
   context: number;
   /** Activations and KV cache; f16 needs the `shader-f16` feature. Default f32. */
   act?: ActDType;
+  /**
+   * The KV cache alone, when it differs from `act`: LlamaRunner's `kv` option, whose f16 (pairs
+   * packed in u32 words) needs no GPU feature. Default: `act`.
+   */
+  kv?: ActDType;
   /** Rows per forward chunk (the runner's maxRows): default max(64, sequences). */
   maxRows?: number;
   /** LoRA adapters loaded for inference (e.g. the positive and negative ones). */

@@ -3,7 +3,11 @@
  * causal grouped-query attention. Query head h reads kv head h / (NH / NKV); scale = 1/sqrt(HS).
  * Training: q, out (B,T,NH,HS); k, v (B,T,NKV,HS); att (B,NH,T,T) softmax probabilities.
  * Inference: a KV cache (S, maxT, NKV, HS) per layer and rowInfo = [seq0, pos0, seq1, pos1, ...].
+ * The cache's array type is its element type (kvcache.ts): a Float32Array (or Float64Array) holds
+ * the values; a Uint32Array holds f16 pairs, (S, maxT, NKV·HS/2) words, written through
+ * `kvF16Bits` and read back exactly, the arithmetic in f32 (f64) as with an f32 cache.
  */
+import { f16Table, kvF16Bits, kvTypeOf } from '../kvcache.ts';
 import type { FloatArray } from './types.ts';
 
 export function attentionForward(
@@ -112,10 +116,20 @@ function rowSlot(rowInfo: Uint32Array, r: number, maxT: number): [number, number
   return [seq, pos];
 }
 
-/** Writes k, v rows (R, NKV*HS) into the caches (S, maxT, NKV, HS) at (seq_r, pos_r). */
+type CacheArray = FloatArray | Uint32Array;
+
+function cacheType(fn: string, kcache: CacheArray, vcache: CacheArray, HS: number) {
+  const dt = (a: CacheArray) => (a instanceof Uint32Array ? 'u32' : 'f32');
+  return kvTypeOf(fn, dt(kcache), dt(vcache), HS);
+}
+
+/**
+ * Writes k, v rows (R, NKV*HS) into the caches (S, maxT, NKV, HS) at (seq_r, pos_r); into an f16
+ * cache (Uint32Array) as `kvF16Bits` of each value, two per word, low half first.
+ */
 export function kvCacheWrite(
-  kcache: FloatArray,
-  vcache: FloatArray,
+  kcache: CacheArray,
+  vcache: CacheArray,
   k: FloatArray,
   v: FloatArray,
   rowInfo: Uint32Array,
@@ -125,6 +139,18 @@ export function kvCacheWrite(
   maxT: number,
 ): void {
   const C = NKV * HS;
+  if (cacheType('kvCacheWrite', kcache, vcache, HS) === 'f16') {
+    const C2 = C / 2;
+    for (let r = 0; r < R; r++) {
+      const [seq, pos] = rowSlot(rowInfo, r, maxT);
+      for (let i = 0; i < C2; i++) {
+        const src = r * C + 2 * i;
+        kcache[(seq * maxT + pos) * C2 + i] = (kvF16Bits(k[src]!) | (kvF16Bits(k[src + 1]!) << 16)) >>> 0;
+        vcache[(seq * maxT + pos) * C2 + i] = (kvF16Bits(v[src]!) | (kvF16Bits(v[src + 1]!) << 16)) >>> 0;
+      }
+    }
+    return;
+  }
   for (let r = 0; r < R; r++) {
     const [seq, pos] = rowSlot(rowInfo, r, maxT);
     for (let i = 0; i < C; i++) {
@@ -134,12 +160,26 @@ export function kvCacheWrite(
   }
 }
 
+/** The values of positions 0..pos of slot seq of an f16 cache, (pos + 1, C). */
+function unpackSlot(cache: Uint32Array, seq: number, pos: number, maxT: number, C: number): Float32Array {
+  const t = f16Table();
+  const C2 = C / 2;
+  const out = new Float32Array((pos + 1) * C);
+  const o = seq * maxT * C2;
+  for (let i = 0; i < (pos + 1) * C2; i++) {
+    const w = cache[o + i]!;
+    out[2 * i] = t[w & 0xffff]!;
+    out[2 * i + 1] = t[w >>> 16]!;
+  }
+  return out;
+}
+
 /** out (R, NH*HS): row r attends to positions 0..pos_r of cache slot seq_r. */
 export function attentionDecode(
   out: FloatArray,
   q: FloatArray,
-  kcache: FloatArray,
-  vcache: FloatArray,
+  kcache: CacheArray,
+  vcache: CacheArray,
   rowInfo: Uint32Array,
   R: number,
   NH: number,
@@ -147,18 +187,24 @@ export function attentionDecode(
   HS: number,
   maxT: number,
 ): void {
+  const f16 = cacheType('attentionDecode', kcache, vcache, HS) === 'f16';
+  const C = NKV * HS;
   const scale = 1 / Math.sqrt(HS);
   const scores = new Float64Array(maxT);
   for (let r = 0; r < R; r++) {
     const [seq, pos] = rowSlot(rowInfo, r, maxT);
+    // an f16 cache: this slot's values, unpacked (exactly) into a (pos + 1, C) array at slot 0
+    const kc = f16 ? unpackSlot(kcache as Uint32Array, seq, pos, maxT, C) : kcache;
+    const vc = f16 ? unpackSlot(vcache as Uint32Array, seq, pos, maxT, C) : vcache;
+    const slotBase = f16 ? 0 : seq * maxT;
     for (let h = 0; h < NH; h++) {
       const kvh = Math.floor(h / (NH / NKV));
       const qo = (r * NH + h) * HS;
-      const row = (t2: number) => ((seq * maxT + t2) * NKV + kvh) * HS;
+      const row = (t2: number) => ((slotBase + t2) * NKV + kvh) * HS;
       let max = -Infinity;
       for (let t2 = 0; t2 <= pos; t2++) {
         let s = 0;
-        for (let d = 0; d < HS; d++) s += q[qo + d]! * kcache[row(t2) + d]!;
+        for (let d = 0; d < HS; d++) s += q[qo + d]! * kc[row(t2) + d]!;
         scores[t2] = s * scale;
         max = Math.max(max, scores[t2]!);
       }
@@ -169,7 +215,7 @@ export function attentionDecode(
       }
       for (let d = 0; d < HS; d++) {
         let acc = 0;
-        for (let t2 = 0; t2 <= pos; t2++) acc += scores[t2]! * vcache[row(t2) + d]!;
+        for (let t2 = 0; t2 <= pos; t2++) acc += scores[t2]! * vc[row(t2) + d]!;
         out[qo + d] = acc / sum;
       }
     }
