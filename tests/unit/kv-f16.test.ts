@@ -2,6 +2,7 @@
 // saturation, the subnormal range, NaN) against hand-worked values and against quant.ts's
 // independent f32ToF16 over every normal f16; the reference decode on an f16 cache equals the f32
 // decode on the f16-rounded values; LlamaRunner's f16 cache is half the bytes, as planMemory counts.
+import { byteSize, type DType } from '../../src/engine/gpu/tensor.ts';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
 import { EngineError } from '../../src/engine/errors.ts';
@@ -189,6 +190,10 @@ describe('reference decode on an f16 cache', () => {
 /** A CPU backend that counts the bytes of every dedicated tensor it makes. */
 class Counting extends CpuBackend {
   dedicated = 0;
+  override empty(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
+    this.dedicated += byteSize(shape, dtype);
+    return super.empty(shape, label, dtype);
+  }
   override fromData(
     shape: readonly number[],
     data: Float32Array | Uint32Array | Int32Array,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
 import { EngineError, formatBytes } from '../../src/engine/errors.ts';
-import type { DType } from '../../src/engine/gpu/tensor.ts';
+import { byteSize, type DType } from '../../src/engine/gpu/tensor.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
@@ -549,6 +549,10 @@ class Counting extends CpuBackend {
   override scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
     this.scratchBytes += 4 * shape.reduce((a, b) => a * b, 1);
     return super.scratch(shape, label, dtype);
+  }
+  override empty(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
+    this.dedicated += byteSize(shape, dtype);
+    return super.empty(shape, label, dtype);
   }
   override fromData(
     shape: readonly number[],

@@ -45,6 +45,9 @@ export class CpuBackend implements Backend<CpuTensor> {
   zeros(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
     return make(shape, label, dtype, this.f64);
   }
+  empty(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
+    return make(shape, label, dtype, this.f64);
+  }
   release(): void {}
   fromData(
     shape: readonly number[],

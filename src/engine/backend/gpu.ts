@@ -32,6 +32,9 @@ export class GpuBackend implements Backend<Tensor> {
   release(t: Tensor): void {
     this.gpu.release(t);
   }
+  empty(shape: readonly number[], label: string, dtype: DType = 'f32'): Tensor {
+    return this.gpu.tensor(shape, label, dtype);
+  }
   fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): Tensor {
     return this.gpu.fromData(shape, data, label);
   }

@@ -35,6 +35,11 @@ export interface Backend<T extends BackendTensor> {
   zeros(shape: readonly number[], label: string, dtype?: DType): T;
   /** Returns a scratch tensor to the pool (idempotent). */
   release(t: T): void;
+  /**
+   * Dedicated zero-filled tensor, made on the device (a WebGPU buffer starts zeroed): no host array
+   * of its size is ever built, which matters for a 7B's KV cache (128 MiB per layer and side).
+   */
+  empty(shape: readonly number[], label: string, dtype?: DType): T;
   /** Dedicated tensor holding data (weights, state). */
   fromData(shape: readonly number[], data: Float32Array | Uint32Array | Int32Array, label: string): T;
   /**

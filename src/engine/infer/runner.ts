@@ -110,13 +110,7 @@ export class LlamaRunner<T extends BackendTensor> {
   }
 
   private alloc(shape: number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {
-    const t = this.be.fromData(
-      shape,
-      dtype === 'u32'
-        ? new Uint32Array(shape.reduce((a, b) => a * b, 1))
-        : new Float32Array(shape.reduce((a, b) => a * b, 1)),
-      label,
-    );
+    const t = this.be.empty(shape, label, dtype);
     this.owned.push(t);
     return t;
   }

@@ -56,6 +56,9 @@ export class Meter implements Backend<MeterTensor> {
     return this.scratch(shape, label, dtype);
   }
   release(): void {}
+  empty(shape: readonly number[], label: string, dtype: DType = 'f32'): MeterTensor {
+    return this.tensor(shape, label, dtype);
+  }
   fromData(shape: readonly number[], _data: unknown, label: string): MeterTensor {
     return this.tensor(shape, label);
   }
