@@ -396,3 +396,60 @@ export function natmix<T extends BackendTensor>(
   });
   return { out, alpha };
 }
+
+/**
+ * A checkpointed segment y = segment(x) (gradient checkpointing). The forward runs the segment on
+ * a sub-tape, keeps only y (handed to `tape`) and releases everything else the segment made. The
+ * backward re-runs the segment from the saved x on a fresh, replaying sub-tape, seeds y's
+ * gradient, runs that tape's backward (parameter gradients `+=` as always; dropout masks come back
+ * from their seeds), passes x's gradient to `tape` and releases the rest, y's gradient included
+ * (this node is its only reader). The same kernels run in the same order as without the
+ * checkpoint, so values and gradients are the same bits; the price is one more forward of the
+ * segment.
+ *
+ * `segment` must record every op on the tape it is given (site adapters receive their tape for
+ * this) and be deterministic: it runs twice per step. Anything it reports once per step (NAT's α)
+ * it reports only when `sub.replaying` is false, through `sub.keep`.
+ */
+export function checkpoint<T extends BackendTensor>(
+  tape: Tape<T>,
+  x: Var<T>,
+  segment: (sub: Tape<T>, x: Var<T>) => Var<T>,
+  label = 'checkpoint',
+): Var<T> {
+  // The segment's view of x: the same tensor, its own gradient (a parameter's stays the parameter's).
+  const input = () => new Var(x.t, x.requiresGrad, x.param);
+  const fwd = tape.sub(false);
+  let out: Var<T>;
+  try {
+    const y = segment(fwd, input());
+    let t = y.t;
+    if (!fwd.handOver(t, tape)) {
+      t = tape.alloc(y.shape, label, y.t.dtype === 'u32' ? 'u32' : 'f32');
+      tape.be.copy(y.t, t, Tape.size(y));
+    }
+    out = new Var(t, y.requiresGrad);
+  } finally {
+    fwd.release();
+  }
+  tape.record(label, [out], () => {
+    const re = tape.sub(true);
+    try {
+      const xin = input();
+      const y = segment(re, xin);
+      y.grad = out.grad;
+      re.backward();
+      if (xin.grad) {
+        // x's first gradient is taken over as it is (no copy); a later one is added to it
+        if (x.grad) tape.be.ops.addInplace(x.grad, xin.grad, Tape.size(x));
+        else if (re.handOver(xin.grad, tape)) x.grad = xin.grad;
+        else tape.be.copy(xin.grad, tape.grad(x).grad, Tape.size(x));
+      }
+    } finally {
+      re.release();
+      if (out.grad) tape.free(out.grad);
+      out.grad = null;
+    }
+  });
+  return out;
+}

@@ -7,6 +7,12 @@
  * an activation gradient is written by its first consumer in reverse order and added to by the
  * rest (the `accumulate` flag of every backward kernel).
  *
+ * Gradient checkpointing (`checkpoint` in ops.ts) runs a segment on a sub-tape (`sub`): its
+ * forward keeps only the output, and its backward re-runs the segment on a fresh, `replaying`
+ * sub-tape. Ops record on whichever tape they are given; a sub-tape's tensors go back to the
+ * pool when it is released, except those handed to its parent (`handOver`) or kept for the step
+ * (`keep`).
+ *
  * @example
  *   const tape = new Tape(be);
  *   const h = tape.rmsnorm(x, w, 1e-5);
@@ -46,9 +52,28 @@ interface Node {
 
 export class Tape<T extends BackendTensor> {
   private nodes: Node[] = [];
-  private owned: T[] = [];
+  private owned = new Set<T>();
   private done = false;
-  constructor(readonly be: Backend<T>) {}
+  /**
+   * @param parent The tape this one is a segment of (`sub`), or null for a step's tape.
+   * @param replaying true while a checkpointed segment is re-run for its backward: what the
+   *   segment's first forward already reported (NAT's α, say) must not be reported again.
+   */
+  constructor(
+    readonly be: Backend<T>,
+    readonly parent: Tape<T> | null = null,
+    readonly replaying = false,
+  ) {}
+
+  /** A tape for a segment of this one (gradient checkpointing); it replays if this one does. */
+  sub(replaying: boolean): Tape<T> {
+    return new Tape(this.be, this, replaying || this.replaying);
+  }
+
+  /** The step's tape: the outermost parent. */
+  get root(): Tape<T> {
+    return this.parent ? this.parent.root : this;
+  }
 
   /** A frozen input: no gradient is computed for it. */
   constant(t: T): Var<T> {
@@ -63,8 +88,32 @@ export class Tape<T extends BackendTensor> {
   /** Scratch memory that lives until `release()`. */
   alloc(shape: readonly number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {
     const t = this.be.scratch(shape, label, dtype);
-    this.owned.push(t);
+    this.owned.add(t);
     return t;
+  }
+
+  /**
+   * Moves a tensor this tape allocated to `to`, which releases it instead; false when this tape
+   * does not own it (a weight, a parameter, an input from outside the segment).
+   */
+  handOver(t: T, to: Tape<T>): boolean {
+    if (!this.owned.delete(t)) return false;
+    to.owned.add(t);
+    return true;
+  }
+
+  /**
+   * Keeps a tensor of this tape until the step's tape is released (a figure to read after the
+   * forward, such as NAT's α, made inside a checkpointed segment). No-op on the step's tape.
+   */
+  keep(t: T): T {
+    if (this.parent) this.handOver(t, this.root);
+    return t;
+  }
+
+  /** Returns one tensor this tape owns to the pool now (its last reader has been recorded). */
+  free(t: T): void {
+    if (this.owned.delete(t)) this.be.release(t);
   }
 
   /** A new activation Var; it needs a gradient if any input does. */
@@ -111,7 +160,7 @@ export class Tape<T extends BackendTensor> {
   /** Returns every activation and activation gradient to the pool. */
   release(): void {
     for (const t of this.owned) this.be.release(t);
-    this.owned = [];
+    this.owned.clear();
     this.nodes = [];
     this.done = true;
   }

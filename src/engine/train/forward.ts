@@ -27,14 +27,38 @@ export interface BatchTensors<T> {
 
 /**
  * What an adapter does at one linear site: given the site input x and the frozen weight W, the
- * site's output. `null` from a hook leaves the site plain (x · Wᵀ).
+ * site's output, with every op recorded on `tape` — the tape the forward runs on at that moment,
+ * which under recompute is a layer's sub-tape, not the step's. `null` from a hook leaves the site
+ * plain (x · Wᵀ).
  */
-export type SiteAdapter<T extends BackendTensor> = (x: Var<T>, W: Var<T>, label: string) => Var<T>;
+export type SiteAdapter<T extends BackendTensor> = (
+  tape: Tape<T>,
+  x: Var<T>,
+  W: Var<T>,
+  label: string,
+) => Var<T>;
 
-/** A per-site adapter hook (LoRA, NAT's integration unit, ...). */
+/**
+ * A per-site adapter hook (LoRA, NAT's integration unit, ...). Under recompute it is asked again
+ * for each layer's re-run: it must give the same adapter (same parameters, same dropout seeds).
+ */
 export type SiteHook<T extends BackendTensor> = (layer: number, site: LinearSite) => SiteAdapter<T> | null;
 
-/** The LoRA of `adapter` at (layer, site) as tape ops, or null where it has none. */
+/** How the forward runs. */
+export interface ForwardOptions {
+  /**
+   * Activation recompute (gradient checkpointing): each layer is a checkpointed segment
+   * (`ad.checkpoint`), so the tape keeps only the residual stream at the layer boundaries and the
+   * backward re-runs one layer at a time. Same values and gradients, one more forward of every
+   * layer. Default false.
+   */
+  recompute?: boolean;
+}
+
+/**
+ * The LoRA of `adapter` at (layer, site), or null where it has none. `tape` only wraps the
+ * adapter's tensors as Vars (trainable, or constants when `frozen`); ops record elsewhere.
+ */
 export function loraSites<T extends BackendTensor>(
   tape: Tape<T>,
   adapter: LoraAdapter<T>,
@@ -83,7 +107,7 @@ export function loraHook<T extends BackendTensor>(
   const sites = loraSites(tape, adapter, stepSeed, training, frozen);
   return (l, site) => {
     const lora = sites(l, site);
-    return lora ? (x, W, label) => ad.linear(tape, x, W, lora, label) : null;
+    return lora ? (tp, x, W, label) => ad.linear(tp, x, W, lora, label) : null;
   };
 }
 
@@ -93,13 +117,17 @@ export function loraHook<T extends BackendTensor>(
  */
 export type TrainableWeights<T extends BackendTensor> = ReadonlyMap<T, Param<T>>;
 
-/** The final hidden states (B·T, C), after the last RMSNorm: what the classifier and the ranker read. */
+/**
+ * The final hidden states (B·T, C), after the last RMSNorm: what the classifier and the ranker
+ * read. With `opts.recompute` each layer is a checkpoint (ad.checkpoint).
+ */
 export function llamaHidden<T extends BackendTensor>(
   tape: Tape<T>,
   model: LlamaModel<T>,
   batch: BatchTensors<T>,
   hook: SiteHook<T> | null,
   trainable: TrainableWeights<T> | null = null,
+  opts: ForwardOptions = {},
 ): Var<T> {
   const c = model.config;
   const N = batch.B * batch.T;
@@ -108,37 +136,44 @@ export function llamaHidden<T extends BackendTensor>(
     const p = trainable?.get(t);
     return p ? tape.param(p) : tape.constant(t);
   };
-  const lin = (l: number, site: LinearSite, x: Var<T>) => {
-    const W = k(model.layers[l]![site]);
-    const label = `l${l}.${site}`;
-    const adapter = hook ? hook(l, site) : null;
-    return adapter ? adapter(x, W, label) : ad.linear(tape, x, W, null, label);
+  // One layer on tape `tp` (the step's tape, or the layer's sub-tape under recompute).
+  const block = (tp: Tape<T>, l: number, x: Var<T>): Var<T> => {
+    const layer = model.layers[l]!;
+    const lin = (site: LinearSite, xs: Var<T>) => {
+      const W = k(layer[site]);
+      const label = `l${l}.${site}`;
+      const adapter = hook ? hook(l, site) : null;
+      return adapter ? adapter(tp, xs, W, label) : ad.linear(tp, xs, W, null, label);
+    };
+    const h = ad.rmsnorm(tp, x, k(layer.rmsAtt), c.normEps);
+    const q = ad.rope(tp, lin('wq', h), batch.positions, c.nHeads, HS, c.ropeTheta);
+    const kk = ad.rope(tp, lin('wk', h), batch.positions, c.nKvHeads, HS, c.ropeTheta);
+    const v = lin('wv', h);
+    const a = ad.attention(tp, q, kk, v, batch.B, batch.T, c.nHeads, c.nKvHeads, HS);
+    const x1 = ad.add(tp, x, lin('wo', a));
+    const h2 = ad.rmsnorm(tp, x1, k(layer.rmsFfn), c.normEps);
+    const s = ad.swiglu(tp, lin('w1', h2), lin('w3', h2));
+    return ad.add(tp, x1, lin('w2', s));
   };
   let x = ad.embedding(tape, batch.tokens, k(model.tokenEmbedding), N);
   for (let l = 0; l < c.nLayers; l++) {
-    const layer = model.layers[l]!;
-    const h = ad.rmsnorm(tape, x, k(layer.rmsAtt), c.normEps);
-    const q = ad.rope(tape, lin(l, 'wq', h), batch.positions, c.nHeads, HS, c.ropeTheta);
-    const kk = ad.rope(tape, lin(l, 'wk', h), batch.positions, c.nKvHeads, HS, c.ropeTheta);
-    const v = lin(l, 'wv', h);
-    const a = ad.attention(tape, q, kk, v, batch.B, batch.T, c.nHeads, c.nKvHeads, HS);
-    x = ad.add(tape, x, lin(l, 'wo', a));
-    const h2 = ad.rmsnorm(tape, x, k(layer.rmsFfn), c.normEps);
-    const s = ad.swiglu(tape, lin(l, 'w1', h2), lin(l, 'w3', h2));
-    x = ad.add(tape, x, lin(l, 'w2', s));
+    x = opts.recompute
+      ? ad.checkpoint(tape, x, (sub, xs) => block(sub, l, xs), `l${l}.out`)
+      : block(tape, l, x);
   }
   return ad.rmsnorm(tape, x, k(model.rmsFinal), c.normEps);
 }
 
-/** Logits (B·T, V) of the model on the tape. */
+/** Logits (B·T, V) of the model on the tape (the classifier is never recomputed). */
 export function llamaForward<T extends BackendTensor>(
   tape: Tape<T>,
   model: LlamaModel<T>,
   batch: BatchTensors<T>,
   hook: SiteHook<T> | null,
   trainable: TrainableWeights<T> | null = null,
+  opts: ForwardOptions = {},
 ): Var<T> {
-  const hf = llamaHidden(tape, model, batch, hook, trainable);
+  const hf = llamaHidden(tape, model, batch, hook, trainable, opts);
   const W = trainable?.get(model.wcls);
   return ad.linear(tape, hf, W ? tape.param(W) : tape.constant(model.wcls), null, 'classifier');
 }

@@ -76,23 +76,24 @@ export function natHook<T extends BackendTensor>(
     const lp = posSites(l, site);
     const ln = negSites(l, site);
     if (!u || !lp || !ln) return null;
-    return (x: Var<T>, W: Var<T>, label: string) => {
-      const base = ad.linear(tape, x, W, null, label);
-      const hpos = ad.add(tape, base, ad.loraDelta(tape, x, lp, `${label}.lora_pos`));
-      const hneg = ad.add(tape, base, ad.loraDelta(tape, x, ln, `${label}.lora_neg`));
-      const q = ad.linear(tape, x, u.wq, null, `${label}.nat.q`);
-      const kpos = ad.linear(tape, hpos, u.wk, null, `${label}.nat.kpos`);
-      const kneg = ad.linear(tape, hneg, u.wk, null, `${label}.nat.kneg`);
+    return (tp: Tape<T>, x: Var<T>, W: Var<T>, label: string) => {
+      const base = ad.linear(tp, x, W, null, label);
+      const hpos = ad.add(tp, base, ad.loraDelta(tp, x, lp, `${label}.lora_pos`));
+      const hneg = ad.add(tp, base, ad.loraDelta(tp, x, ln, `${label}.lora_neg`));
+      const q = ad.linear(tp, x, u.wq, null, `${label}.nat.q`);
+      const kpos = ad.linear(tp, hpos, u.wk, null, `${label}.nat.kpos`);
+      const kneg = ad.linear(tp, hneg, u.wk, null, `${label}.nat.kneg`);
       const v = (h: Var<T>, j: string) =>
         ad.linear(
-          tape,
-          ad.gelu(tape, ad.linear(tape, h, u.wv1, null, `${label}.nat.v1${j}`)),
+          tp,
+          ad.gelu(tp, ad.linear(tp, h, u.wv1, null, `${label}.nat.v1${j}`)),
           u.wv2,
           null,
           `${label}.nat.v2${j}`,
         );
-      const { out, alpha } = ad.natmix(tape, q, kpos, kneg, v(hpos, 'pos'), v(hneg, 'neg'), base);
-      alphas?.push({ layer: l, site, alpha });
+      const { out, alpha } = ad.natmix(tp, q, kpos, kneg, v(hpos, 'pos'), v(hneg, 'neg'), base);
+      // under recompute: α of the layer's first run, kept past its sub-tape; never from a re-run
+      if (alphas && !tp.replaying) alphas.push({ layer: l, site, alpha: tp.keep(alpha) });
       return out;
     };
   };

@@ -9,7 +9,13 @@ import type { Tape, Var } from '../autograd/tape.ts';
 import { EngineError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { RankerHead } from '../model/ranker.ts';
-import { llamaForward, llamaHidden, type BatchTensors, type SiteHook } from './forward.ts';
+import {
+  llamaForward,
+  llamaHidden,
+  type BatchTensors,
+  type ForwardOptions,
+  type SiteHook,
+} from './forward.ts';
 import {
   countLossTokens,
   packBatch,
@@ -17,6 +23,7 @@ import {
   uploadBatch,
   type Example,
   type Objective,
+  type ObjectiveContext,
 } from './trainer.ts';
 
 /** Builds a hook for one forward on a tape (seed: dropout; training: dropout on). */
@@ -25,6 +32,11 @@ export type HookFactory<T extends BackendTensor> = (
   seed: number,
   training: boolean,
 ) => SiteHook<T> | null;
+
+/** The forward's options for a micro-batch (the trainer's recompute setting). */
+function forwardOptions(ctx: ObjectiveContext): ForwardOptions {
+  return { recompute: ctx.recompute ?? false };
+}
 
 /** Σ_j l[j] · w[j] over the j with a weight (a masked position's loss is never read). */
 function dot(l: ArrayLike<number>, w: ArrayLike<number>): number {
@@ -79,9 +91,11 @@ export function nceObjective<T extends BackendTensor>(
       const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm.tokens);
       const batch = uploadBatch(tape, p);
       const N = p.B * p.T;
-      const zT = llamaForward(tape, model, batch, hooks.teacher(tape, 0, false));
-      const zN = llamaForward(tape, model, batch, hooks.negative(tape, 0, false));
-      const zS = llamaForward(tape, model, batch, hooks.student(tape, ctx.seed, ctx.training));
+      const fo = forwardOptions(ctx);
+      // the frozen teacher and negative model keep only their logits under recompute, too
+      const zT = llamaForward(tape, model, batch, hooks.teacher(tape, 0, false), null, fo);
+      const zN = llamaForward(tape, model, batch, hooks.negative(tape, 0, false), null, fo);
+      const zS = llamaForward(tape, model, batch, hooks.student(tape, ctx.seed, ctx.training), null, fo);
       const kl = tape.alloc([N], 'nce.kl');
       ops.klForward(kl, zN.t, zT.t, N, V);
       const mask = tape.alloc([N], 'nce.mask');
@@ -147,7 +161,14 @@ export function negativeObjective<T extends BackendTensor>(
       if (kind === 'nt') for (let j = 0; j < N; j++) if (negW[j]) ceW[j] = -negW[j]!;
       p.weights.set(ceW);
       const batch = uploadBatch(tape, p);
-      const z = llamaForward(tape, model, batch, hook(tape, ctx.seed, ctx.training));
+      const z = llamaForward(
+        tape,
+        model,
+        batch,
+        hook(tape, ctx.seed, ctx.training),
+        null,
+        forwardOptions(ctx),
+      );
       const dz = z.requiresGrad && ctx.training ? tape.grad(z).grad : null;
       const ce = tape.alloc([N], 'ce');
       model.be.ops.crossentropyForwardBackward(ce, dz, z.t, batch.targets, batch.weights, N, V);
@@ -208,10 +229,11 @@ export function rankerLogits<T extends BackendTensor>(
   head: RankerHead<T>,
   hook: SiteHook<T> | null,
   trainHead: boolean,
+  opts: ForwardOptions = {},
 ): Var<T> {
   const P = batch.B;
   const k = (p: RankerHead<T>['w1']) => (trainHead ? tape.param(p) : tape.constant(p.value));
-  const hid = llamaHidden(tape, model, batch, hook);
+  const hid = llamaHidden(tape, model, batch, hook, null, opts);
   const h = ad.meanpool(tape, hid, mask, P, batch.T);
   const h1 = ad.add(
     tape,
@@ -247,7 +269,16 @@ export function rankerObjective<T extends BackendTensor>(
         const b = uploadBatch(tape, packSide(exs, T));
         const mask = tape.alloc([P * T], 'rank.mask');
         model.be.write(mask, rationaleMask(exs, T));
-        return rankerLogits(tape, model, b, mask, head, hook(tape, seed, ctx.training), ctx.training);
+        return rankerLogits(
+          tape,
+          model,
+          b,
+          mask,
+          head,
+          hook(tape, seed, ctx.training),
+          ctx.training,
+          forwardOptions(ctx),
+        );
       };
       const zp = side(
         chunk.map((q) => q.pos),
@@ -311,7 +342,7 @@ export function contrastiveObjective<T extends BackendTensor>(
       const batch = uploadBatch(tape, p);
       // the hook is built once: both passes see the same dropout masks
       const hooks = hook(tape, ctx.seed, ctx.training);
-      const z = llamaForward(tape, model, batch, hooks);
+      const z = llamaForward(tape, model, batch, hooks, null, forwardOptions(ctx));
       const ce = tape.alloc([N], 'cl.ce');
       model.be.ops.crossentropyForwardBackward(ce, null, z.t, batch.targets, batch.weights, N, V);
       const nll = await model.be.read(ce);

@@ -5,6 +5,8 @@
  *
  * @example
  *   const trainer = new LoraTrainer(model, adapter, { ...DEFAULT_ADAMW, lr: 1e-3 });
+ *   // a 7B base at 512 tokens needs activation recompute:
+ *   //   new LoraTrainer(model, adapter, cfg, 1234, { recompute: true })
  *   const { loss } = await trainer.step([{ tokens: [1, 45, 67, 2], lossMask: [0, 0, 1, 1] }]);
  */
 import type { Backend, BackendTensor } from '../backend/types.ts';
@@ -98,6 +100,8 @@ export interface ObjectiveContext {
   seed: number;
   /** false in `evaluate`: no dropout, no backward. */
   training: boolean;
+  /** Run every forward of the micro-batch with activation recompute (ForwardOptions). */
+  recompute?: boolean;
 }
 
 /** A micro-batch's loss share (already normalised: the step's loss is the sum) and extra figures. */
@@ -121,6 +125,18 @@ export interface TrainStepResult extends StepResult {
   metrics: Record<string, number | number[]>;
 }
 
+/** How a trainer runs its steps (besides the optimizer's settings). */
+export interface TrainerOptions {
+  /**
+   * Activation recompute (gradient checkpointing) in every forward of every step: the tape keeps
+   * the residual stream at layer boundaries and re-runs one layer at a time in the backward — what
+   * a 7B LoRA step at 512 tokens needs to fit in 8 GB (docs/planner.md). Same losses and
+   * gradients, one more forward of every layer per step. Default false (the built-in models fit
+   * without).
+   */
+  recompute?: boolean;
+}
+
 /**
  * The training loop shared by every stage: micro-batches → objective → backward → NaN/Inf check →
  * clipped AdamW over `params`. A step with a non-finite loss or gradient is refused before it
@@ -129,6 +145,8 @@ export interface TrainStepResult extends StepResult {
 export class Trainer<T extends BackendTensor, E> {
   readonly opt: AdamW<T>;
   private seed: number;
+  /** Activation recompute for the next steps and evaluations (TrainerOptions); may be switched. */
+  recompute: boolean;
 
   constructor(
     readonly be: Backend<T>,
@@ -136,11 +154,13 @@ export class Trainer<T extends BackendTensor, E> {
     config: AdamWConfig,
     readonly objective: Objective<T, E>,
     seed = 1234,
+    opts: TrainerOptions = {},
   ) {
     if (params.length === 0)
       throw new EngineError('BAD_ARGUMENT', 'nothing to train: no trainable parameters');
     this.opt = new AdamW(be, params, config);
     this.seed = seed;
+    this.recompute = opts.recompute ?? false;
   }
 
   get stepCount(): number {
@@ -164,6 +184,7 @@ export class Trainer<T extends BackendTensor, E> {
           norm,
           seed: stepSeed + i,
           training: true,
+          recompute: this.recompute,
         });
         tape.backward();
         loss += r.loss;
@@ -197,6 +218,7 @@ export class Trainer<T extends BackendTensor, E> {
           norm,
           seed: 0,
           training: false,
+          recompute: this.recompute,
         });
         loss += r.loss;
         mergeMetrics(metrics, r.metrics);
@@ -262,7 +284,9 @@ export function likelihoodObjective<T extends BackendTensor>(
     async run(tape, chunk, ctx) {
       const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm.tokens);
       const batch = uploadBatch(tape, p);
-      const logits = llamaForward(tape, model, batch, hook(tape, ctx.seed, ctx.training), trainable);
+      const logits = llamaForward(tape, model, batch, hook(tape, ctx.seed, ctx.training), trainable, {
+        recompute: ctx.recompute ?? false,
+      });
       const losses = ad.crossentropy(tape, logits, batch.targets, batch.weights);
       const l = await model.be.read(losses);
       let loss = 0;
@@ -279,6 +303,7 @@ export class LoraTrainer<T extends BackendTensor> extends Trainer<T, Example> {
     readonly adapter: LoraAdapter<T>,
     config: AdamWConfig,
     seed = 1234,
+    opts: TrainerOptions = {},
   ) {
     super(
       model.be,
@@ -286,6 +311,7 @@ export class LoraTrainer<T extends BackendTensor> extends Trainer<T, Example> {
       config,
       likelihoodObjective(model, (tape, s, training) => loraHook(tape, adapter, s, training)),
       seed,
+      opts,
     );
   }
 

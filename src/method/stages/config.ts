@@ -51,6 +51,11 @@ export interface StageConfig {
   margin: number;
   lossOnPrompt: boolean;
   seed: number;
+  /**
+   * Activation recompute (gradient checkpointing, TrainerOptions): needed for 7B-sized models at
+   * hundreds of tokens; the built-in models fit without it. Default false.
+   */
+  recompute?: boolean;
 }
 
 export const DEFAULT_STAGE: StageConfig = {

@@ -20,11 +20,11 @@ export function linearMixHook<T extends BackendTensor>(
     const a = ps(l, site),
       b = ns(l, site);
     if (!a || !b) return null;
-    return (x, W, label) => {
-      const base = ad.linear(tape, x, W, null, label);
-      const dp = ad.loraDelta(tape, x, { ...a, scale: 2 * a.scale }, `${label}.lora_pos`);
-      const dn = ad.loraDelta(tape, x, { ...b, scale: -b.scale }, `${label}.lora_neg`);
-      return ad.add(tape, ad.add(tape, base, dp), dn);
+    return (tp, x, W, label) => {
+      const base = ad.linear(tp, x, W, null, label);
+      const dp = ad.loraDelta(tp, x, { ...a, scale: 2 * a.scale }, `${label}.lora_pos`);
+      const dn = ad.loraDelta(tp, x, { ...b, scale: -b.scale }, `${label}.lora_neg`);
+      return ad.add(tp, ad.add(tp, base, dp), dn);
     };
   };
 }

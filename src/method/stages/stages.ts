@@ -326,6 +326,7 @@ export async function runStage<T extends BackendTensor>(run: StageRun<T>): Promi
       },
       objective,
       c.seed,
+      { recompute: c.recompute ?? false },
     );
     made.push({ destroy: () => trainer.destroy() });
     const warmup = Math.round(c.warmup * c.steps);
