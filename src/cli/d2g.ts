@@ -25,6 +25,7 @@ commands:
   train --stage kd|neg|mix|nat|linmix|nce|rank|nt|ul|cl --data FILE --out DIR [--model M]
           [--tokenizer T] [--kind arith|gsm8k|math] [--neg DIR] [--nat DIR] [--steps N] [--batch B]
           [--lr LR] [--targets q,v,...] [--rank R] [--seed S] [--held-out F] [--backend gpu|cpu]
+          [--recompute]
   sample --data FILE --out FILE [--model M] [--tokenizer T] [--adapters DIR] [--ranker DIR]
           [--kind K] [--m 16] [--temperature 0.7] [--split held-out|train|all] [--limit N]
           [--max-new N] [--seed S] [--backend gpu|cpu]

@@ -4,7 +4,8 @@
  *   npm run d2g -- train --stage kd|neg|mix|nat|linmix|nce|rank|nt|ul|cl --data F --out DIR
  *        [--model M] [--tokenizer T] [--kind arith|gsm8k|math] [--neg DIR] [--nat DIR]
  *        [--steps N] [--batch B] [--lr LR] [--targets q,v,...] [--rank R] [--seed S]
- *        [--held-out F] [--backend gpu|cpu]
+ *        [--held-out F] [--backend gpu|cpu] [--recompute]
+ * --recompute: activation recompute (one checkpoint per layer; docs/engine.md), what a 7B needs.
  */
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -80,6 +81,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
         seed: { type: 'string' },
         'held-out': { type: 'string', default: '0.1' },
         backend: { type: 'string', default: 'gpu' },
+        recompute: { type: 'boolean', default: false },
       },
       strict: true,
     }),
@@ -101,6 +103,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       alpha: values.rank ? 2 * Number(values.rank) : undefined,
       seed: num(values.seed, 'seed'),
       targets,
+      recompute: values.recompute || undefined,
     }).filter(([, v]) => v !== undefined),
   );
   const kind = parseKind('train', values.kind);

@@ -56,6 +56,13 @@ describe('d2g train / eval', () => {
       expect(Number.isFinite(j.last_loss)).toBe(true);
     };
     train('neg');
+    // --recompute re-runs each layer in the backward: the same losses to the bit
+    const rc = d2g('train', '--stage', 'neg', '--out', join(dir, 'neg-rc'), ...common, '--recompute');
+    expect(rc.code, rc.err).toBe(0);
+    const losses = (stage: string) =>
+      (JSON.parse(readFileSync(join(dir, stage, 'result.json'), 'utf8')) as { losses: number[] }).losses;
+    expect(losses('neg-rc')).toHaveLength(3);
+    expect(losses('neg-rc')).toEqual(losses('neg'));
     train('nat', '--neg', join(dir, 'neg'));
     train('nce', '--nat', join(dir, 'nat'));
     train('rank');
