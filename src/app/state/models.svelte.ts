@@ -1,7 +1,8 @@
 /**
  * The Models view's state: the built-in student's card, the base model in use (and loading
- * another), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the browser's
- * storage. One object for the page (`models`), because App renders `<ModelsView />` without props
+ * another: our safetensors model, or a GGUF LLaMA planned, then loaded into the inference worker
+ * with a progress bar), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the
+ * browser's storage. One object for the page (`models`), because App renders `<ModelsView />` without props
  * and the state should outlive a visit to another view.
  *
  * Model files are checked before they are chosen (src/app/lib/model-files.ts); the card's
@@ -17,7 +18,14 @@ import {
   unzipFiles,
   zipFiles,
 } from '../../method/adapter-zip.ts';
-import { publicUrl } from '../engine-client.ts';
+import type {
+  GgufInspection,
+  GgufPlanOptions,
+  LoadProgress,
+  PlanView,
+  StudentModelInfo,
+} from '../../method/api/runtime.ts';
+import { Comlink, inference, publicUrl } from '../engine-client.ts';
 import {
   adapterFiles,
   deleteAdapterSet,
@@ -56,6 +64,46 @@ export interface BaseInfo {
   builtin: boolean;
   config: LlamaConfig;
   params: number;
+  /** A GGUF model: its header's facts and the plan it was loaded under. */
+  gguf?: GgufInspection;
+}
+
+/** Solve's maximum m (method/api/runtime.ts MAX_SAMPLES; not imported: it would bring the engine into the page). */
+export const GGUF_MAX_SAMPLES = 32;
+const BUDGET_KEY = 'd2g.gpuBudgetGiB';
+
+/** The GPU memory budget the user gave last time, in GiB ('' = none: the planner assumes 4 GiB). */
+function savedBudget(): string {
+  try {
+    return localStorage.getItem(BUDGET_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** A picked / dropped .gguf file or a URL, with the key that names it across workers. */
+export interface GgufPick {
+  label: string;
+  key: string;
+  file?: File;
+  url?: string;
+}
+
+let picks = 0;
+
+function isGguf(c: ModelChoice): boolean {
+  return c.gguf !== undefined || c.ggufUrl !== undefined;
+}
+
+function baseOfGguf(c: ModelChoice, info: StudentModelInfo): BaseInfo {
+  return {
+    name: info.name,
+    label: c.label,
+    builtin: false,
+    config: info.config,
+    params: info.params,
+    ...(info.gguf ? { gguf: info.gguf } : {}),
+  };
 }
 
 async function fetchOk(url: string, what: string): Promise<Response> {
@@ -139,7 +187,7 @@ export class ModelsState {
     this.base = null;
     this.baseError = null;
     try {
-      const info = await readBase(c);
+      const info = isGguf(c) ? await this.readGgufBase(c) : await readBase(c);
       if (this.baseOf !== c) return;
       this.base = info;
       if (!studentModel.info && studentModel.source === c)
@@ -147,6 +195,26 @@ export class ModelsState {
     } catch (e) {
       if (this.baseOf === c) this.baseError = describeError(e);
     }
+  }
+
+  /** A GGUF choice: what the inference worker loaded (Models loads it there), else its header. */
+  private async readGgufBase(c: ModelChoice): Promise<BaseInfo> {
+    const mine = studentModel.info;
+    if (mine && mine.key === c.key) return baseOfGguf(c, mine);
+    const solver = inference().solver;
+    await solver.init();
+    const held = await solver.modelInfo();
+    if (held && held.key === c.key) return baseOfGguf(c, held);
+    const { label: _l, builtin: _b, ...src } = c;
+    const seen = await solver.inspect(src);
+    return {
+      name: c.name,
+      label: c.label,
+      builtin: false,
+      config: seen.facts.config,
+      params: seen.facts.params,
+      gguf: seen,
+    };
   }
 
   private async baseConfig(): Promise<BaseInfo> {
@@ -241,8 +309,192 @@ export class ModelsState {
   resetModel(): void {
     this.modelError = null;
     this.modelNotice = '';
+    const wasGguf = isGguf(studentModel.source);
     studentModel.reset();
+    // a 7B leaves the GPU now (Solve loads the built-in student when it is next shown); while
+    // samples are running the worker refuses, and Solve's reload frees it instead
+    if (wasGguf)
+      void inference()
+        .solver.unload()
+        .catch(() => {});
     void this.loadBase();
+  }
+
+  /* ---------------------------------------------------------------- GGUF */
+
+  ggufUrl = $state('');
+  gguf = $state.raw<GgufPick | null>(null);
+  /** The header's facts and the planner's verdict for the settings below. */
+  ggufSeen = $state.raw<GgufInspection | null>(null);
+  ggufSamples = $state(GGUF_MAX_SAMPLES);
+  ggufContext = $state(512);
+  /** GiB as typed; '' = none (the planner assumes 4 GiB and says so). */
+  ggufBudget = $state(savedBudget());
+  ggufPhase = $state<'idle' | 'reading' | 'loading'>('idle');
+  ggufProgress = $state.raw<LoadProgress | null>(null);
+  ggufError = $state.raw<UserMessage | null>(null);
+  ggufNotice = $state('');
+  /** The picked GGUF is the model in use (loading it again takes the settings as they are now). */
+  ggufInUse = $derived(this.gguf !== null && studentModel.source.key === this.gguf.key);
+  /** Adapter sets made for another model than the GGUF in use (Solve does not offer them). */
+  otherSets = $derived(this.base?.gguf ? this.sets.filter((s) => s.model !== this.base?.name) : []);
+
+  private planOptions(): GgufPlanOptions {
+    const gib = Number(this.ggufBudget.trim().replace(',', '.'));
+    return {
+      sequences: Math.round(Number(this.ggufSamples)),
+      context: Math.round(Number(this.ggufContext)),
+      ...(this.ggufBudget.trim() !== '' && gib > 0 ? { memoryBudget: Math.round(gib * 2 ** 30) } : {}),
+    };
+  }
+
+  private ggufSource(pick: GgufPick, plan?: GgufPlanOptions) {
+    return {
+      ...(pick.file ? { gguf: pick.file } : { ggufUrl: pick.url! }),
+      name: pick.label.replace(/\.gguf$/i, ''),
+      key: pick.key,
+      ...(plan ? { plan } : {}),
+    };
+  }
+
+  /** A dropped / picked .gguf file: its header is read (in the worker) and the plan made. */
+  async pickGgufFiles(files: readonly File[]): Promise<void> {
+    const f = files.length === 1 ? files[0]! : undefined;
+    if (!f || !/\.gguf$/i.test(f.name)) {
+      this.ggufError = describeError(
+        new EngineError(
+          'BAD_ARGUMENT',
+          `Pick one llama.cpp model file (.gguf). Got ${files.map((x) => x.name).join(', ') || 'nothing'}.`,
+        ),
+      );
+      return;
+    }
+    await this.inspectGguf({ label: f.name, key: `gguf:${++picks}:${f.name}:${f.size}`, file: f }, true);
+  }
+
+  /** A .gguf URL (read with HTTP Range requests: the server must allow them and this site). */
+  async pickGgufUrl(): Promise<void> {
+    const url = this.ggufUrl.trim();
+    let label: string;
+    try {
+      // eslint-disable-next-line svelte/prefer-svelte-reactivity -- parsed once, never changed
+      label = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '') || 'model.gguf';
+    } catch {
+      this.ggufError = describeError(
+        new EngineError(
+          'BAD_ARGUMENT',
+          `"${url}" is not a URL: give the full address of a .gguf file (https://…).`,
+        ),
+      );
+      return;
+    }
+    await this.inspectGguf({ label, key: `gguf:${++picks}:${url}`, url }, true);
+  }
+
+  /** Plans again with the settings as they are now (samples, context, budget); the latest call wins. */
+  async replan(): Promise<void> {
+    if (this.gguf && this.ggufPhase !== 'loading') await this.inspectGguf(this.gguf, false);
+  }
+
+  /** Takes one of the planner's suggestions (fewer samples, a shorter context) and plans again. */
+  async applySuggestion(s: PlanView['suggestions'][number]): Promise<void> {
+    if (s.sequences !== undefined) this.ggufSamples = s.sequences;
+    if (s.context !== undefined) this.ggufContext = s.context;
+    await this.replan();
+  }
+
+  private inspections = 0;
+
+  private async inspectGguf(pick: GgufPick, fresh: boolean): Promise<void> {
+    const id = ++this.inspections;
+    const latest = () => id === this.inspections && this.gguf === pick;
+    this.ggufError = null;
+    this.ggufNotice = '';
+    if (fresh) {
+      this.gguf = pick;
+      this.ggufSeen = null;
+    }
+    this.ggufPhase = 'reading';
+    try {
+      const solver = inference().solver;
+      await solver.init();
+      // a new file is planned for the defaults first (m = 32, its context up to 512), then as set here
+      const seen = await solver.inspect(
+        this.ggufSource(pick, fresh ? { sequences: this.ggufSamples } : this.planOptions()),
+      );
+      if (!latest()) return;
+      this.ggufSeen = seen;
+      this.ggufSamples = seen.plan.sequences;
+      this.ggufContext = seen.plan.context;
+    } catch (e) {
+      if (latest()) {
+        this.ggufError = describeError(e);
+        this.ggufSeen = null;
+      }
+    } finally {
+      if (latest()) this.ggufPhase = 'idle';
+    }
+  }
+
+  /** Remembers the budget for next time and plans again. */
+  async setBudget(v: string = this.ggufBudget): Promise<void> {
+    this.ggufBudget = v;
+    try {
+      if (v.trim() === '') localStorage.removeItem(BUDGET_KEY);
+      else localStorage.setItem(BUDGET_KEY, v.trim());
+    } catch {
+      // private mode: remembered for this page only
+    }
+    await this.replan();
+  }
+
+  /**
+   * Loads the planned GGUF into the inference worker (progress per chunk; cancelGguf aborts), then
+   * makes it the model in use: Solve finds it loaded. A failed or cancelled load leaves the model
+   * in use as it was.
+   */
+  async loadGguf(): Promise<void> {
+    const pick = this.gguf;
+    if (!pick || !this.ggufSeen || this.ggufPhase !== 'idle') return;
+    this.ggufError = null;
+    this.ggufNotice = '';
+    this.ggufPhase = 'loading';
+    this.ggufProgress = { bytesDone: 0, bytesTotal: this.ggufSeen.facts.dataBytes, tensor: '' };
+    const plan = this.planOptions();
+    const src = this.ggufSource(pick, plan);
+    try {
+      const info = await inference().solver.load(
+        src,
+        Comlink.proxy((p: LoadProgress) => {
+          if (this.gguf === pick) this.ggufProgress = p;
+        }),
+      );
+      const choice: ModelChoice = {
+        label: pick.label,
+        name: info.name,
+        ...(pick.file ? { gguf: pick.file } : { ggufUrl: pick.url! }),
+        plan,
+        key: pick.key,
+        builtin: false,
+      };
+      studentModel.choose(choice);
+      studentModel.info = info;
+      this.baseOf = studentModel.source;
+      this.base = baseOfGguf(studentModel.source, info);
+      this.baseError = null;
+      this.ggufNotice = `${pick.label} is the model in use now (${info.params.toLocaleString('en-US')} parameters, up to ${info.limits?.sequences ?? '?'} samples of ${info.limits?.context ?? '?'} positions): Solve uses it.`;
+    } catch (e) {
+      if ((e as Error | null)?.name === 'AbortError')
+        this.ggufNotice = `Cancelled: nothing of ${pick.label} stays on the GPU; the model in use is still ${studentModel.source.label}.`;
+      else this.ggufError = describeError(e);
+    } finally {
+      this.ggufPhase = 'idle';
+      this.ggufProgress = null;
+    }
+  }
+
+  cancelGguf(): void {
+    void inference().solver.cancelLoad();
   }
 
   async refresh(): Promise<void> {

@@ -87,6 +87,8 @@ export class SolveState {
   unreadable = $state.raw<string[]>([]);
 
   sets = $state.raw<AdapterSetMeta[]>([]);
+  /** Sets made for another model (id → why they do not fit this one): not offered. */
+  unfit = $state.raw<Record<string, string>>({});
   studentId = $state('base');
   rankerId = $state('none');
   /** What the worker holds now (names), and a pick being applied. */
@@ -106,8 +108,24 @@ export class SolveState {
   tokensPerSecond = $state(0);
   stopped = $state(false);
 
-  students = $derived(this.sets.filter((s) => (STUDENT_STAGES as readonly string[]).includes(s.stage)));
-  rankers = $derived(this.sets.filter((s) => s.stage === 'rank'));
+  students = $derived(
+    this.sets.filter((s) => (STUDENT_STAGES as readonly string[]).includes(s.stage) && !this.unfit[s.id]),
+  );
+  rankers = $derived(this.sets.filter((s) => s.stage === 'rank' && !this.unfit[s.id]));
+  /** Student sets that do not fit the model, with why (for a disabled option). */
+  unfitStudents = $derived(
+    this.sets
+      .filter((s) => this.unfit[s.id] && (STUDENT_STAGES as readonly string[]).includes(s.stage))
+      .map((s) => ({ set: s, why: this.unfit[s.id]! })),
+  );
+  /** Ranker sets that do not fit the model, with why. */
+  unfitRankers = $derived(
+    this.sets
+      .filter((s) => this.unfit[s.id] && s.stage === 'rank')
+      .map((s) => ({ set: s, why: this.unfit[s.id]! })),
+  );
+  /** Samples at most: 32, or what a GGUF model was planned for. */
+  maxM = $derived(Math.min(32, this.model?.limits?.sequences ?? 32));
   kind = $derived<AnswerKind>(
     this.source === 'custom' ? this.customKind : (SOURCES.find((s) => s.id === this.source)?.kind ?? 'arith'),
   );
@@ -163,22 +181,36 @@ export class SolveState {
     this.fatal = null;
     this.loaded = choice;
     const { label: _l, builtin: _b, ...src } = choice;
-    this.model = await inference().solver.load(src);
+    const solver = inference().solver;
+    // Models loads a GGUF into this worker itself (with its progress bar): use it as it is
+    const held = choice.key !== undefined ? await solver.modelInfo() : null;
+    if (held && held.key === choice.key) {
+      await solver.setStudent(null);
+      await solver.setRanker(null);
+      this.model = held;
+    } else this.model = await solver.load(src);
     studentModel.info = this.model;
     this.appliedStudent = 'base';
     this.appliedRanker = null;
     try {
-      // all of them: a set made for another model is refused by the worker with a message
+      // all of them, each checked against the model: a set made for another model is not offered
       this.sets = await listAdapterSets();
+      this.unfit = await this.checkSets(this.sets, this.model.name);
     } catch (e) {
       this.notice = describeError(e);
     }
+    if (!this.students.some((s) => s.id === this.studentId)) this.studentId = 'base';
+    if (!this.rankers.some((s) => s.id === this.rankerId)) this.rankerId = 'none';
+    this.m = Math.min(this.m, this.maxM);
     // the method's picture by default: a trained student and the ranker
-    const pick = (stage: string) => this.sets.find((s) => s.stage === stage && s.source === 'builtin')?.id;
+    const fits = (s: AdapterSetMeta) => !this.unfit[s.id];
+    const pick = (stage: string) =>
+      this.sets.find((s) => s.stage === stage && s.source === 'builtin' && fits(s))?.id;
     // the furthest stage of the method that was trained for real (≥ 100 steps), NCE before NAT before KD
     const trained = (stage: string) =>
       this.sets.find(
-        (s) => s.stage === stage && s.source === 'builtin' && Number(s.summary?.['steps'] ?? 0) >= 100,
+        (s) =>
+          s.stage === stage && s.source === 'builtin' && fits(s) && Number(s.summary?.['steps'] ?? 0) >= 100,
       )?.id;
     const student = trained('nce') ?? trained('nat') ?? trained('kd') ?? pick('nce') ?? pick('kd');
     const ranker = pick('rank');
@@ -187,6 +219,22 @@ export class SolveState {
     await this.apply();
     await this.checkQuestion();
     this.phase = 'ready';
+  }
+
+  /**
+   * Which student / ranker sets do not fit the model (id → the worker's SHAPE_MISMATCH message).
+   * A set made for a model of this name is taken to fit (setStudent still checks it); others are
+   * checked on their headers in the worker, which allocates nothing.
+   */
+  private async checkSets(sets: readonly AdapterSetMeta[], model: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const s of sets) {
+      if (s.model === model) continue;
+      if (!(STUDENT_STAGES as readonly string[]).includes(s.stage) && s.stage !== 'rank') continue;
+      const why = await inference().solver.fits(await adapterFiles(s.id), s.name);
+      if (why !== null) out[s.id] = why;
+    }
+    return out;
   }
 
   /** Sends the picked student and ranker to the worker (a set that does not fit falls back). */
@@ -285,7 +333,7 @@ export class SolveState {
     const problem = this.problem;
     if (this.phase !== 'ready' || !problem || this.applying) return;
     const id = ++this.runId;
-    const m = Math.min(32, Math.max(1, Math.round(this.m) || 16));
+    const m = Math.min(this.maxM, Math.max(1, Math.round(this.m) || 16));
     this.m = m;
     this.phase = 'sampling';
     this.notice = null;

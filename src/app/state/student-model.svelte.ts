@@ -1,10 +1,10 @@
 /**
  * Which base model the method's views use (Solve, Train, Compare): the built-in arithmetic student
- * unless the user loaded another in Models. Views that hold a model in a worker watch `source` and
+ * unless the user loaded another in Models (our safetensors format, or a GGUF LLaMA). Views that hold a model in a worker watch `source` and
  * reload when it changes; the worker checks the file and its tokenizer, and Models shows the
  * result (`info`, or the error as a message).
  */
-import type { StudentModelInfo } from '../../method/api/runtime.ts';
+import type { GgufPlanOptions, StudentModelInfo } from '../../method/api/runtime.ts';
 import { publicUrl } from '../engine-client.ts';
 
 export interface ModelChoice {
@@ -15,6 +15,16 @@ export interface ModelChoice {
   tokenizerUrl?: string;
   modelBytes?: ArrayBuffer;
   tokenizerJson?: unknown;
+  /** A GGUF LLaMA: the picked / dropped file (read in chunks by the worker), or its URL. */
+  gguf?: Blob;
+  ggufUrl?: string;
+  /** GGUF: what it was planned for (samples, context, memory budget). */
+  plan?: GgufPlanOptions;
+  /**
+   * Names the choice across workers: a worker whose model has this key holds it already (the
+   * Models view loads a GGUF into the inference worker itself, with progress, before choosing it).
+   */
+  key?: string;
   name: string;
   builtin: boolean;
 }

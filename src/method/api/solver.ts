@@ -9,6 +9,9 @@
  *   const solver = new SolverEngine();
  *   await solver.init();                                  // navigator.gpu (a GPU in Node tests)
  *   await solver.load({ modelUrl: '/models/arith-student.safetensors' });
+ *   // or a GGUF LLaMA: planned (inspect), then loaded with progress; cancelLoad() aborts it
+ *   await solver.inspect({ gguf: file, plan: { sequences: 16 } });
+ *   await solver.load({ gguf: file, plan: { sequences: 16 } }, (p) => bar(p.bytesDone / p.bytesTotal));
  *   await solver.setStudent(kdFiles, 'KD');               // files as `stageFiles` writes them; null = base
  *   await solver.setRanker(rankFiles, 'ranker');          // null = no ranker (ASC falls back to SC)
  *   const r = await solver.solve({ question, kind: 'arith', gold: '48', m: 16 }, (events) => {});
@@ -20,6 +23,7 @@ import type { Tensor } from '../../engine/gpu/tensor.ts';
 import type { InferenceAdapter } from '../../engine/infer/adapters.ts';
 import { generate } from '../../engine/infer/generate.ts';
 import { LlamaRunner } from '../../engine/infer/runner.ts';
+import { CharTokenizer } from '../../engine/io/chartok.ts';
 import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { loadRanker, loadStudent, type Ranker, type Student } from '../eval.ts';
@@ -27,10 +31,19 @@ import { readStageFiles } from '../stages/files.ts';
 import type { StageAdapters } from '../stages/types.ts';
 import { promptOf } from '../stages/text.ts';
 import { summarizeVotes, type VoteSummary } from '../voting/summary.ts';
-import { StudentRuntime, type StudentModelInfo, type StudentSource } from './runtime.ts';
+import {
+  MAX_SAMPLES,
+  StudentRuntime,
+  unreadableChars,
+  type GgufInspection,
+  type LoadProgress,
+  type StudentModelInfo,
+  type StudentSource,
+  type StudentTokenizer,
+} from './runtime.ts';
 
 /** Samples per question at most (the view's m). */
-export const MAX_SAMPLES = 32;
+export { MAX_SAMPLES };
 
 export { summarizeVotes };
 export type { AnswerTally, EarlyStopInfo, VoteSummary } from '../voting/summary.ts';
@@ -125,7 +138,7 @@ function shapeCheck(config: LlamaConfig, a: StageAdapters, what: string): void {
 }
 
 /** Plain text of the tokens after the prompt, as `eval.ts` decodes a continuation. */
-function decodeTokens(tok: StudentRuntime['tokenizer'], prev: number, toks: readonly number[]): string {
+function decodeTokens(tok: StudentTokenizer, prev: number, toks: readonly number[]): string {
   const parts: Uint8Array[] = [];
   for (const t of toks) {
     parts.push(tok.decodeBytes(prev, t));
@@ -150,6 +163,8 @@ export class SolverEngine {
   private runnerAdapter: InferenceAdapter<Tensor> | null = null;
   private running = false;
   private stopRequested = false;
+  /** The GGUF load in flight (cancelLoad aborts it). */
+  private loading: AbortController | null = null;
 
   /** Uses `runtime` (shared with another engine of the worker) instead of opening its own. */
   constructor(runtime?: StudentRuntime) {
@@ -174,19 +189,74 @@ export class SolverEngine {
   private idle(what: string): void {
     if (this.running)
       throw new EngineError('BAD_ARGUMENT', `Cannot ${what} while samples are running: press Stop first.`);
+    if (this.loading)
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `Cannot ${what} while a model is loading: wait, or cancel the load.`,
+      );
   }
 
   /**
-   * Loads a base model (the built-in arith-student, a URL or a dropped file). The student and the
-   * ranker belong to the old model: both are reset to none (set them again).
+   * Loads a base model (the built-in arith-student, a URL or a dropped file, or a GGUF LLaMA as a
+   * File / Blob or URL, with `onProgress` per chunk read and `cancelLoad()` to abort). The student
+   * and the ranker belong to the old model: both are reset to none (set them again). A load that
+   * fails or is cancelled leaves the old model, student and ranker as they were.
    */
-  async load(src: StudentSource): Promise<StudentModelInfo> {
+  async load(src: StudentSource, onProgress?: (p: LoadProgress) => void): Promise<StudentModelInfo> {
     this.idle('load a model');
-    const info = await this.runtime.load(src);
+    const abort = new AbortController();
+    this.loading = abort;
+    let info: StudentModelInfo;
+    try {
+      if (src.gguf || src.ggufUrl) this.dropRunner(); // the KV cache goes first: the plan counts only the new model's
+      info = await this.runtime.load(src, {
+        signal: abort.signal,
+        ...(onProgress
+          ? { onProgress: (p: LoadProgress) => void Promise.resolve(onProgress(p)).catch(() => {}) }
+          : {}),
+      });
+    } finally {
+      this.loading = null;
+    }
     this.dropStudent();
     this.dropRanker();
     this.dropRunner();
     return info;
+  }
+
+  /** Aborts the load in flight (it throws an AbortError and frees what it had allocated). */
+  cancelLoad(): void {
+    this.loading?.abort(
+      new DOMException('The load was cancelled: nothing of it is left on the GPU.', 'AbortError'),
+    );
+  }
+
+  /** A GGUF file's header facts and the memory planner's verdict for `src.plan`, loading nothing. */
+  async inspect(src: StudentSource): Promise<GgufInspection> {
+    return this.runtime.inspectGguf(src);
+  }
+
+  /** Frees the model (and the student, ranker and KV cache that go with it). */
+  unload(): void {
+    this.idle('unload the model');
+    this.dropStudent();
+    this.dropRanker();
+    this.dropRunner();
+    this.rt?.unload();
+  }
+
+  /**
+   * Whether an adapter set fits the loaded model: null, or why not (the SHAPE_MISMATCH message
+   * `setStudent` / `setRanker` would throw), checked on the files' headers without allocating.
+   */
+  fits(files: Record<string, ArrayBuffer>, name = 'adapters'): string | null {
+    try {
+      shapeCheck(this.runtime.model.config, readStageFiles(files).adapters, `"${name}"`);
+      return null;
+    } catch (e) {
+      if (e instanceof EngineError) return e.message;
+      throw e;
+    }
   }
 
   modelInfo(): StudentModelInfo | null {
@@ -197,7 +267,7 @@ export class SolverEngine {
   unreadable(text: string): string[] {
     const tok = this.rt?.modelInfo ? this.rt.tokenizer : null;
     if (!tok) return [];
-    return [...new Set([...text].filter((c) => !tok.chars.includes(c)))];
+    return unreadableChars(tok, text);
   }
 
   /**
@@ -288,12 +358,20 @@ export class SolverEngine {
       );
     const question = req.question.trim();
     if (!question) throw new EngineError('BAD_ARGUMENT', 'Type or pick a question first.');
+    const limits = rt.modelInfo?.limits;
+    if (limits && m > limits.sequences)
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `${rt.modelInfo?.name ?? 'This model'} was loaded for at most ${limits.sequences} samples at once (the memory plan in Models): ` +
+          `ask for at most ${limits.sequences}, or load it again in Models planned for more.`,
+      );
     const prompt = this.encodePrompt(question);
-    const maxSeq = model.config.maxSeqLen;
+    const maxSeq = Math.min(model.config.maxSeqLen, limits?.context ?? Infinity);
     if (prompt.length >= maxSeq)
       throw new EngineError(
         'BAD_ARGUMENT',
-        `This question takes ${prompt.length} tokens with its prompt; the model reads at most ${maxSeq}, ` +
+        `This question takes ${prompt.length} tokens with its prompt; the model reads at most ${maxSeq}` +
+          `${limits && limits.context < model.config.maxSeqLen ? ' (the context it was loaded for in Models)' : ''}, ` +
           'with room left for the answer. Pick a shorter question or a model with a longer context.',
       );
     const maxNew = Math.max(1, Math.floor(req.maxNew ?? 160));
@@ -422,17 +500,25 @@ export class SolverEngine {
 
   /** The prompt's tokens, with a message a student understands when the tokenizer cannot read it. */
   private encodePrompt(question: string): number[] {
-    try {
-      return this.runtime.tokenizer.encode(promptOf(question), true, false);
-    } catch (e) {
-      if (!(e instanceof EngineError)) throw e;
+    const tok = this.runtime.tokenizer;
+    const refuse = (cause?: unknown) => {
       const unknown = this.unreadable(promptOf(question)).slice(0, 12);
-      throw new EngineError(
+      const name = this.runtime.modelInfo?.name ?? 'this model';
+      return new EngineError(
         'BAD_ARGUMENT',
         `The model's tokenizer cannot read ${unknown.map((c) => JSON.stringify(c)).join(' ')} in this question: ` +
-          `${this.runtime.modelInfo?.name ?? 'this model'} knows only the characters of the arithmetic world. ` +
-          'Pick a problem of the arithmetic world, or load a model with a larger vocabulary (Models).',
+          (tok instanceof CharTokenizer
+            ? `${name} knows only the characters of the arithmetic world. Pick a problem of the arithmetic world, or load a model with a larger vocabulary (Models).`
+            : `${name}'s vocabulary has no tokens for them (no byte fallback). Pick another question, or load a model whose tokenizer reads them (Models).`),
+        { cause },
       );
+    };
+    if (!(tok instanceof CharTokenizer) && this.unreadable(promptOf(question)).length > 0) throw refuse();
+    try {
+      return tok.encode(promptOf(question), true, false);
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+      throw refuse(e);
     }
   }
 
