@@ -2,14 +2,16 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
-import { transformWithOxc, type Plugin } from 'vite';
+import { transformWithOxc, type Plugin, type Rolldown } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 /**
  * Offline (PWA): after a build, lists every file of the output (app, workers, built-in models,
  * bundled data) with a content hash and writes /sw.js, compiled from src/app/pwa/sw.ts with that
  * list inlined. Not precached: source maps, the KaTeX fonts' .woff/.ttf fallbacks (every browser
- * with WebGPU takes .woff2) and files over PRECACHE_MAX_BYTES (multi-GB models belong in OPFS).
+ * with WebGPU takes .woff2), web-llm's chunk (6 MB, fetched only when the teacher panel opens; the
+ * teacher needs the network to download its model anyway) and files over PRECACHE_MAX_BYTES
+ * (multi-GB models belong in OPFS).
  */
 const PRECACHE_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -38,7 +40,10 @@ function precache(): Plugin {
           .map((p) => ({ p, url: relative(outDir, p).split('\\').join('/') }))
           .filter(
             ({ p, url }) =>
-              url !== 'sw.js' && !/\.(map|woff|ttf)$/.test(url) && statSync(p).size <= PRECACHE_MAX_BYTES,
+              url !== 'sw.js' &&
+              !/\.(map|woff|ttf)$/.test(url) &&
+              !/^assets\/webllm-[\w-]+\.js$/.test(url) &&
+              statSync(p).size <= PRECACHE_MAX_BYTES,
           )
           .map(({ p, url }) => ({
             url,
@@ -56,11 +61,21 @@ function precache(): Plugin {
   };
 }
 
+/**
+ * web-llm (6.1 MB built) is imported only by src/method/teacher/webllm.ts, dynamically, and only
+ * the teacher worker imports that: its chunk is named `assets/webllm-<hash>.js`, so it can be told
+ * apart (by the precache, and by tests/e2e/teacher.test.ts, which serves a fake in its place).
+ */
+const chunkFileNames = (c: Rolldown.PreRenderedChunk): string =>
+  c.facadeModuleId !== null && /[\\/]@mlc-ai[\\/]web-llm[\\/]/.test(c.facadeModuleId)
+    ? 'assets/webllm-[hash].js'
+    : 'assets/[name]-[hash].js';
+
 export default defineConfig({
   plugins: [svelte(), precache()],
-  worker: { format: 'es' },
+  worker: { format: 'es', rolldownOptions: { output: { chunkFileNames } } },
   server: { port: 5173, strictPort: false },
-  build: { target: 'es2022' },
+  build: { target: 'es2022', rolldownOptions: { output: { chunkFileNames } } },
   test: {
     // SwiftShader runs kernels on the CPU: give GPU tests room, and run GPU files one at a time
     // (the machine has two cores; parallel software GPUs only thrash).

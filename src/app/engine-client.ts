@@ -1,8 +1,8 @@
 /**
  * The app's one door to its workers, each behind comlink: inference (the story model and the
  * Solve engine on the GPU), trainer (the stages on the GPU), evaluator (Compare's evaluations on
- * the GPU) and data (dataset parsing and answer checking, no GPU). Workers start on first use;
- * each GPU worker owns its own device.
+ * the GPU), teacher (a web-llm model writing rationales, its own GPU device) and data (dataset
+ * parsing and answer checking, no GPU). Workers start on first use; each GPU worker owns its own device.
  */
 import * as Comlink from 'comlink';
 import type { InferenceEngine } from '../engine/api/inference.ts';
@@ -51,7 +51,8 @@ export function data(): DataClient {
 
 /** A comlink client for a worker file under workers/ (started on first use, then reused). */
 const started = new Map<string, Worker>();
-export function workerFor(name: 'trainer' | 'evaluator', url: URL): Worker {
+export type WorkerName = 'trainer' | 'evaluator' | 'teacher';
+export function workerFor(name: WorkerName, url: URL): Worker {
   let w = started.get(name);
   if (!w) {
     installErrorTransfer();
@@ -62,7 +63,7 @@ export function workerFor(name: 'trainer' | 'evaluator', url: URL): Worker {
 }
 
 /** Ends a worker (its GPU device goes with it); the next call starts a fresh one. */
-export function endWorker(name: 'trainer' | 'evaluator'): void {
+export function endWorker(name: WorkerName): void {
   started.get(name)?.terminate();
   started.delete(name);
 }

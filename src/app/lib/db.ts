@@ -4,7 +4,8 @@
  * problems in `datasetParts`, written in one transaction: all of it or nothing. A full quota becomes
  * an AppError('QUOTA_FULL') whose message says what to do, and the aborted transaction leaves no trace.
  *
- * Versions: 1 = datasets, datasetParts, adapters, runs, checkpoints. A new version adds an
+ * Versions: 1 = datasets, datasetParts, adapters, runs, checkpoints; 2 adds teacherRuns and
+ * teacherRecords (the in-browser teacher's runs: lib/teacher-store.ts). A new version adds an
  * `if (oldVersion < n)` block to `upgrade`; never edit an old block.
  *
  * @example
@@ -15,9 +16,10 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { Dataset, Problem } from '../../method/datasets/index.ts';
 import { AppError } from './errors.ts';
+import type { TeacherRecordRow, TeacherRunRow } from './teacher-store.ts';
 
 export const DB_NAME = 'dust2gold';
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 /** Problems per `datasetParts` record: small records keep a load's peak memory low. */
 export const PART_SIZE = 250;
 
@@ -58,6 +60,9 @@ interface D2gSchema extends DBSchema {
   adapters: { key: string; value: StoredRecord };
   runs: { key: string; value: StoredRecord };
   checkpoints: { key: string; value: StoredRecord };
+  // v2: the in-browser teacher (lib/teacher-store.ts)
+  teacherRuns: { key: string; value: TeacherRunRow };
+  teacherRecords: { key: [string, number]; value: TeacherRecordRow; indexes: { byRun: string } };
 }
 
 let dbPromise: Promise<IDBPDatabase<D2gSchema>> | null = null;
@@ -74,6 +79,12 @@ export function db(): Promise<IDBPDatabase<D2gSchema>> {
         d.createObjectStore('adapters', { keyPath: 'id' });
         d.createObjectStore('runs', { keyPath: 'id' });
         d.createObjectStore('checkpoints', { keyPath: 'id' });
+      }
+      if (oldVersion < 2) {
+        // a teacher run: header + partial + tallies, one row per run; its finished problems
+        // under [runId, index], so each save writes one problem (lib/teacher-store.ts)
+        d.createObjectStore('teacherRuns', { keyPath: 'runId' });
+        d.createObjectStore('teacherRecords', { keyPath: ['runId', 'index'] }).createIndex('byRun', 'runId');
       }
     },
     blocking() {

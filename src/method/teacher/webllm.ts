@@ -57,15 +57,23 @@ export interface WebLlmModelInfo {
   needsF16: boolean;
 }
 
-/** web-llm's prebuilt models (from `prebuiltAppConfig.model_list`), e.g. to fill a picker. */
+/** web-llm's `ModelType.embedding` (0.2.86): such a model writes no text. */
+const EMBEDDING_MODEL = 1;
+
+/**
+ * web-llm's prebuilt models that write text (from `prebuiltAppConfig.model_list`, embedding models
+ * left out), e.g. to fill a picker.
+ */
 export async function webLlmModels(): Promise<WebLlmModelInfo[]> {
   const { prebuiltAppConfig } = await import('@mlc-ai/web-llm');
-  return prebuiltAppConfig.model_list.map((m) => ({
-    id: m.model_id,
-    vramMB: m.vram_required_MB ?? null,
-    lowResource: m.low_resource_required ?? false,
-    needsF16: (m.required_features ?? []).includes('shader-f16') || /q\d+f16/.test(m.model_id),
-  }));
+  return prebuiltAppConfig.model_list
+    .filter((m) => (m.model_type as number | undefined) !== EMBEDDING_MODEL)
+    .map((m) => ({
+      id: m.model_id,
+      vramMB: m.vram_required_MB ?? null,
+      lowResource: m.low_resource_required ?? false,
+      needsF16: (m.required_features ?? []).includes('shader-f16') || /q\d+f16/.test(m.model_id),
+    }));
 }
 
 /** Our chat message as web-llm's (OpenAI's) message type. */
