@@ -9,17 +9,27 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 
 export const ARTIFACTS = 'test-results';
 
-export async function startApp(): Promise<{ url: string; close: () => Promise<void> }> {
+/** D2G_E2E_OUT: a build folder of one's own, so two e2e runs at once do not overwrite each other. */
+export function e2eOutDir(): string {
+  return process.env.D2G_E2E_OUT ?? 'dist';
+}
+
+/** A production build of the app into `outDir`. */
+export async function buildApp(outDir: string): Promise<void> {
   // Vite decides "production" by NODE_ENV, which Vitest sets to "test": build what ships.
   const env = process.env.NODE_ENV;
-  // D2G_E2E_OUT: a build folder of one's own, so two e2e runs at once do not overwrite each other
-  const outDir = process.env.D2G_E2E_OUT ?? 'dist';
   process.env.NODE_ENV = 'production';
   try {
     await build({ logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   } finally {
     process.env.NODE_ENV = env;
   }
+}
+
+/** Serves the app (built once per run by global-setup.ts, or here when that did not run). */
+export async function startApp(): Promise<{ url: string; close: () => Promise<void> }> {
+  const outDir = e2eOutDir();
+  if (process.env.D2G_E2E_BUILT !== outDir) await buildApp(outDir);
   const server: PreviewServer = await preview({
     build: { outDir },
     preview: { port: 0, host: '127.0.0.1' },
