@@ -98,6 +98,12 @@ async function loraStepMs(model: LlamaModel<Tensor>, B: number, T: number): Prom
   return ms;
 }
 
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
 async function main(): Promise<void> {
   const gpu = await Gpu.create(await nodeGpu(), { powerPreference: 'high-performance' });
   const be = new GpuBackend(gpu);
@@ -115,7 +121,19 @@ async function main(): Promise<void> {
       buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
     );
     const model = loadLlama(be, config, weights);
-    for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, await decodeTps(model, m, steps), 'tokens/s');
+    // m = 1, 4, 16 side by side in `rounds` interleaved rounds, the median of each: a software GPU
+    // on a shared machine swings ±15% run to run, most of all at m = 1 (latency-bound); the ratio
+    // m16 / m1 is the median of the per-round ratios (issue bar: ≥ 8×)
+    const rounds = quick || profile ? 1 : 5;
+    const tps: Record<number, number[]> = { 1: [], 4: [], 16: [] };
+    for (let r = 0; r < rounds; r++)
+      for (const m of [1, 4, 16]) tps[m]!.push(await decodeTps(model, m, steps));
+    for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, median(tps[m]!), 'tokens/s');
+    push(
+      'decode_ratio_m16_m1',
+      median(tps[16]!.map((t, r) => t / tps[1]![r]!)),
+      `× (median of ${rounds} rounds)`,
+    );
     push('decode_tps_m16_kvf16', await decodeTps(model, 16, steps, 'f16'), 'tokens/s');
     push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
     push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
