@@ -5,7 +5,7 @@
 // logits of our f32 path); progress, abort, a truncated download and the binding limit leave no
 // tensor behind.
 import { describe, expect, it } from 'vitest';
-import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
+import { CpuBackend } from '../../src/engine/backend/cpu.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
 import type { Backend, BackendTensor } from '../../src/engine/backend/types.ts';
 import { EngineError } from '../../src/engine/errors.ts';
@@ -35,6 +35,7 @@ import { dequantize, packForGpu, quantize, type QuantDType } from '../../src/eng
 import { llamaGguf } from '../../tools/gguf-write.ts';
 import { randomLlamaWeights } from '../../tools/mlc-write.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { cpuWeights } from '../helpers/backends.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 // K of every matrix a multiple of 256 (K-quant super-blocks); GQA (4 query heads, 2 kv heads)
@@ -87,34 +88,6 @@ async function expectedWeights(b: Built, opts: GgufLoadOptions = {}): Promise<Ll
   }
   if (b.file.tensorsByName.has('output.weight') === false) w.wcls = w.tokenEmbedding;
   return w;
-}
-
-/** The model's weights read back from the CPU backend, in our f32 layout. */
-function cpuWeights(m: LlamaModel<CpuTensor>): Record<WeightName, Float32Array> {
-  const cat = (ts: CpuTensor[]) => {
-    const out = new Float32Array(ts.reduce((a, t) => a + t.data.length, 0));
-    let o = 0;
-    for (const t of ts) {
-      out.set(t.data, o);
-      o += t.data.length;
-    }
-    return out;
-  };
-  const per = (k: keyof (typeof m.layers)[number]) => cat(m.layers.map((l) => l[k]));
-  return {
-    tokenEmbedding: cat([m.tokenEmbedding]),
-    rmsAtt: per('rmsAtt'),
-    wq: per('wq'),
-    wk: per('wk'),
-    wv: per('wv'),
-    wo: per('wo'),
-    rmsFfn: per('rmsFfn'),
-    w1: per('w1'),
-    w2: per('w2'),
-    w3: per('w3'),
-    rmsFinal: cat([m.rmsFinal]),
-    wcls: cat([m.wcls]),
-  };
 }
 
 async function logits<T extends BackendTensor>(

@@ -3,7 +3,7 @@
 // files); on the GPU the logits equal those values loaded as f32; a shard cut short mid-load or an
 // abort leaves no tensor behind.
 import { describe, expect, it } from 'vitest';
-import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
+import { CpuBackend } from '../../src/engine/backend/cpu.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
 import type { Backend, BackendTensor } from '../../src/engine/backend/types.ts';
 import { EngineError } from '../../src/engine/errors.ts';
@@ -22,6 +22,7 @@ import { destroyLlama, loadLlama, type LlamaModel } from '../../src/engine/model
 import type { LlamaWeightsF32, WeightName } from '../../src/engine/model/weights.ts';
 import { randomLlamaWeights, writeMlc } from '../../tools/mlc-write.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { cpuWeights } from '../helpers/backends.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const CONFIG: LlamaConfig = {
@@ -41,33 +42,6 @@ const PROMPT = [1, 9, 44, 3, 79, 9, 0, 51];
 function folder(config: LlamaConfig, quantization: MlcQuantization, seed = 2, maxShardBytes = 64 << 10) {
   const files = writeMlc(config, randomLlamaWeights(config, seed), { quantization, maxShardBytes });
   return { files, folder: memoryFolder(`tiny-${quantization}-MLC`, files) };
-}
-
-function cpuWeights(m: LlamaModel<CpuTensor>): Record<WeightName, Float32Array> {
-  const cat = (ts: CpuTensor[]) => {
-    const out = new Float32Array(ts.reduce((a, t) => a + t.data.length, 0));
-    let o = 0;
-    for (const t of ts) {
-      out.set(t.data, o);
-      o += t.data.length;
-    }
-    return out;
-  };
-  const per = (k: keyof (typeof m.layers)[number]) => cat(m.layers.map((l) => l[k]));
-  return {
-    tokenEmbedding: cat([m.tokenEmbedding]),
-    rmsAtt: per('rmsAtt'),
-    wq: per('wq'),
-    wk: per('wk'),
-    wv: per('wv'),
-    wo: per('wo'),
-    rmsFfn: per('rmsFfn'),
-    w1: per('w1'),
-    w2: per('w2'),
-    w3: per('w3'),
-    rmsFinal: cat([m.rmsFinal]),
-    wcls: cat([m.wcls]),
-  };
 }
 
 /** Equal element for element (=== : the q4_0 repack gives −0 where MLC's (7 − 7)·scale gives +0). */

@@ -2,9 +2,8 @@
 // saturation, the subnormal range, NaN) against hand-worked values and against quant.ts's
 // independent f32ToF16 over every normal f16; the reference decode on an f16 cache equals the f32
 // decode on the f16-rounded values; LlamaRunner's f16 cache is half the bytes, as planMemory counts.
-import { byteSize, type DType } from '../../src/engine/gpu/tensor.ts';
 import { describe, expect, it } from 'vitest';
-import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
+import { CpuBackend } from '../../src/engine/backend/cpu.ts';
 import { EngineError } from '../../src/engine/errors.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import {
@@ -23,6 +22,7 @@ import { planMemory } from '../../src/engine/plan.ts';
 import { f16ToF32, f32ToF16 } from '../../src/engine/quant.ts';
 import * as ref from '../../src/engine/ref/attention.ts';
 import { randArray } from '../helpers/fd.ts';
+import { CountingCpu } from '../helpers/backends.ts';
 
 const hex = (h: number) => '0x' + h.toString(16).padStart(4, '0');
 
@@ -187,23 +187,6 @@ describe('reference decode on an f16 cache', () => {
   });
 });
 
-/** A CPU backend that counts the bytes of every dedicated tensor it makes. */
-class Counting extends CpuBackend {
-  dedicated = 0;
-  override empty(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
-    this.dedicated += byteSize(shape, dtype);
-    return super.empty(shape, label, dtype);
-  }
-  override fromData(
-    shape: readonly number[],
-    data: Float32Array | Uint32Array | Int32Array,
-    label: string,
-  ): CpuTensor {
-    this.dedicated += data.byteLength;
-    return super.fromData(shape, data, label);
-  }
-}
-
 describe("LlamaRunner's KV cache types on the CPU", () => {
   const c: LlamaConfig = {
     dim: 64,
@@ -220,7 +203,7 @@ describe("LlamaRunner's KV cache types on the CPU", () => {
   const weights = randomLlamaWeights(c, 7);
 
   it('f16 is half the cache bytes, and what planMemory counts (kv and act f16 alike)', () => {
-    const be = new Counting();
+    const be = new CountingCpu();
     const model = loadLlama(be, c, weights);
     const slots = 3,
       maxT = 20,

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CpuBackend, type CpuTensor } from '../../src/engine/backend/cpu.ts';
 import { EngineError, formatBytes } from '../../src/engine/errors.ts';
-import { byteSize, type DType } from '../../src/engine/gpu/tensor.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
@@ -19,6 +17,7 @@ import {
 } from '../../src/engine/plan.ts';
 import { DEFAULT_ADAMW } from '../../src/engine/train/adamw.ts';
 import { LoraTrainer } from '../../src/engine/train/trainer.ts';
+import { CountingCpu } from '../helpers/backends.ts';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -542,28 +541,6 @@ describe('budgets and weight types', () => {
   });
 });
 
-/** A CPU backend that counts the bytes of every tensor it makes: the engine's own allocations. */
-class Counting extends CpuBackend {
-  dedicated = 0;
-  scratchBytes = 0;
-  override scratch(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
-    this.scratchBytes += 4 * shape.reduce((a, b) => a * b, 1);
-    return super.scratch(shape, label, dtype);
-  }
-  override empty(shape: readonly number[], label: string, dtype: DType = 'f32'): CpuTensor {
-    this.dedicated += byteSize(shape, dtype);
-    return super.empty(shape, label, dtype);
-  }
-  override fromData(
-    shape: readonly number[],
-    data: Float32Array | Uint32Array | Int32Array,
-    label: string,
-  ): CpuTensor {
-    this.dedicated += 4 * data.length;
-    return super.fromData(shape, data, label);
-  }
-}
-
 describe("the planner's figures are the engine's allocations (a small GQA model on the CPU)", () => {
   const config: LlamaConfig = {
     dim: 64,
@@ -586,7 +563,7 @@ describe("the planner's figures are the engine's allocations (a small GQA model 
   };
 
   it('inference: what LlamaRunner allocates (f32), with a LoRA', () => {
-    const be = new Counting();
+    const be = new CountingCpu();
     const model = loadLlama(be, config, weights);
     const weightBytes = be.dedicated;
     const runner = new LlamaRunner(model, { slots: 3, maxT: 20, maxRows: 8 });
@@ -614,7 +591,7 @@ describe("the planner's figures are the engine's allocations (a small GQA model 
   });
 
   it('training: what a LoraTrainer step allocates, without recompute', async () => {
-    const be = new Counting();
+    const be = new CountingCpu();
     const model = loadLlama(be, config, weights);
     const before = be.dedicated;
     const adapter = createLora(be, config, lora, 2);
