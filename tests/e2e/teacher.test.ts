@@ -294,7 +294,7 @@ describe('app: the in-browser teacher (web-llm faked at its chunk)', () => {
     expect(served()).toBeGreaterThanOrEqual(1);
     expect(errors).toEqual([]);
     await ctx.close();
-  });
+  }, 600_000);
 
   it('storage full while writing: QUOTA_FULL, the problem is not half-written; with space back, Resume finishes', async () => {
     // problem 2's rationales are large (a 400 kB preamble each): their save cannot fit the quota
@@ -353,7 +353,7 @@ describe('app: the in-browser teacher (web-llm faked at its chunk)', () => {
     expect(after).toEqual(world.expected.map((e, i) => [i, e.map((x) => x.correct)]));
     expect(errors).toEqual([]);
     await ctx.close();
-  });
+  }, 600_000);
 
   it('a model whose download fails, and web-llm itself failing to load: messages a student can act on', async () => {
     // the model's files stop half-way (as a dropped connection): nothing of the run is saved
@@ -405,5 +405,5 @@ describe('app: the in-browser teacher (web-llm faked at its chunk)', () => {
       second.errors.filter((e) => !/Failed to load resource|ERR_INTERNET_DISCONNECTED|webllm-/.test(e)),
     ).toEqual([]);
     await ctx2.close();
-  });
+  }, 600_000);
 });
