@@ -105,7 +105,7 @@ function median(xs: readonly number[]): number {
 }
 
 async function main(): Promise<void> {
-  const gpu = await Gpu.create(await nodeGpu(), { powerPreference: 'high-performance' });
+  const gpu = await Gpu.create(await nodeGpu({ robustness: true }), { powerPreference: 'high-performance' });
   const be = new GpuBackend(gpu);
   const results: Result[] = [];
   const push = (name: string, value: number, unit: string) => {

@@ -7,7 +7,7 @@ import { nodeGpu } from '../src/engine/gpu/node.ts';
 import { benchMatmul } from './matmul.ts';
 
 const quick = process.argv.includes('--quick');
-const gpu = await Gpu.create(await nodeGpu());
+const gpu = await Gpu.create(await nodeGpu({ robustness: true }));
 console.log(
   `adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor}${gpu.info.software ? ' (software)' : ''}`,
 );

@@ -123,7 +123,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const base = await Gpu.create(await nodeGpu());
+  const base = await Gpu.create(await nodeGpu({ robustness: true }));
   const gpuSide = side('gpu', Gpu.fromDevice(base.device, { ...base.info, software: false }));
   const swSide = side('software', Gpu.fromDevice(base.device, { ...base.info, software: true }));
   const sides = [gpuSide, swSide];

@@ -89,6 +89,31 @@ async function openTeacher(page: Page): Promise<void> {
   await page.getByText('Write a dataset with a teacher model').click();
 }
 
+/**
+ * Waits until the run in the panel has ended: the live section idle again, or the run's error
+ * shown (then fails at once with the message, the status line and the page's console errors,
+ * instead of waiting out the timeout for a section that a failed run does not show).
+ */
+async function runEnded(page: Page, errors: readonly string[], timeout: number): Promise<void> {
+  const idle = '[data-testid="teacher-live"][data-phase="idle"]';
+  try {
+    await page.waitForSelector(`${idle}, [data-testid="teacher-error"]`, { timeout });
+  } catch (e) {
+    await screenshot(page, 'teacher-stuck');
+    const status = await page
+      .getByTestId('teacher-status')
+      .innerText({ timeout: 1_000 })
+      .catch(() => '(no status line)');
+    throw new Error(`the teacher run did not end: status "${status}"; console: ${errors.join(' | ')}`, {
+      cause: e,
+    });
+  }
+  const error = page.getByTestId('teacher-error');
+  if ((await error.count()) > 0)
+    throw new Error(`the teacher run failed: ${await error.innerText()}; console: ${errors.join(' | ')}`);
+  await page.waitForSelector(idle, { timeout: 1_000 });
+}
+
 interface RunRow {
   runId: string;
   done: number;
@@ -179,7 +204,7 @@ describe('app: the in-browser teacher (web-llm faked at its chunk)', () => {
     expect(await page.getByTestId('teacher-rationale').count()).toBeGreaterThanOrEqual(8);
     await screenshot(page, 'teacher-running');
     await page.getByTestId('teacher-cancel').click();
-    await page.waitForSelector('[data-testid="teacher-live"][data-phase="idle"]', { timeout: 60_000 });
+    await runEnded(page, errors, 60_000);
     const notice = await page.getByTestId('teacher-notice').innerText();
     expect(notice).toMatch(new RegExp(`^Cancelled "${name}": \\d of 6 problems are saved`));
     const doneAtCancel = Number(await page.getByTestId('teacher-done').getAttribute('data-done'));
@@ -212,7 +237,7 @@ describe('app: the in-browser teacher (web-llm faked at its chunk)', () => {
     );
     await screenshot(page, 'teacher-saved-run');
     await row.getByTestId('teacher-resume').click();
-    await page.waitForSelector('[data-testid="teacher-live"][data-phase="idle"]', { timeout: 180_000 });
+    await runEnded(page, errors, 180_000);
     await until('the finished notice', async () =>
       /^Finished/.test(
         (await page

@@ -2,6 +2,14 @@
  * Node host: WebGPU through the `webgpu` npm package (Dawn). Where the machine has no GPU
  * driver, Dawn is pointed at SwiftShader's Vulkan ICD (it ships with Debian's chromium), so the
  * CLI, the tests and the benchmarks run anywhere. Never imported by browser code.
+ *
+ * Robustness: browsers make every shader buffer access bounds-checked (Dawn's robustness
+ * transform: an out-of-range index is clamped), a security measure for untrusted pages. Node runs
+ * only this project's own kernels, so by default it turns the transform off (Dawn's
+ * `disable_robustness` toggle): the same results bit for bit (every kernel stays in range; the
+ * GPU tests check each against the CPU reference), and on SwiftShader, where every access is a CPU
+ * instruction, a training step is about 1.4× faster. `robustness: true` (the benchmarks, so that
+ * their figures are the browser's) or the environment variable `D2G_ROBUSTNESS=1` keep it.
  */
 import { existsSync } from 'node:fs';
 import { EngineError } from '../errors.ts';
@@ -12,17 +20,25 @@ const SWIFTSHADER_ICDS = [
   '/usr/lib64/chromium-browser/vk_swiftshader_icd.json',
 ];
 
-let cached: GPU | undefined;
+const cached = new Map<boolean, GPU>();
+
+export interface NodeGpuOptions {
+  /** Keep Dawn's bounds checks on every shader access, as browsers do (default: off, see above). */
+  robustness?: boolean;
+}
 
 /** The `GPU` object for Node. Tries the system's Vulkan drivers first, then SwiftShader. */
-export async function nodeGpu(): Promise<GPU> {
-  if (cached) return cached;
+export async function nodeGpu(opts: NodeGpuOptions = {}): Promise<GPU> {
+  const robustness = opts.robustness ?? process.env.D2G_ROBUSTNESS === '1';
+  const hit = cached.get(robustness);
+  if (hit) return hit;
   const mod = (await import('webgpu')) as unknown as {
     create: (flags: string[]) => GPU;
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, mod.globals);
-  let gpu = mod.create([]);
+  const flags = robustness ? [] : ['enable-dawn-features=disable_robustness'];
+  let gpu = mod.create(flags);
   if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES) {
     const probe = await gpu.requestAdapter();
     if (!probe) {
@@ -35,9 +51,9 @@ export async function nodeGpu(): Promise<GPU> {
       }
       // Dawn reads the variable when it enumerates adapters, so a fresh instance sees it.
       process.env.VK_ICD_FILENAMES = icd;
-      gpu = mod.create([]);
+      gpu = mod.create(flags);
     }
   }
-  cached = gpu;
+  cached.set(robustness, gpu);
   return gpu;
 }
