@@ -123,13 +123,14 @@ function inferenceSuggestions(r: InferenceRequest): Suggestion[] {
       });
     }
   }
-  if ((r.act ?? 'f32') === 'f32') {
-    const f = fits({ ...r, act: 'f16', kv: 'f16' });
+  // an f16 KV cache needs no GPU feature (kvcache.ts packs two halves per u32): LlamaRunner's `kv`
+  if ((r.kv ?? r.act ?? 'f32') === 'f32') {
+    const f = fits({ ...r, kv: 'f16' });
     if (f.ok) {
       out.push({
         kind: 'kvF16',
         total: f.total,
-        text: `f16 activations and KV cache, on a GPU with shader-f16 (${formatBytes(f.total)})`,
+        text: `an f16 KV cache, half the bytes (${formatBytes(f.total)})`,
       });
     }
   }

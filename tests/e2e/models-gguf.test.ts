@@ -111,16 +111,16 @@ describe('app: a GGUF LLaMA as the student', () => {
     expect(await page.getByTestId('gguf-types').innerText()).toMatch(/attn_q\s+5 × F32\s+f32 · 80\.0 KiB/);
     expect(await page.getByTestId('gguf-samples').inputValue()).toBe('32');
     expect(await page.getByTestId('gguf-context').inputValue()).toBe('512');
-    expect(await page.getByTestId('plan-kv').innerText()).toMatch(/KV cache\s+20\.0 MiB/); // 2·5·32·512·32·4 B
+    expect(await page.getByTestId('plan-kv').innerText()).toMatch(/KV cache\s+10\.0 MiB/); // f16: 2·5·32·512·32·2 B
     expect(await page.getByTestId('plan-budget').innerText()).toMatch(/4\.0 GiB \(assumed/);
 
-    // a budget of 4 MiB: refused, with the planner's suggestion one click away
-    await page.getByTestId('gguf-budget').fill('0.00390625');
+    // a budget of 3 MiB: refused, with the planner's suggestion one click away
+    await page.getByTestId('gguf-budget').fill('0.0029296875');
     await page.getByTestId('gguf-budget').press('Enter');
     await page.waitForSelector('[data-testid="plan"][data-verdict="refused"]', { timeout: 60_000 });
     expect(await page.getByTestId('plan-refused').getAttribute('data-code')).toBe('OUT_OF_MEMORY');
     expect(await page.getByTestId('plan-refused').innerText()).toMatch(
-      /needs 21\.5 MiB[\s\S]*budget is 4\.0 MiB[\s\S]*at most 4 sequences at 512 positions/,
+      /needs 11\.5 MiB[\s\S]*budget is 3\.0 MiB[\s\S]*at most 4 sequences at 512 positions/,
     );
     expect(await page.getByTestId('plan-refused').innerText()).toMatch(
       /^Refused: more than the memory budget/,

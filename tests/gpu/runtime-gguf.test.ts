@@ -38,8 +38,9 @@ function rng(seed: number): () => number {
   return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
+/** Greedy text from BOS with the KV cache Solve uses for the loaded model (`rt.kv`: f16 for GGUF). */
 async function greedy(rt: StudentRuntime, steps: number): Promise<string> {
-  const runner = new LlamaRunner(rt.model, { slots: 1, maxT: steps });
+  const runner = new LlamaRunner(rt.model, { slots: 1, maxT: steps, kv: rt.kv });
   try {
     const tok = rt.tokenizer;
     const r = await generate(runner, tok, [tok.encode('', true, false)], {
@@ -175,10 +176,10 @@ describe('StudentRuntime with a GGUF LLaMA (stories260K)', () => {
       gpu: ['f32'],
       gpuBytes: 5 * 64 * 64 * 4,
     });
-    // the plan by hand: 32 samples × 512 positions, f32 KV: 2 · 5 layers · 32 · 512 · kvDim 32 · 4 B
+    // the plan by hand: 32 samples × 512 positions, f16 KV: 2 · 5 layers · 32 · 512 · kvDim 32 · 2 B
     const p = seen.plan;
-    expect([p.sequences, p.context, p.kv, p.verdict, p.error]).toEqual([32, 512, 'f32', 'ok', null]);
-    expect(p.items.kv).toBe(2 * 5 * 32 * 512 * 32 * 4);
+    expect([p.sequences, p.context, p.kv, p.verdict, p.error]).toEqual([32, 512, 'f16', 'ok', null]);
+    expect(p.items.kv).toBe(2 * 5 * 32 * 512 * 32 * 2);
     expect(p.items.weights).toBe(f.dataBytes); // an all-F32 file lands as it is
     expect(p.budgetAssumed).toBe(true);
     expect(p.text).toMatch(/^inference: 32 × 512 positions/);
@@ -195,7 +196,8 @@ describe('StudentRuntime with a GGUF LLaMA (stories260K)', () => {
       tokenizer: { kind: 'spm', tokens: 512 },
       limits: { sequences: 4, context: 256 },
     });
-    expect(info.gguf!.plan.items.kv).toBe(2 * 5 * 4 * 256 * 32 * 4);
+    expect(info.gguf!.plan.items.kv).toBe(2 * 5 * 4 * 256 * 32 * 2);
+    expect(rt.kv).toBe('f16'); // Solve's runner keeps the KV cache in f16 for a GGUF model, as planned
     expect(progress[0]).toEqual({ bytesDone: 0, bytesTotal: f.dataBytes, tensor: 'token_embd.weight' });
     expect(progress.at(-1)).toEqual({
       bytesDone: f.dataBytes,
@@ -256,14 +258,14 @@ describe('StudentRuntime with a GGUF LLaMA (stories260K)', () => {
     await rt.load({ gguf: blob(F32, 'f32.gguf'), key: 'kept', plan: { sequences: 1, context: 32 } });
     const before = rt.gpu.liveBuffers;
     const file = blob(F32, 'again.gguf');
-    // 32 × 512 needs 21.5 MiB; a 4 MiB budget holds the weights and 4 samples (640 KiB of KV cache each)
+    // 32 × 512 needs 11.5 MiB; a 4 MiB budget holds the weights and 8 samples (320 KiB of f16 KV cache each)
     const oom = await engineError(
       rt.load({ gguf: file, plan: { sequences: 32, context: 512, memoryBudget: 4 * 2 ** 20 } }),
     );
     expect(oom.code).toBe('OUT_OF_MEMORY');
-    expect(oom.message).toMatch(/32 sequences × 512 positions needs 21\.5 MiB/);
+    expect(oom.message).toMatch(/32 sequences × 512 positions needs 11\.5 MiB/);
     expect(oom.message).toMatch(
-      /To fit: at most 4 sequences at 512 positions \(4\.0 MiB\); or 32 sequences at most 64 positions long/,
+      /To fit: at most 8 sequences at 512 positions \(4\.0 MiB\); or 32 sequences at most 129 positions long/,
     );
     const seen = await rt.inspectGguf({
       gguf: file,
@@ -271,20 +273,20 @@ describe('StudentRuntime with a GGUF LLaMA (stories260K)', () => {
     });
     expect(seen.plan.verdict).toBe('refused');
     expect(seen.plan.error).toEqual({ code: 'OUT_OF_MEMORY', message: oom.message });
-    expect(seen.plan.suggestions[0]).toMatchObject({ kind: 'sequences', sequences: 4 });
+    expect(seen.plan.suggestions[0]).toMatchObject({ kind: 'sequences', sequences: 8 });
     expect(rt.gpu.liveBuffers).toEqual(before);
     expect(rt.modelInfo!.key).toBe('kept'); // the previous model is still the one in use
 
-    // a GPU that binds 1 MiB per buffer: a layer's KV cache for 32 × 512 (2 MiB) would need two
+    // a GPU that binds 512 KiB per buffer: a layer's f16 KV cache for 32 × 512 (1 MiB) would need two
     const small = await StudentRuntime.open(await nodeGpu(), {
-      limits: { maxStorageBufferBindingSize: 2 ** 20 },
+      limits: { maxStorageBufferBindingSize: 2 ** 19 },
     });
     try {
       const none = small.gpu.liveBuffers;
       const lim = await engineError(small.load({ gguf: file }));
       expect(lim.code).toBe('LIMIT_EXCEEDED');
       expect(lim.message).toMatch(
-        /binds at most 1\.0 MiB per buffer, and 5 × kcache\.\* \(2\.0 MiB\), 5 × vcache\.\* \(2\.0 MiB\) would have to be split/,
+        /binds at most 512\.0 KiB per buffer, and 5 × kcache\.\* \(1\.0 MiB\), 5 × vcache\.\* \(1\.0 MiB\) would have to be split/,
       );
       expect(lim.message).toMatch(
         /To fit: at most 16 samples at 512 positions .*; or 32 samples at most 256 positions long/,

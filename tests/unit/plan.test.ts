@@ -135,12 +135,14 @@ describe('LLaMA-7b q4_0 inference at m = 16, context 1024 (the hand computation)
     expect(planMemory({ ...req, context: 570, limits: big(8 * GiB) }).verdict).toBe('refused');
   });
 
-  it('with an f32 KV cache it also suggests f16 (shader-f16)', () => {
+  it('with an f32 KV cache it also suggests an f16 one (any GPU: two halves per u32)', () => {
     const plan = planMemory({ ...req, act: 'f32', sequences: 8, limits: big(8 * GiB) });
     expect(plan.items.kv).toBe(8 * GiB); // 1 MiB per token per sequence × 8 × 1024
     const f16 = plan.suggestions.find((s) => s.kind === 'kvF16');
-    expect(f16?.total).toBe(planMemory({ ...req, sequences: 8, limits: big(8 * GiB) }).items.total);
-    expect(plan.error!.message).toContain('f16 activations and KV cache, on a GPU with shader-f16');
+    const withF16 = planMemory({ ...req, act: 'f32', kv: 'f16', sequences: 8, limits: big(8 * GiB) });
+    expect(withF16.items.kv).toBe(4 * GiB);
+    expect(f16?.total).toBe(withF16.items.total);
+    expect(plan.error!.message).toContain(`an f16 KV cache, half the bytes (${formatBytes(f16!.total)})`);
   });
 });
 
@@ -357,7 +359,7 @@ describe('tensors split across bindings', () => {
     expect(plan.error!.code).toBe('LIMIT_EXCEEDED');
     expect(plan.suggestions.map((s) => s.kind)).toEqual(['context', 'kvF16']);
     expect(plan.error!.message).toMatch(
-      /^Inference with 4 sequences × 2,048 positions needs rows of "kcache\.\*" \(and 1 more\) of 32\.0 MiB each, but this GPU binds at most 16\.0 MiB per buffer \(16\.0 MiB over\)\. To fit: 4 sequences at most 1,024 positions long \(.* GiB\); or f16 activations and KV cache, on a GPU with shader-f16/,
+      /^Inference with 4 sequences × 2,048 positions needs rows of "kcache\.\*" \(and 1 more\) of 32\.0 MiB each, but this GPU binds at most 16\.0 MiB per buffer \(16\.0 MiB over\)\. To fit: 4 sequences at most 1,024 positions long \(.* GiB\); or an f16 KV cache, half the bytes/,
     );
     // The weights over 16 MiB are split instead: the classifier, the embedding, w1, w2, w3.
     expect(plan.splits.map((s) => `${s.name}:${s.parts}`).sort()).toEqual(

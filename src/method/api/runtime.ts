@@ -39,6 +39,7 @@ import {
   type LoadProgress,
 } from '../../engine/io/load-gguf.ts';
 import { spmTokenizerFromGguf, SpmTokenizer } from '../../engine/io/spm.ts';
+import { kvBytesPerValue, type KvType } from '../../engine/kvcache.ts';
 import { kvDim, paramCount, type LlamaConfig } from '../../engine/model/config.ts';
 import { destroyLlama, loadLlama, type LlamaModel } from '../../engine/model/llama.ts';
 import {
@@ -51,6 +52,9 @@ import {
 } from '../../engine/plan.ts';
 
 export type { LoadProgress };
+
+/** The KV cache type of a GGUF model (planned for, and what Solve's runner then uses). */
+const GGUF_KV: KvType = 'f16';
 
 /** Samples per question at most (Solve's m, and what a GGUF model is planned for by default). */
 export const MAX_SAMPLES = 32;
@@ -130,7 +134,7 @@ export interface PlanView {
   sequences: number;
   context: number;
   /** KV cache element type planned for (the Solve runner's). */
-  kv: 'f32' | 'f16';
+  kv: KvType;
   items: PlanItems;
   budget: number;
   budgetAssumed: boolean;
@@ -286,6 +290,15 @@ export class StudentRuntime {
   }
 
   /**
+   * The KV cache type Solve's runner uses for the loaded model: f16 for a GGUF model (half the
+   * bytes, as llama.cpp keeps it; its memory plan counts that), f32 for our own small models
+   * (llama2.c's exact arithmetic).
+   */
+  get kv(): KvType {
+    return this._info?.format === 'gguf' ? 'f16' : 'f32';
+  }
+
+  /**
    * Loads a model; the old one stays loaded until the new one is read, checked and on the GPU (so
    * a failed load leaves the previous model in use). A GGUF source is planned first and refused
    * (LIMIT_EXCEEDED / OUT_OF_MEMORY with the planner's suggestions) before anything is allocated.
@@ -408,6 +421,7 @@ export class StudentRuntime {
       sequences,
       context,
       act: 'f32',
+      kv: GGUF_KV,
       maxRows: Math.max(64, sequences),
     };
   }
@@ -437,7 +451,7 @@ export class StudentRuntime {
     const view: PlanView = {
       sequences: req.sequences,
       context: req.context,
-      kv: 'f32',
+      kv: GGUF_KV,
       items: plan.items,
       budget: plan.budget,
       budgetAssumed: plan.budgetAssumed,
@@ -456,7 +470,7 @@ export class StudentRuntime {
     plan: Plan,
   ): { error: EngineError; suggestions: PlanView['suggestions'] } {
     const limit = plan.bindingLimit;
-    const perPos = kvDim(req.config) * 4; // f32 k (or v) values of one position of one sequence
+    const perPos = kvDim(req.config) * kvBytesPerValue(GGUF_KV); // k (or v) values of one position of one sequence
     const suggestions: PlanView['suggestions'] = [];
     const fitsWhole = (r: InferenceRequest) => {
       const q = planMemory(r);

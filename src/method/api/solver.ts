@@ -24,6 +24,7 @@ import type { InferenceAdapter } from '../../engine/infer/adapters.ts';
 import { generate } from '../../engine/infer/generate.ts';
 import { LlamaRunner } from '../../engine/infer/runner.ts';
 import { CharTokenizer } from '../../engine/io/chartok.ts';
+import { kvBytesPerValue } from '../../engine/kvcache.ts';
 import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { loadRanker, loadStudent, type Ranker, type Student } from '../eval.ts';
@@ -534,10 +535,10 @@ export class SolverEngine {
       this.dropRunner();
       if (!(e instanceof EngineError && e.code === 'OUT_OF_MEMORY')) throw e;
       const c = this.runtime.model.config;
-      const cache = 2 * c.nLayers * m * steps * kvDim(c) * 4;
+      const cache = 2 * c.nLayers * m * steps * kvDim(c) * kvBytesPerValue(this.runtime.kv);
       throw new EngineError(
         'OUT_OF_MEMORY',
-        `The GPU has no room for ${m} samples of up to ${steps} tokens at once (their KV cache needs ` +
+        `The GPU has no room for ${m} samples of up to ${steps} tokens at once (their ${this.runtime.kv} KV cache needs ` +
           `${formatBytes(cache)}). Close other GPU-heavy tabs, or ask for fewer samples or a smaller model.`,
         { cause: e },
       );
@@ -571,7 +572,12 @@ export class SolverEngine {
       const slots = Math.max(m, this.runner?.slots ?? 0);
       const maxT = Math.max(steps, this.runner?.maxT ?? 0);
       this.dropRunner();
-      this.runner = new LlamaRunner(model, { slots, maxT, maxRows: Math.max(64, slots) });
+      this.runner = new LlamaRunner(model, {
+        slots,
+        maxT,
+        maxRows: Math.max(64, slots),
+        kv: this.runtime.kv,
+      });
     }
     if (!this.runnerAdapter && this.student) {
       this.runnerAdapter = this.student.inference(this.runner.maxRows);
