@@ -9,8 +9,10 @@ pieces, 256 of them byte pieces) and the training text is generated here (arithm
 in the style of the synthetic world, plus a few accented, Greek and CJK words), so the script
 needs nothing but sentencepiece.
 
-Writes tests/fixtures/spm/vocab.json (pieces, scores, GGUF token types, special ids and the
-options used) and tests/fixtures/spm/cases.json:
+Writes tests/fixtures/spm/tokenizer.model (the trained model's bytes, a SentencePiece ModelProto as
+in Meta's LLaMA folders; tools/spm_to_hf_json.py turns it into tokenizer.json),
+tests/fixtures/spm/vocab.json (pieces, scores, GGUF token types, special ids and the options used) and
+tests/fixtures/spm/cases.json:
   - "encode": {text, ids, decoded}: ids = sentencepiece's encode(text) (no BOS/EOS), decoded =
     sentencepiece's decode(ids);
   - "decode": {ids, decoded}: sentencepiece's decode of id lists that encode never produces
@@ -312,11 +314,17 @@ def with_unused(proto: bytes, unused: list[str]) -> bytes:
 def main() -> None:
     rng = random.Random(20240515)
     lines = make_text(rng, 3000)
+    out_dir = os.path.abspath(OUT_DIR)
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus.txt")
+        # Train inside the temporary folder with relative names: the trainer_spec stored in the
+        # model (written to tokenizer.model) then says input "corpus.txt" and model_prefix "spm",
+        # not a path of this machine, and the model's bytes are the same on every run.
+        os.chdir(tmp)
+        corpus = "corpus.txt"
         with open(corpus, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        prefix = os.path.join(tmp, "spm")
+        prefix = "spm"
         options = dict(
             model_type="bpe",
             vocab_size=VOCAB_SIZE,
@@ -340,8 +348,15 @@ def main() -> None:
             max_sentencepiece_length=16,
             minloglevel=2,
         )
-        spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, **options)
-        sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+        try:
+            spm.SentencePieceTrainer.train(input=corpus, model_prefix=prefix, **options)
+            with open(prefix + ".model", "rb") as f:
+                model_bytes = f.read()
+        finally:
+            os.chdir(cwd)
+    sp = spm.SentencePieceProcessor()
+    sp.LoadFromSerializedProto(model_bytes)
+    assert sp.serialized_model_proto() == model_bytes
     sp_unused = spm.SentencePieceProcessor()
     sp_unused.LoadFromSerializedProto(with_unused(sp.serialized_model_proto(), UNUSED_PIECES))
     unused_ids = [sp_unused.piece_to_id(p) for p in UNUSED_PIECES]
@@ -412,11 +427,13 @@ def main() -> None:
         "scores": scores,
         "types": types,
     }
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(os.path.join(OUT_DIR, "vocab.json"), "w", encoding="utf-8") as f:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "tokenizer.model"), "wb") as f:
+        f.write(model_bytes)
+    with open(os.path.join(out_dir, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(vocab, f, ensure_ascii=False, indent=None, separators=(",", ":"))
         f.write("\n")
-    with open(os.path.join(OUT_DIR, "cases.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, "cases.json"), "w", encoding="utf-8") as f:
         f.write('{"encode":[\n')
         f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
         f.write('\n],"decode":[\n')
