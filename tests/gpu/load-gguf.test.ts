@@ -3,10 +3,13 @@
 // on the GPU the logits equal the same values loaded as f32 through loadLlama; GGUF's q/k rows need
 // no permutation (a file converted the way llama.cpp converts a Hugging Face checkpoint gives the
 // logits of our f32 path); progress, abort, a truncated download and the binding limit leave no
-// tensor behind.
+// tensor behind; on a GPU with a small binding limit the tensors are split by rows (same logits).
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../../src/engine/backend/cpu.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
+import { Gpu } from '../../src/engine/gpu/gpu.ts';
+import { nodeGpu } from '../../src/engine/gpu/node.ts';
+import type { Tensor } from '../../src/engine/gpu/tensor.ts';
 import type { Backend, BackendTensor } from '../../src/engine/backend/types.ts';
 import { EngineError } from '../../src/engine/errors.ts';
 import { fromBytes, fromUrl, type ByteSource } from '../../src/engine/io/bytesource.ts';
@@ -381,19 +384,59 @@ describe('loadLlamaGguf: progress, abort, failures leave nothing behind', () => 
     expect(gpu.gpu.liveBuffers).toEqual(before);
   });
 
-  it('a tensor over the binding limit is refused before anything is allocated', async () => {
+  it('a matrix over the binding limit is split; one whose row is over is refused before anything is allocated', async () => {
     const b = await build('F16');
-    const wq = 4 * CONFIG.dim * CONFIG.dim; // the f32 wq/wo (the largest f32 matrices: 256 KiB)
-    const c = counting(new CpuBackend(), wq - 4);
+    const row = 4 * CONFIG.hiddenDim; // a row of the f32 w2 (the longest f32 rows: 2 KiB)
+    const c = counting(new CpuBackend(), row - 4);
     const err = await loadLlamaGguf(c.be, b.file, b.src).catch((e: unknown) => e);
     expect((err as EngineError).code).toBe('LIMIT_EXCEEDED');
-    expect((err as EngineError).message).toMatch(/layers\.0\.wq \(blk\.0\.attn_q\.weight, f32\)/);
+    expect((err as EngineError).message).toMatch(
+      /One row of .*layers\.0\.w2 \(blk\.0\.ffn_down\.weight, f32\)/,
+    );
     expect((err as EngineError).message).toMatch(/floatMatrices/);
     expect(c.made()).toBe(0);
-    // quantized on load, the same file fits
+    // quantized on load, every row fits (the f32 wq, 256 KiB, would have been split too)
     const m = await loadLlamaGguf(c.be, b.file, b.src, { floatMatrices: 'q8_0' });
     expect(m.layers[0]!.wq.dtype).toBe('f32'); // the CPU backend keeps dequantized values
     expect(c.live.size).toBe(m.tensors.length);
+  });
+
+  it('on a GPU that binds less than the whole table: the table and the matrices split by rows, the same logits', async () => {
+    const { vocabSize: V, dim: C } = CONFIG;
+    const q4 = (V * C * 18) / 32; // the q4_0 table: 13.5 KiB
+    const q = await build('Q8_0');
+    const gpu = await Gpu.create(await nodeGpu(), { limits: { maxStorageBufferBindingSize: q4 - 1 } });
+    const be = new GpuBackend(gpu);
+    const whole = new GpuBackend(await testGpu());
+    // the runner binds (maxRows × hiddenDim) f32 activations whole: 4 rows fit
+    const run = async (m: LlamaModel<Tensor>) => {
+      const runner = new LlamaRunner(m, { slots: 1, maxT: PROMPT.length, maxRows: 4 });
+      try {
+        const rows = PROMPT.map((token, pos) => ({ slot: 0, pos, token }));
+        return await runner.forward(
+          rows,
+          rows.map((_, i) => i),
+        );
+      } finally {
+        runner.destroy();
+      }
+    };
+    const model = await loadLlamaGguf(be, q.file, q.src);
+    const ref = await loadLlamaGguf(whole, q.file, q.src, { embedding: 'q4_0' });
+    try {
+      expect(model.tokenEmbedding.dtype).toBe('q4_0'); // nothing fits whole: the smallest, split
+      expect(model.tokenEmbedding.parts?.map((p) => p.rows)).toEqual([95, 1]);
+      expect(model.wcls.parts?.length).toBe(2);
+      expect(model.layers[0]!.w1.parts?.length).toBeGreaterThan(2);
+      expect(ref.tokenEmbedding.parts).toBeUndefined();
+      const got = await gpu.checked(() => run(model));
+      const want = await run(ref);
+      expect(Array.from(got)).toEqual(Array.from(want)); // the same kernels per part: bit for bit
+    } finally {
+      destroyLlama(model);
+      destroyLlama(ref);
+      gpu.destroy();
+    }
   });
 
   it("the planner's weight types for a load: planMemory counts exactly the bytes the load allocates", async () => {
@@ -429,14 +472,15 @@ describe('loadLlamaGguf: progress, abort, failures leave nothing behind', () => 
     const q = await build('Q8_0');
     expect([emb(q, q8).dtype, emb(q, q8).how]).toEqual(['q8_0', 'blocks']);
     expect([emb(q, q8 - 1).dtype, emb(q, q8 - 1).how]).toEqual(['q4_0', 'requantize']);
-    expect(emb(q, q4 - 1).dtype).toBe('q4_0'); // nothing fits: the smallest, which the load refuses
+    expect(emb(q, q4 - 1).dtype).toBe('q4_0'); // nothing fits: the smallest, split by rows
     const f = await build('F16');
     expect(emb(f, 4 * V * C).dtype).toBe('f32');
     expect(emb(f, 4 * V * C - 1).dtype).toBe('q8_0');
-    const c = counting(new CpuBackend(), q4 - 1);
+    // one q4_0 row (144 bytes) over the limit: refused before anything is allocated
+    const c = counting(new CpuBackend(), 143);
     const err = await loadLlamaGguf(c.be, q.file, q.src).catch((e: unknown) => e);
     expect((err as EngineError).code).toBe('LIMIT_EXCEEDED');
-    expect((err as EngineError).message).toMatch(/tok_embeddings/);
+    expect((err as EngineError).message).toMatch(/One row of .*tok_embeddings/);
     expect(c.made()).toBe(0);
   });
 });

@@ -1,10 +1,14 @@
 // loadLlamaMlc: web-llm's q4f16_1 / q4f32_1 shards (written by tools/mlc-write.ts) streamed onto a
 // backend. The CPU backend holds exactly readMlcWeightsF32's values (the f32 reference of the same
-// files); on the GPU the logits equal those values loaded as f32; a shard cut short mid-load or an
-// abort leaves no tensor behind.
+// files); on the GPU the logits equal those values loaded as f32, also with the matrices split by
+// rows on a GPU with a small binding limit; a shard cut short mid-load or an abort leaves no tensor
+// behind.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../../src/engine/backend/cpu.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
+import { Gpu } from '../../src/engine/gpu/gpu.ts';
+import { nodeGpu } from '../../src/engine/gpu/node.ts';
+import type { Tensor } from '../../src/engine/gpu/tensor.ts';
 import type { Backend, BackendTensor } from '../../src/engine/backend/types.ts';
 import { EngineError } from '../../src/engine/errors.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
@@ -175,6 +179,40 @@ describe('loadLlamaMlc', () => {
       }
     });
   }
+
+  it('on a GPU that binds 16 KiB: q4f16_1 matrices split by rows (words and scales), the same logits', async () => {
+    const mlc = await openMlc(folder(CONFIG, 'q4f16_1').folder);
+    const gpu = await Gpu.create(await nodeGpu(), { limits: { maxStorageBufferBindingSize: 16384 } });
+    const be = new GpuBackend(gpu);
+    // the runner binds (maxRows × hiddenDim) f32 activations whole: 8 rows fit
+    const run = async (m: LlamaModel<Tensor>) => {
+      const runner = new LlamaRunner(m, { slots: 1, maxT: PROMPT.length, maxRows: 8 });
+      try {
+        const rows = PROMPT.map((token, pos) => ({ slot: 0, pos, token }));
+        return await runner.forward(
+          rows,
+          rows.map((_, i) => i),
+        );
+      } finally {
+        runner.destroy();
+      }
+    };
+    const model = await loadLlamaMlc(be, mlc);
+    const ref = await loadLlamaMlc(new GpuBackend(await testGpu()), mlc);
+    try {
+      // w1 (352 × 128) and w2 (128 × 352): 352 rows × 72 bytes and 128 rows × 198 bytes
+      expect(model.layers[1]!.w1.dtype).toBe('q4f16_1');
+      expect(model.layers[1]!.w1.parts?.map((p) => p.rows)).toEqual([227, 125]);
+      expect(model.layers[0]!.w2.parts?.map((p) => p.rows)).toEqual([82, 46]);
+      expect(model.layers[0]!.wq.parts).toBeUndefined();
+      const got = await gpu.checked(() => run(model));
+      expect(Array.from(got)).toEqual(Array.from(await run(ref))); // the same kernels per part
+    } finally {
+      destroyLlama(model);
+      destroyLlama(ref);
+      gpu.destroy();
+    }
+  });
 
   it('progress ends at the bytes of every record; abort mid-load frees everything', async () => {
     const { files, folder: f } = folder(CONFIG, 'q4f16_1');

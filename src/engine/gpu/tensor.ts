@@ -12,6 +12,20 @@ export interface Tensor {
   readonly label: string;
   /** Bytes the tensor's data occupies (the buffer may be larger when pooled). */
   readonly byteLength: number;
+  /**
+   * A frozen weight (N, K) larger than one binding, split by rows: each part a whole (rows, K)
+   * weight in its own buffer, in row order, covering [0, N) (backend/gpu.ts `uploadWeightSplit`).
+   * Only the matmuls, the embedding gather and the GPU backend's read / destroy take such a
+   * tensor; its `buffer` throws (a kernel that binds it whole would read only a part).
+   */
+  readonly parts?: readonly TensorPart[];
+}
+
+/** Rows [row0, row0 + rows) of a split weight, as a (rows, K) tensor of the weight's dtype. */
+export interface TensorPart {
+  readonly row0: number;
+  readonly rows: number;
+  readonly tensor: Tensor;
 }
 
 export function numel(shape: readonly number[]): number {

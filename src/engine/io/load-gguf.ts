@@ -11,10 +11,12 @@
  *   norms (F32/F16): f32
  *
  * GGUF's attn_q / attn_k rows are already in our RoPE order (docs/gguf.md), so nothing is permuted.
- * Before anything is allocated every tensor's GPU size is checked against `be.maxTensorBytes`
- * (LIMIT_EXCEEDED naming the tensor). Progress is reported per chunk read; an AbortSignal stops the
- * load between chunks; on any failure (a short read, an abort, a GPU error) every tensor allocated
- * so far is destroyed before the error propagates.
+ * A matrix (or table) larger than one binding is split by rows across buffers by the backend
+ * (`be.weight`, backend/gpu.ts `uploadWeightSplit`). Before anything is allocated every tensor is
+ * checked against `be.maxTensorBytes`: a norm must fit whole, a matrix one row (LIMIT_EXCEEDED
+ * naming the tensor). Progress is reported per chunk read; an AbortSignal stops the load between
+ * chunks; on any failure (a short read, an abort, a GPU error) every tensor allocated so far is
+ * destroyed before the error propagates.
  *
  * @example
  *   const src = fromBlob(file);
@@ -137,7 +139,7 @@ export function ggufLoadPlan(
     const native = GGML_TO_DTYPE[type];
     const blocks32 = shape[1] % QK === 0;
     if (weight === 'tokenEmbedding') {
-      // the first candidate that fits one binding; none fits: the last, which the load refuses
+      // the first candidate that fits one binding; none fits: the last, which the backend splits by rows
       const want = opts.embedding ?? 'auto';
       const candidates: DType[] = !blocks32
         ? ['f32']
@@ -183,8 +185,8 @@ export function ggufPlanWeightTypes(plan: readonly GgufLoadTensor[]): WeightType
 
 /**
  * Loads a GGUF LLaMA onto `be` (see the top of this file). `file` is `readGgufHeader(src)`.
- * Throws, with nothing left allocated: LIMIT_EXCEEDED (a tensor over the binding limit, before any
- * read), TRUNCATED_FILE (the source ends early), BAD_FILE / SHAPE_MISMATCH (from the header
+ * Throws, with nothing left allocated: LIMIT_EXCEEDED (a norm, or one row of a matrix, over the
+ * binding limit, before any read), TRUNCATED_FILE (the source ends early), BAD_FILE / SHAPE_MISMATCH (from the header
  * checks), the backend's errors (e.g. an unknown dtype, OUT_OF_MEMORY), or `signal.reason`.
  */
 export async function loadLlamaGguf<T extends BackendTensor>(
@@ -197,7 +199,7 @@ export async function loadLlamaGguf<T extends BackendTensor>(
   const plan = ggufLoadPlan(file, opts, be.maxTensorBytes, config);
   refuseOversize(
     be.maxTensorBytes,
-    plan.map((t) => [`${t.label} (${t.info.name}, ${t.dtype})`, t.bytes]),
+    plan.map((t) => [`${t.label} (${t.info.name}, ${t.dtype})`, t.bytes, rowBytes(t)]),
     fixFor(plan, be.maxTensorBytes, opts),
   );
   const chunkBytes = opts.chunkBytes ?? 16 << 20;
@@ -249,9 +251,14 @@ export async function loadLlamaGguf<T extends BackendTensor>(
   }
 }
 
+/** A matrix's bytes per row on the backend (it may be split between rows); undefined for a norm. */
+function rowBytes(t: GgufLoadTensor): number | undefined {
+  return t.shape.length === 2 ? byteSize([1, t.shape[1]!], t.dtype) : undefined;
+}
+
 /** The end of a LIMIT_EXCEEDED message: what would make the model fit. */
 function fixFor(plan: readonly GgufLoadTensor[], max: number, opts: GgufLoadOptions): string {
-  const over = plan.find((t) => t.bytes > max);
+  const over = plan.find((t) => (rowBytes(t) ?? t.bytes) > max);
   const generic = 'Pick a smaller model, or a browser and GPU with a larger storage-buffer binding limit.';
   if (!over) return generic;
   if (over.weight === 'tokenEmbedding')

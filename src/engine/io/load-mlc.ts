@@ -12,10 +12,12 @@
  *   norms                       f32
  *
  * The fused qkv_proj / gate_up_proj are read as one row block per site (readMlcSite), q and k rows
- * reordered to our RoPE layout. Every tensor's size is checked against `be.maxTensorBytes` before
- * anything is allocated; progress is reported after each read; an AbortSignal stops the load
- * between reads; on any failure every tensor allocated so far is destroyed before the error
- * propagates.
+ * reordered to our RoPE layout. A matrix larger than one binding is split by rows across buffers by
+ * the backend (`be.weight`, backend/gpu.ts `uploadWeightSplit`; q4f16_1 parts take their rows'
+ * words and their rows' scales). Before anything is allocated every tensor is checked against
+ * `be.maxTensorBytes` (a norm must fit whole, a matrix one row); progress is reported after each
+ * read; an AbortSignal stops the load between reads; on any failure every tensor allocated so far
+ * is destroyed before the error propagates.
  *
  * @example
  *   const mlc = await openMlc(folder);
@@ -144,7 +146,8 @@ function weightData(m: MlcQ4, dtype: DType, label: string): Float32Array | Uint8
 
 /**
  * Loads an opened MLC model (`openMlc`) onto `be` (see the top of this file). Throws, with nothing
- * left allocated: LIMIT_EXCEEDED (before any read), TRUNCATED_FILE (a shard ends early), the
+ * left allocated: LIMIT_EXCEEDED (a norm, or one row of a matrix, over the binding limit, before
+ * any read), TRUNCATED_FILE (a shard ends early), the
  * backend's errors, or `signal.reason`.
  */
 export async function loadLlamaMlc<T extends BackendTensor>(
@@ -159,6 +162,7 @@ export async function loadLlamaMlc<T extends BackendTensor>(
     steps.map((s) => [
       `${weightLabel(s.weight, s.layer)} (${s.tensor}, ${s.dtype})`,
       byteSize(s.shape, s.dtype),
+      s.shape.length === 2 ? byteSize([1, s.shape[1]!], s.dtype) : undefined,
     ]),
     'Pick a smaller model, or a browser and GPU with a larger storage-buffer binding limit.',
   );

@@ -144,29 +144,42 @@ export function loadLlama<T extends BackendTensor>(
   }
 }
 
-/** Refuses, before allocating anything, a model with a tensor larger than the backend can bind. */
+/**
+ * Refuses, before allocating anything, a model with a weight that cannot be stored: the backend
+ * splits a weight larger than one binding by rows (backend/gpu.ts), so only a row over the limit is.
+ */
 function preflight<T extends BackendTensor>(be: Backend<T>, c: LlamaConfig, dtype: DType): void {
-  const big: [string, number][] = [['tok_embeddings', c.vocabSize * c.dim * 4]];
-  for (const site of LINEAR_SITES) {
-    const [n, k] = siteShape(c, site);
-    big.push([site, byteSize([n, k], dtype !== 'f32' && k % 32 === 0 ? dtype : 'f32')]);
-  }
-  if (!c.sharedClassifier)
-    big.push(['output', byteSize([c.vocabSize, c.dim], dtype !== 'f32' && c.dim % 32 === 0 ? dtype : 'f32')]);
+  const big: [string, number, number][] = [['tok_embeddings', c.vocabSize * c.dim * 4, c.dim * 4]];
+  const add = (name: string, n: number, k: number) => {
+    const d = dtype !== 'f32' && k % 32 === 0 ? dtype : 'f32';
+    big.push([name, byteSize([n, k], d), byteSize([1, k], d)]);
+  };
+  for (const site of LINEAR_SITES) add(site, ...siteShape(c, site));
+  if (!c.sharedClassifier) add('output', c.vocabSize, c.dim);
   refuseOversize(be.maxTensorBytes, big, 'Choose a smaller model or a quantized one (q4_0).');
 }
 
 /**
- * Throws LIMIT_EXCEEDED for the first [name, bytes] over `maxTensorBytes` (a backend's binding
- * limit), before anything is allocated; `fix` ends the message (what the student can do).
+ * Throws LIMIT_EXCEEDED for the first tensor over `maxTensorBytes` (a backend's binding limit),
+ * before anything is allocated; `fix` ends the message (what the student can do). An entry
+ * [name, bytes] must fit whole (a norm vector); [name, bytes, rowBytes] is a weight matrix, which
+ * the GPU backend splits by rows across buffers (backend/gpu.ts `uploadWeightSplit`): refused only
+ * when one row (`rowBytes`, its GPU layout) is over the limit.
  */
 export function refuseOversize(
   maxTensorBytes: number,
-  tensors: readonly [string, number][],
+  tensors: readonly (readonly [name: string, bytes: number, rowBytes?: number | undefined])[],
   fix: string,
 ): void {
-  for (const [name, bytes] of tensors) {
-    if (bytes > maxTensorBytes) {
+  for (const [name, bytes, rowBytes] of tensors) {
+    if (rowBytes !== undefined) {
+      if (rowBytes > maxTensorBytes) {
+        throw new EngineError(
+          'LIMIT_EXCEEDED',
+          `One row of the model's ${name} tensor needs ${formatBytes(rowBytes)} (all of it ${formatBytes(bytes)}) but this GPU binds at most ${formatBytes(maxTensorBytes)} per buffer, and a tensor is split across buffers only between rows. ${fix}`,
+        );
+      }
+    } else if (bytes > maxTensorBytes) {
       throw new EngineError(
         'LIMIT_EXCEEDED',
         `The model's ${name} tensor needs ${formatBytes(bytes)} but this GPU binds at most ${formatBytes(maxTensorBytes)} per buffer. ${fix}`,

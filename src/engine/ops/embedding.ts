@@ -1,8 +1,14 @@
-/** embedding: GPU encode functions. Same argument order as ref/embedding.ts, with `gpu` first. */
+/**
+ * embedding: GPU encode functions. Same argument order as ref/embedding.ts, with `gpu` first.
+ * A table larger than one binding arrives split by rows (`Tensor.parts`, backend/gpu.ts
+ * `uploadWeightSplit`): one dispatch per part (shaders/embedding_part.wgsl), each writing the rows
+ * of the tokens that fall in its row range and skipping the others.
+ */
 import code from '../../../shaders/embedding.wgsl?raw';
+import partCode from '../../../shaders/embedding_part.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
-import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
+import { numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
 import { grid } from './residual.ts';
 
 const WG = 256;
@@ -24,10 +30,27 @@ export function embeddingForward(
   N: number,
   C: number,
 ): void {
+  if (wte.parts) {
+    forwardParts(gpu, out, tokens, wte, wte.parts, N, C);
+    return;
+  }
   if (wte.dtype === 'f32') {
     gpu.dispatch(fwd, grid(gpu, N * C, WG), [out, tokens, wte], [N, C]);
     return;
   }
+  const DTYPE = quantTable(wte, C);
+  const n = numel(wte.shape);
+  const spec = {
+    op: 'embedding',
+    code,
+    entry: 'embedding_forward_q',
+    constants: { WG, DTYPE },
+  } as const;
+  gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, wte], [N, C, n / C]);
+}
+
+/** The shader's DTYPE of a quantized table; throws for other dtypes and rows that are not C values. */
+function quantTable(wte: Tensor, C: number): number {
   const DTYPE = QUANT_WORDS[wte.dtype];
   if (DTYPE === undefined) {
     throw new EngineError(
@@ -42,13 +65,45 @@ export function embeddingForward(
       `embeddingForward: ${wte.dtype} table "${wte.label}" [${wte.shape.join(', ')}] does not have rows of C = ${C} values with C a multiple of 32.`,
     );
   }
-  const spec = {
-    op: 'embedding',
-    code,
-    entry: 'embedding_forward_q',
-    constants: { WG, DTYPE },
-  } as const;
-  gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, wte], [N, C, n / C]);
+  return DTYPE;
+}
+
+/** out (N,C): each part of a split table gathers the rows of the tokens in its row range. */
+function forwardParts(
+  gpu: Gpu,
+  out: Tensor,
+  tokens: Tensor,
+  wte: Tensor,
+  parts: readonly TensorPart[],
+  N: number,
+  C: number,
+): void {
+  const DTYPE = wte.dtype === 'f32' ? 0 : quantTable(wte, C);
+  const V = numel(wte.shape) / C;
+  let row = 0;
+  for (const p of parts) {
+    if (p.row0 !== row || p.tensor.dtype !== wte.dtype || numel(p.tensor.shape) !== p.rows * C) {
+      throw new EngineError(
+        'SHAPE_MISMATCH',
+        `embeddingForward: part "${p.tensor.label}" of the split table "${wte.label}" is not rows [${row}, …) of a table with rows of C = ${C} values.`,
+      );
+    }
+    row += p.rows;
+  }
+  if (row !== V) {
+    throw new EngineError(
+      'SHAPE_MISMATCH',
+      `embeddingForward: the parts of the split table "${wte.label}" hold ${row} rows, not ${V}.`,
+    );
+  }
+  const spec =
+    DTYPE === 0
+      ? { op: 'embedding', code: partCode, entry: 'embedding_part', constants: { WG } }
+      : { op: 'embedding', code: partCode, entry: 'embedding_part_q', constants: { WG, DTYPE } };
+  // any order gives the same result (each token is in one part); last part first, so that a part
+  // that wrote rows of tokens outside its range would not be overwritten and would fail the tests
+  for (const p of [...parts].reverse())
+    gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, p.tensor], [N, C, p.row0, p.rows]);
 }
 
 /**
@@ -64,6 +119,12 @@ export function embeddingBackward(
   C: number,
   V: number,
 ): void {
+  if (dwte.parts) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `embeddingBackward: "${dwte.label}" is split across ${dwte.parts.length} buffers; only frozen tables are split, a trained one must fit one binding.`,
+    );
+  }
   if (dwte.dtype !== 'f32') {
     throw new EngineError(
       'BAD_ARGUMENT',

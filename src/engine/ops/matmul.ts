@@ -6,14 +6,23 @@
  * Small B (decode) runs the memory-bound kernels of shaders/matmul_gemv.wgsl; larger B and both
  * backwards run the kernels of shaders/matmul.wgsl: workgroup-tiled on GPUs, register-blocked
  * without workgroup memory on software GPUs (`matmulVariant`).
+ *
+ * A weight larger than one binding arrives split by rows (`Tensor.parts`, made by backend/gpu.ts
+ * `uploadWeightSplit`): the forward runs the same kernel on each part into a scratch (B, n1 − n0)
+ * and copies its columns into `out` (shaders/split_cols.wgsl, `accumulate` applied in that copy:
+ * the same f32 operations as unsplit, so the same bits); the input gradient gathers dout's columns
+ * of each part and accumulates the parts' products into dinp (a sum over N in another order:
+ * within the matmul tolerance of the unsplit result). The kernels themselves are unchanged.
  */
 import matmulWgsl from '../../../shaders/matmul.wgsl?raw';
 import gemvWgsl from '../../../shaders/matmul_gemv.wgsl?raw';
 import quantWgsl from '../../../shaders/matmul_quant.wgsl?raw';
+import splitWgsl from '../../../shaders/split_cols.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/pipelines.ts';
-import { numel, type DType, type Tensor } from '../gpu/tensor.ts';
+import { numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
+import { grid } from './residual.ts';
 
 /** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
 export const GEMV_MAX_B = 16;
@@ -119,6 +128,12 @@ export function matmulForward(
   accumulate = false,
   variant: MatmulVariant = matmulVariant(gpu),
 ): void {
+  if (weight.parts) {
+    forwardParts(gpu, out, weight, weight.parts, B, K, N, accumulate, (o, w, n) =>
+      matmulForward(gpu, o, inp, w, B, K, n, false, variant),
+    );
+    return;
+  }
   if (B <= GEMV_MAX_B && K % 4 === 0) matmulForwardGemv(gpu, out, inp, weight, B, K, N, accumulate);
   else matmulForwardTiled(gpu, out, inp, weight, B, K, N, accumulate, variant);
 }
@@ -138,6 +153,12 @@ export function matmulForwardGemv(
   accumulate = false,
   cfg: GemvConfig = gemvConfig(gpu),
 ): void {
+  if (weight.parts) {
+    forwardParts(gpu, out, weight, weight.parts, B, K, N, accumulate, (o, w, n) =>
+      matmulForwardGemv(gpu, o, inp, w, B, K, n, false, cfg),
+    );
+    return;
+  }
   const DTYPE = dtypeId(weight, N, K, 'matmulForward');
   if (K % 4 !== 0)
     throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
@@ -186,6 +207,12 @@ export function matmulForwardTiled(
   accumulate = false,
   variant: MatmulVariant = 'tiled',
 ): void {
+  if (weight.parts) {
+    forwardParts(gpu, out, weight, weight.parts, B, K, N, accumulate, (o, w, n) =>
+      matmulForwardTiled(gpu, o, inp, w, B, K, n, false, variant),
+    );
+    return;
+  }
   const DTYPE = dtypeId(weight, N, K, 'matmulForward');
   const [spec, grid] =
     variant === 'blocked'
@@ -206,6 +233,10 @@ export function matmulBackwardInput(
   accumulate: boolean,
   variant: MatmulVariant = matmulVariant(gpu),
 ): void {
+  if (weight.parts) {
+    backwardInputParts(gpu, dinp, dout, weight, weight.parts, B, K, N, accumulate, variant);
+    return;
+  }
   const DTYPE = dtypeId(weight, N, K, 'matmulBackwardInput');
   const [spec, grid] =
     variant === 'blocked'
@@ -225,6 +256,12 @@ export function matmulBackwardWeight(
   N: number,
   variant: MatmulVariant = matmulVariant(gpu),
 ): void {
+  if (dweight.parts) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `matmulBackwardWeight: "${dweight.label}" is split across ${dweight.parts.length} buffers; only frozen weights are split, a trained one must fit one binding.`,
+    );
+  }
   if (dtypeId(dweight, N, K, 'matmulBackwardWeight') !== 0) {
     throw new EngineError(
       'BAD_ARGUMENT',
@@ -236,4 +273,102 @@ export function matmulBackwardWeight(
       ? blocked(gpu, 'matmul_backward_weight_rb', 0, K % 4 === 0 && N % 4 === 0, N, K)
       : tiled('matmul_backward_weight', 0, N, K);
   gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights split across buffers by rows (Tensor.parts)
+
+const SPLIT_WG = 256;
+const scatterSpec: KernelSpec = {
+  op: 'matmul',
+  code: splitWgsl,
+  entry: 'cols_scatter',
+  constants: { WG: SPLIT_WG },
+};
+const gatherSpec: KernelSpec = {
+  op: 'matmul',
+  code: splitWgsl,
+  entry: 'cols_gather',
+  constants: { WG: SPLIT_WG },
+};
+
+/** Throws SHAPE_MISMATCH unless `parts` are whole (rows, K) tensors covering rows [0, N) in order. */
+function checkParts(weight: Tensor, parts: readonly TensorPart[], N: number, K: number, fn: string): void {
+  dtypeId(weight, N, K, fn);
+  let row = 0;
+  for (const p of parts) {
+    if (
+      p.row0 !== row ||
+      p.rows <= 0 ||
+      p.tensor.dtype !== weight.dtype ||
+      numel(p.tensor.shape) !== p.rows * K
+    ) {
+      throw new EngineError(
+        'SHAPE_MISMATCH',
+        `${fn}: part "${p.tensor.label}" of the split weight "${weight.label}" is not rows [${row}, …) of a (${N}, ${K}) ${weight.dtype} matrix.`,
+      );
+    }
+    row += p.rows;
+  }
+  if (row !== N) {
+    throw new EngineError(
+      'SHAPE_MISMATCH',
+      `${fn}: the parts of the split weight "${weight.label}" hold ${row} rows, not N = ${N}.`,
+    );
+  }
+}
+
+/**
+ * out (B,N) = or += the parts' products: `run(o, part, n)` writes one part's (B, n) product into
+ * the scratch `o`, whose columns are then stored (or added) into out.
+ */
+function forwardParts(
+  gpu: Gpu,
+  out: Tensor,
+  weight: Tensor,
+  parts: readonly TensorPart[],
+  B: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
+  run: (o: Tensor, w: Tensor, n: number) => void,
+): void {
+  checkParts(weight, parts, N, K, 'matmulForward');
+  if (B === 0) return;
+  for (const p of parts) {
+    const o = gpu.scratch([B, p.rows], `${p.tensor.label}.out`);
+    run(o, p.tensor, p.rows);
+    gpu.dispatch(
+      scatterSpec,
+      grid(gpu, B * p.rows, SPLIT_WG),
+      [out, o],
+      [B, p.rows, N, p.row0, accumulate ? 1 : 0],
+    );
+    gpu.release(o); // later work is queued after this copy: the pool may hand it out again at once
+  }
+}
+
+/** dinp (B,K) = or += Σ over parts of dout's columns of the part (B, n) · part (n, K). */
+function backwardInputParts(
+  gpu: Gpu,
+  dinp: Tensor,
+  dout: Tensor,
+  weight: Tensor,
+  parts: readonly TensorPart[],
+  B: number,
+  K: number,
+  N: number,
+  accumulate: boolean,
+  variant: MatmulVariant,
+): void {
+  checkParts(weight, parts, N, K, 'matmulBackwardInput');
+  if (B === 0) return;
+  let add = accumulate;
+  for (const p of parts) {
+    const d = gpu.scratch([B, p.rows], `${p.tensor.label}.dout`);
+    gpu.dispatch(gatherSpec, grid(gpu, B * p.rows, SPLIT_WG), [d, dout], [B, p.rows, N, p.row0, 0]);
+    matmulBackwardInput(gpu, dinp, d, p.tensor, B, K, p.rows, add, variant);
+    gpu.release(d);
+    add = true;
+  }
 }

@@ -53,6 +53,10 @@ import {
 
 export type { LoadProgress };
 
+/** A planner split of the runner's KV cache (bound whole per layer; weights split by rows instead). */
+const isKvCache = (s: { name: string }): boolean =>
+  s.name.startsWith('kcache') || s.name.startsWith('vcache');
+
 /** The KV cache type of a GGUF model (planned for, and what Solve's runner then uses). */
 const GGUF_KV: KvType = 'f16';
 
@@ -427,10 +431,10 @@ export class StudentRuntime {
   }
 
   /**
-   * The plan and, when refused, its error. Beyond the planner's own verdict, a plan that would
-   * split a tensor across buffers is refused too: the loader and the runner bind every tensor
-   * whole today, so the KV cache must fit one binding per layer (the suggestion says how many
-   * samples or positions do).
+   * The plan and, when refused, its error. A weight over the binding limit is split by rows across
+   * buffers (backend/gpu.ts), but the runner binds each layer's KV cache whole: beyond the planner's
+   * own verdict, a plan that would split the KV cache is refused (the suggestion says how many
+   * samples or positions fit).
    */
   private planView(g: OpenedGguf, p: GgufPlanOptions): { view: PlanView; error: EngineError | null } {
     const req = this.planRequest(g, p);
@@ -443,8 +447,9 @@ export class StudentRuntime {
       ...(s.kind === 'sequences' ? { sequences: s.sequences } : {}),
       ...(s.kind === 'context' ? { context: s.context } : {}),
     }));
-    if (!error && plan.splits.length > 0) {
-      const refusal = this.splitRefusal(req, plan);
+    const kvSplits = plan.splits.filter(isKvCache);
+    if (!error && kvSplits.length > 0) {
+      const refusal = this.splitRefusal(req, { ...plan, splits: kvSplits });
       error = refusal.error;
       suggestions.push(...refusal.suggestions);
     }
@@ -474,9 +479,9 @@ export class StudentRuntime {
     const suggestions: PlanView['suggestions'] = [];
     const fitsWhole = (r: InferenceRequest) => {
       const q = planMemory(r);
-      return q.error === null && q.splits.length === 0 ? q : null;
+      return q.error === null && !q.splits.some(isKvCache) ? q : null;
     };
-    const kv = plan.splits.find((s) => s.name.startsWith('kcache') || s.name.startsWith('vcache'));
+    const kv = plan.splits.find(isKvCache);
     const what = plan.splits
       .map((s) => `${s.count > 1 ? `${s.count} × ` : ''}${s.name} (${formatBytes(s.bytes)})`)
       .join(', ');
@@ -506,7 +511,7 @@ export class StudentRuntime {
     return {
       error: new EngineError(
         'LIMIT_EXCEEDED',
-        `This GPU binds at most ${formatBytes(limit)} per buffer, and ${what} would have to be split across buffers, which dust2gold does not do yet.${fix}`,
+        `This GPU binds at most ${formatBytes(limit)} per buffer, and ${what} would have to be split across buffers, which dust2gold does not do for the KV cache yet.${fix}`,
       ),
       suggestions,
     };
