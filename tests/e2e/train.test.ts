@@ -6,7 +6,17 @@
 // with space again, Resume goes on and the run finishes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { horizontalOverflow, idbRecords, launch, openPage, screenshot, startApp, until } from './harness.ts';
+import {
+  horizontalOverflow,
+  idbRecords,
+  launch,
+  openPage,
+  sampleInSolve,
+  screenshot,
+  solvePhase,
+  startApp,
+  until,
+} from './harness.ts';
 
 interface RunRec {
   id: string;
@@ -23,6 +33,7 @@ interface CkptRec {
 }
 interface AdapterRec {
   id: string;
+  name: string;
   stage: string;
   source: string;
   model: string;
@@ -132,9 +143,69 @@ describe('app: Train', () => {
     expect(await horizontalOverflow(page)).toBe(0);
     expect(await page.getByTestId('chart-loss').locator('canvas').count()).toBe(1);
     await screenshot(page, 'train-done-talk-dark');
+    await page.keyboard.press('t');
+    await page.keyboard.press('d');
+
+    // the trained set is a student in Solve, listed and sampled from like a built-in one
+    const { id, name } = sets[0]!;
+    await page.goto(`${app.url}#/solve`);
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
+    expect(await page.getByTestId('student').locator(`option[value="${id}"]`).count()).toBe(1);
+    await page.getByTestId('student').selectOption(id);
+    await page.waitForSelector(`[data-testid="status"][data-student="${name}"][data-phase="ready"]`, {
+      timeout: 120_000,
+    });
+    await sampleInSolve(page, 2, 40);
+    const cards = page.getByTestId('sample-card');
+    expect(await cards.count()).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      expect(await cards.nth(i).getAttribute('data-done')).toBe('true');
+      expect((await cards.nth(i).getByTestId('sample-text').innerText()).trim().length).toBeGreaterThan(0);
+    }
+    expect(await page.getByTestId('final-answer').getAttribute('data-done')).toBe('true');
+    expect(await page.getByTestId('status').getAttribute('data-student')).toBe(name);
+    await screenshot(page, 'train-solve-trained');
     expect(errors).toEqual([]);
     await ctx.close();
   }, 900_000);
+
+  it('Pause holds the run, Resume goes on from there, Cancel ends it with nothing saved', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const { page, errors } = await openPage(ctx, `${app.url}#/train`);
+    await setUp(page, 'kd', 40, 2, 2);
+    await page.getByTestId('train-start').click();
+    await until('a first step', async () => ((await stepOf(page)).step >= 1 ? true : null));
+    await page.getByTestId('train-pause').click();
+    await page.waitForSelector(`${view}[data-phase="paused"]`);
+    // a step under way when Pause came may still land; after that the counter stands still
+    await page.waitForTimeout(5_000);
+    const held = (await stepOf(page)).step;
+    await page.waitForTimeout(4_000);
+    expect((await stepOf(page)).step).toBe(held);
+    expect(held).toBeLessThan(40);
+    const [paused] = (await idbRecords(page, 'runs')) as RunRec[];
+    expect(paused).toMatchObject({ stage: 'kd', status: 'paused' });
+
+    await page.getByTestId('train-resume').click();
+    await page.waitForSelector(`${view}[data-phase="running"]`);
+    await until('a step after the pause', async () => ((await stepOf(page)).step > held ? true : null));
+    expect((await stepOf(page)).resumedFrom).toBe(0); // the same live run, not a reload
+
+    await page.getByTestId('train-cancel').click();
+    await until('the cancelled run', async () => {
+      const [r] = (await idbRecords(page, 'runs')) as RunRec[];
+      return r?.status === 'cancelled' ? r : null;
+    });
+    await page.waitForSelector(`${view}[data-phase="idle"]`);
+    expect(await page.getByTestId('train-notice').innerText()).toMatch(
+      /cancelled after \d+ steps; nothing was saved/,
+    );
+    expect(await idbRecords(page, 'adapters')).toEqual([]);
+    expect(await idbRecords(page, 'checkpoints')).toEqual([]);
+    expect(await page.getByTestId('train-saved-item').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 600_000);
 
   it('storage full at a checkpoint: the run pauses with the message, nothing of it is kept; Resume finishes it', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
