@@ -169,6 +169,31 @@ describe('app: Train', () => {
     await ctx.close();
   }, 900_000);
 
+  it('NCE on the built-in NAT set: the β of every sequence in a histogram, each in [0, 1)', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const { page, errors } = await openPage(ctx, `${app.url}#/train`);
+    await setUp(page, 'nce', 2, 2, 2);
+    expect(await page.getByTestId('train-input').inputValue()).toBe('builtin-nat');
+    await page.getByTestId('train-start').click();
+    await page.waitForSelector(`${view}[data-phase="done"]`, { timeout: 300_000 });
+    const hist = page.getByTestId('chart-beta');
+    // one β per training sequence: 2 steps × batch 2
+    expect(Number(await hist.getAttribute('data-n'))).toBe(4);
+    expect(await hist.locator('svg rect').count()).toBe(10); // ten bins over [0, 1]
+    expect(await hist.innerText()).toMatch(/NCE: β of the last 2 steps/);
+    const [set] = (await idbRecords(page, 'adapters')) as AdapterRec[];
+    expect(set).toMatchObject({ stage: 'nce', source: 'trained' });
+    // the run's record keeps them: β = tanh(mean KL) ∈ [0, 1), not all equal
+    const [run] = (await idbRecords(page, 'runs')) as (RunRec & { history: { beta?: number[][] } })[];
+    const betas = (run!.history.beta ?? []).flat();
+    expect(betas).toHaveLength(4);
+    for (const b of betas) expect(b >= 0 && b < 1, String(b)).toBe(true);
+    expect(new Set(betas).size).toBeGreaterThan(1);
+    await screenshot(page, 'train-nce-beta');
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 600_000);
+
   it('Pause holds the run, Resume goes on from there, Cancel ends it with nothing saved', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const { page, errors } = await openPage(ctx, `${app.url}#/train`);
