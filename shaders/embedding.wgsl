@@ -1,11 +1,15 @@
 // embedding: token-embedding lookup and its scatter-add gradient.
-// embedding_forward   bindings: 0 params {N, C}, 1 out (N,C), 2 tokens u32 (N), 3 wte (V,C)
-//                     out[n] = wte[tokens[n]]
-// embedding_forward_q bindings: 0 params {N, C, V}, 1 out (N,C), 2 tokens u32 (N), 3 wte (V,C) as
-//                     array<u32> in the quantized layout of src/engine/quant.ts (DTYPE 8 = q8_0,
-//                     4 = q4_0: every block's quants, then the f16 scales two per u32), dequantized
-//                     while gathering (GGUF semantics: q8_0 q·d, q4_0 (q − 8)·d; C a multiple of 32).
-//                     A quantized table is frozen: it has no backward.
+// embedding_forward   bindings: 0 params {N, C, row0, rows}, 1 out (N,C), 2 tokens u32 (N),
+//                     3 wte (rows,C), table rows [row0, row0 + rows);
+//                     out[n] = wte[tokens[n] − row0]
+// embedding_forward_q the same with wte as array<u32> in the quantized layout of src/engine/quant.ts
+//                     (DTYPE 8 = q8_0, 4 = q4_0: every block's quants, then the f16 scales two per
+//                     u32), dequantized while gathering (GGUF semantics: q8_0 q·d, q4_0 (q − 8)·d;
+//                     C a multiple of 32). A quantized table is frozen: it has no backward.
+// A whole table is row0 = 0, rows = V. A table split across buffers by rows (the split:
+// src/engine/backend/gpu.ts) takes one dispatch per part (src/engine/ops/embedding.ts): a token
+// outside the part's rows is skipped (another part's dispatch writes its row), so the dispatches
+// together write every output row once (every token < V). f16_bits: shaders/f16.wgsl, prepended.
 // embedding_backward  bindings: 0 params {N, C, V}, 1 dwte (V,C) +=, 2 dout (N,C), 3 tokens u32 (N)
 // Backward without float atomics, deterministic: one thread per (n, c); only a token's first
 // occurrence in `tokens` does the work, summing dout over all its occurrences in order, so every
@@ -14,8 +18,9 @@
 // limit (i = gid.x + gid.y · nwg.x · WG).
 
 override WG: u32 = 256;
+override DTYPE: u32 = 8;
 
-struct Fwd { N: u32, C: u32 }
+struct Fwd { N: u32, C: u32, row0: u32, rows: u32 }
 struct Bwd { N: u32, C: u32, V: u32 }
 
 fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
@@ -24,47 +29,36 @@ fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 @group(0) @binding(1) var<storage, read_write> f_out: array<f32>;
 @group(0) @binding(2) var<storage, read> f_tokens: array<u32>;
 @group(0) @binding(3) var<storage, read> f_wte: array<f32>;
+@group(0) @binding(3) var<storage, read> q_wte: array<u32>;
+
+// The table row of output element i: ≥ rows when its token is in another part (a token below row0
+// wraps around to a large u32).
+fn table_row(i: u32) -> u32 { return f_tokens[i / pf.C] - pf.row0; }
 
 @compute @workgroup_size(WG)
 fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= pf.N * pf.C) { return; }
-  let n = i / pf.C;
-  let c = i % pf.C;
-  f_out[i] = f_wte[f_tokens[n] * pf.C + c];
-}
-
-struct FwdQ { N: u32, C: u32, V: u32 }
-override DTYPE: u32 = 8;
-
-@group(0) @binding(0) var<uniform> pq: FwdQ;
-@group(0) @binding(1) var<storage, read_write> q_out: array<f32>;
-@group(0) @binding(2) var<storage, read> q_tokens: array<u32>;
-@group(0) @binding(3) var<storage, read> q_wte: array<u32>;
-
-// f16 bits -> f32 by hand (as in matmul.wgsl): unpack2x16float may flush f16 subnormals, and the
-// blocks of tiny weights have subnormal scales. Scales are finite, so e = 31 is not handled.
-fn f16_bits(h: u32) -> f32 {
-  let e = (h >> 10u) & 31u;
-  let m = select((h & 1023u) | 1024u, h & 1023u, e == 0u);
-  let v = ldexp(f32(m), i32(max(e, 1u)) - 25);
-  return select(v, -v, (h & 0x8000u) != 0u);
+  let r = table_row(i);
+  if (r >= pf.rows) { return; }
+  f_out[i] = f_wte[r * pf.C + i % pf.C];
 }
 
 @compute @workgroup_size(WG)
 fn embedding_forward_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
-  if (i >= pq.N * pq.C) { return; }
-  let n = i / pq.C;
-  let e = q_tokens[n] * pq.C + i % pq.C; // element of the (V, C) table
+  if (i >= pf.N * pf.C) { return; }
+  let r = table_row(i);
+  if (r >= pf.rows) { return; }
+  let e = r * pf.C + i % pf.C; // element of the (rows, C) table
   let g = e / 32u; // its block
-  let d = f16_bits((q_wte[(pq.V * pq.C / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
+  let d = f16_bits((q_wte[(pf.rows * pf.C / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
   if (DTYPE == 8u) {
-    q_out[i] = f32((bitcast<i32>(q_wte[e / 4u]) << (24u - 8u * (e % 4u))) >> 24u) * d;
+    f_out[i] = f32((bitcast<i32>(q_wte[e / 4u]) << (24u - 8u * (e % 4u))) >> 24u) * d;
   } else {
     let j = e % 32u;
     let byte = g * 16u + j % 16u; // byte j % 16 of the block: element j in the low nibble, j + 16 high
-    q_out[i] = f32(i32((q_wte[byte / 4u] >> (8u * (byte % 4u) + 4u * (j / 16u))) & 15u) - 8) * d;
+    f_out[i] = f32(i32((q_wte[byte / 4u] >> (8u * (byte % 4u) + 4u * (j / 16u))) & 15u) - 8) * d;
   }
 }
 

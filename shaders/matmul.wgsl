@@ -6,7 +6,8 @@
 // matmul_backward_weight  bindings: 0 params, 1 dweight (N,K) +=, 2 dout (B,N), 3 inp (B,K)   (f32 only)
 //                         dweight += doutᵀ · inp
 // The weight binding is array<u32>: f32 bits, or the quant layout of src/engine/quant.ts (quants,
-// then f16 scales two per u32) or src/engine/quant-gpu.ts (DTYPE 1–3). Each entry computes C (M × NC) = Σ_r A(m,r) · Bt(c,r): a workgroup of
+// then f16 scales two per u32) or src/engine/quant-gpu.ts (DTYPE 1–3); f16_bits, i8x4 and nib come
+// from shaders/f16.wgsl, prepended. Each entry computes C (M × NC) = Σ_r A(m,r) · Bt(c,r): a workgroup of
 // TX × TY threads owns a (4·TY) × (4·TX) tile of C, 4×4 per thread; the reduction runs in chunks of
 // TK staged in workgroup memory (rows padded by one vec4 against bank conflicts on transposed stores).
 
@@ -27,15 +28,6 @@ var<workgroup> Bs: array<vec4<f32>, TK * (TX + 1u)>; // Bs[r][c]: Bt(c0 + c, r0 
 
 fn put_a(m: u32, r: u32, v: f32) { As[r * (TY + 1u) + m / 4u][m % 4u] = v; }
 fn put_b(c: u32, r: u32, v: f32) { Bs[r * (TX + 1u) + c / 4u][c % 4u] = v; }
-
-// f16 bits -> f32 by hand: unpack2x16float may flush f16 subnormals (Vulkan allows it), and the
-// blocks of tiny weights have subnormal scales. Scales are finite, so e = 31 is not handled.
-fn f16_bits(h: u32) -> f32 {
-  let e = (h >> 10u) & 31u;
-  let m = select((h & 1023u) | 1024u, h & 1023u, e == 0u);
-  let v = ldexp(f32(m), i32(max(e, 1u)) - 25);
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
 
 // The weight's words for matmul_quant.wgsl.
 fn wq_word(i: u32) -> u32 { return w[i]; }
@@ -253,12 +245,6 @@ fn matmul_forward_rb1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
 // quants against the inputs, scaled at the end of the block.
 fn scale_at(g: u32) -> f32 {
   return f16_bits((w[(p.N * p.K / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
-}
-fn i8x4(u: u32) -> vec4<f32> {
-  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
-}
-fn nib(u: u32, s: u32) -> vec4<f32> { // nibbles at bits s, s+8, s+16, s+24, minus 8
-  return vec4<f32>((vec4<u32>(u) >> (vec4<u32>(0u, 8u, 16u, 24u) + s)) & vec4<u32>(15u)) - 8.0;
 }
 
 @compute @workgroup_size(WG)

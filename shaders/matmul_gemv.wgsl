@@ -12,6 +12,7 @@
 // matmul_forward_gemv_u  bindings as matmul_forward_gemv_q: 3 and 4 the weight as vec4<u32> and u32
 //                        DTYPE 1 (q4f16_1) | 2 (q4_k) | 3 (q6_k); matmul_quant.wgsl appended; a
 //                        row's TPR threads take its 32-value units in turn (K % 256 for q4_k/q6_k)
+// f16_bits, i8x4 and nib: shaders/f16.wgsl, prepended.
 
 override TPR: u32 = 16; // threads per row
 override RPW: u32 = 4; // rows per workgroup
@@ -82,22 +83,6 @@ fn matmul_forward_gemv(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
     }
   }
   finish(acc, n, b0, lid.x, lid.y);
-}
-
-// f16 bits -> f32 by hand: unpack2x16float may flush f16 subnormals (Vulkan allows it), and the
-// blocks of tiny weights have subnormal scales. Scales are finite, so e = 31 is not handled.
-fn f16_bits(h: u32) -> f32 {
-  let e = (h >> 10u) & 31u;
-  let m = select((h & 1023u) | 1024u, h & 1023u, e == 0u);
-  let v = ldexp(f32(m), i32(max(e, 1u)) - 25);
-  return select(v, -v, (h & 0x8000u) != 0u);
-}
-
-fn i8x4(u: u32) -> vec4<f32> {
-  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(u) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
-}
-fn nib(u: u32, s: u32) -> vec4<f32> { // nibbles at bits s, s+8, s+16, s+24, minus 8
-  return vec4<f32>((vec4<u32>(u) >> (vec4<u32>(0u, 8u, 16u, 24u) + s)) & vec4<u32>(15u)) - 8.0;
 }
 
 // One block's 32 quants (k order) against 32 values of batch row b starting at vec4 number i.

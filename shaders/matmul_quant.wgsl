@@ -1,8 +1,8 @@
 // matmul weights as the files store them, dequantized inside the kernels: DTYPE 1 = MLC q4f16_1
 // (web-llm), 2 = GGUF Q4_K, 3 = GGUF Q6_K. GPU layouts: src/engine/quant-gpu.ts (header).
 // Not a kernel of its own: ops/matmul.ts appends this file to matmul.wgsl and matmul_gemv.wgsl,
-// which provide p {B, K, N, accumulate}, `override DTYPE`, f16_bits(h), wq_word(i) (weight u32
-// word i) and wq_vec(i) (weight vec4<u32> number i).
+// which provide p {B, K, N, accumulate}, `override DTYPE`, wq_word(i) (weight u32 word i) and
+// wq_vec(i) (weight vec4<u32> number i); f16_bits(h) comes from f16.wgsl, put in front of all three.
 //
 // A unit is 32 weights of one row, dequantized: q4f16_1 one scale group; q4_k / q6_k one eighth of
 // a 256-value super-block. Its values lie in four runs of 8 consecutive k (two vec4s each), starting

@@ -15,26 +15,12 @@ import {
   spmVocabFromModelProto,
 } from '../../src/engine/io/spm-files.ts';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
+import { readSpmCases, readSpmVocab, spmFixture } from '../helpers/spm-fixture.ts';
 
-interface VocabFixture {
-  bos_id: number;
-  eos_id: number;
-  unk_id: number;
-  pad_id: number;
-  pieces: string[];
-  scores: number[];
-  types: number[];
-}
-interface Cases {
-  encode: { text: string; ids: number[]; decoded: string }[];
-  decode: { ids: number[]; decoded: string }[];
-  unused: { ids: number[]; cases: { text: string; ids: number[]; decoded: string }[] };
-}
-const fixture = (name: string) => new URL(`../fixtures/spm/${name}`, import.meta.url);
-const VOCAB = JSON.parse(readFileSync(fixture('vocab.json'), 'utf8')) as VocabFixture;
-const CASES = JSON.parse(readFileSync(fixture('cases.json'), 'utf8')) as Cases;
-const MODEL = new Uint8Array(readFileSync(fixture('tokenizer.model')));
-const JSON_TEXT = readFileSync(fixture('tokenizer.json'), 'utf8');
+const VOCAB = readSpmVocab();
+const CASES = readSpmCases();
+const MODEL = new Uint8Array(readFileSync(spmFixture('tokenizer.model')));
+const JSON_TEXT = readFileSync(spmFixture('tokenizer.json'), 'utf8');
 const V = VOCAB.pieces.length;
 type HfJson = {
   added_tokens: { id: number; content: string; special: boolean }[];

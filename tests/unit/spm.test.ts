@@ -3,7 +3,6 @@
 // (sentencepiece 0.1.97, a BPE model trained with LLaMA's options). The vocabulary goes into a real
 // GGUF file (tools/gguf-write.ts), is read back with readGgufHeader, and every case must give
 // sentencepiece's ids and text exactly.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
 import { generate, type TextTokenizer } from '../../src/engine/infer/generate.ts';
@@ -15,26 +14,10 @@ import { SpmTokenizer, spmTokenizerFromGguf, UNK_SURFACE, type SpmVocab } from '
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import { weightSizes, WEIGHT_NAMES, type LlamaWeightsF32 } from '../../src/engine/model/weights.ts';
 import { llamaGgufMetadata, llamaGgufTensors, meta, writeGguf } from '../../tools/gguf-write.ts';
+import { readSpmCases, readSpmVocab } from '../helpers/spm-fixture.ts';
 
-interface VocabFixture {
-  sentencepiece: string;
-  bos_id: number;
-  eos_id: number;
-  unk_id: number;
-  pad_id: number;
-  pieces: string[];
-  scores: number[];
-  types: number[];
-}
-interface Cases {
-  encode: { text: string; ids: number[]; decoded: string }[];
-  decode: { ids: number[]; decoded: string }[];
-  unused: { ids: number[]; cases: { text: string; ids: number[]; decoded: string }[] };
-}
-const load = <T>(name: string): T =>
-  JSON.parse(readFileSync(new URL(`../fixtures/spm/${name}`, import.meta.url), 'utf8')) as T;
-const VOCAB = load<VocabFixture>('vocab.json');
-const CASES = load<Cases>('cases.json');
+const VOCAB = readSpmVocab();
+const CASES = readSpmCases();
 const V = VOCAB.pieces.length;
 const id = (piece: string): number => {
   const i = VOCAB.pieces.indexOf(piece);

@@ -1,26 +1,30 @@
 /**
  * embedding: GPU encode functions. Same argument order as ref/embedding.ts, with `gpu` first.
  * A table larger than one binding arrives split by rows (`Tensor.parts`, backend/gpu.ts
- * `uploadWeightSplit`): one dispatch per part (shaders/embedding_part.wgsl), each writing the rows
- * of the tokens that fall in its row range and skipping the others.
+ * `uploadWeightSplit`): one dispatch per part of the same kernel that gathers from a whole table
+ * (shaders/embedding.wgsl, given the part's row range), each writing the rows of the tokens that
+ * fall in its range and skipping the others.
  */
-import code from '../../../shaders/embedding.wgsl?raw';
-import partCode from '../../../shaders/embedding_part.wgsl?raw';
+import embeddingWgsl from '../../../shaders/embedding.wgsl?raw';
+import f16Wgsl from '../../../shaders/f16.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
+import type { KernelSpec } from '../gpu/pipelines.ts';
 import { numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
 import { grid } from './residual.ts';
 
 const WG = 256;
+const code = `${f16Wgsl}\n${embeddingWgsl}`;
 const fwd = { op: 'embedding', code, entry: 'embedding_forward', constants: { WG } } as const;
 const bwd = { op: 'embedding', code, entry: 'embedding_backward', constants: { WG } } as const;
 /** Words of quants per 32-value block in the GPU layout (quant.ts): the shader's DTYPE. */
 const QUANT_WORDS: Partial<Record<DType, number>> = { q8_0: 8, q4_0: 4 };
 
 /**
- * out (N,C) = wte (V,C) rows picked by tokens (N, u32); every token must be < V. `wte` is f32, or a
- * frozen q8_0 / q4_0 table (`be.weight`, C a multiple of 32) whose rows are dequantized while
- * gathering: the same values as the CPU reference on the dequantized table.
+ * out (N,C) = wte (V,C) rows picked by tokens (N, u32); every token must be < V (a larger one
+ * leaves its row of out unwritten). `wte` is f32, or a frozen q8_0 / q4_0 table (`be.weight`, C a
+ * multiple of 32) whose rows are dequantized while gathering: the same values as the CPU reference
+ * on the dequantized table.
  */
 export function embeddingForward(
   gpu: Gpu,
@@ -30,23 +34,16 @@ export function embeddingForward(
   N: number,
   C: number,
 ): void {
-  if (wte.parts) {
-    forwardParts(gpu, out, tokens, wte, wte.parts, N, C);
-    return;
-  }
-  if (wte.dtype === 'f32') {
-    gpu.dispatch(fwd, grid(gpu, N * C, WG), [out, tokens, wte], [N, C]);
-    return;
-  }
-  const DTYPE = quantTable(wte, C);
-  const n = numel(wte.shape);
-  const spec = {
-    op: 'embedding',
-    code,
-    entry: 'embedding_forward_q',
-    constants: { WG, DTYPE },
-  } as const;
-  gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, wte], [N, C, n / C]);
+  const DTYPE = wte.dtype === 'f32' ? 0 : quantTable(wte, C);
+  const spec: KernelSpec =
+    DTYPE === 0 ? fwd : { op: 'embedding', code, entry: 'embedding_forward_q', constants: { WG, DTYPE } };
+  const parts = wte.parts
+    ? checkParts(wte, wte.parts, C)
+    : [{ row0: 0, rows: numel(wte.shape) / C, tensor: wte }];
+  // any order gives the same result (each token is in one part); last part first, so that a part
+  // that wrote rows of tokens outside its range would not be overwritten and would fail the tests
+  for (const p of [...parts].reverse())
+    gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, p.tensor], [N, C, p.row0, p.rows]);
 }
 
 /** The shader's DTYPE of a quantized table; throws for other dtypes and rows that are not C values. */
@@ -68,17 +65,8 @@ function quantTable(wte: Tensor, C: number): number {
   return DTYPE;
 }
 
-/** out (N,C): each part of a split table gathers the rows of the tokens in its row range. */
-function forwardParts(
-  gpu: Gpu,
-  out: Tensor,
-  tokens: Tensor,
-  wte: Tensor,
-  parts: readonly TensorPart[],
-  N: number,
-  C: number,
-): void {
-  const DTYPE = wte.dtype === 'f32' ? 0 : quantTable(wte, C);
+/** `parts`, after checking that they are (rows, C) tables of wte's dtype covering its rows in order. */
+function checkParts(wte: Tensor, parts: readonly TensorPart[], C: number): readonly TensorPart[] {
   const V = numel(wte.shape) / C;
   let row = 0;
   for (const p of parts) {
@@ -96,14 +84,7 @@ function forwardParts(
       `embeddingForward: the parts of the split table "${wte.label}" hold ${row} rows, not ${V}.`,
     );
   }
-  const spec =
-    DTYPE === 0
-      ? { op: 'embedding', code: partCode, entry: 'embedding_part', constants: { WG } }
-      : { op: 'embedding', code: partCode, entry: 'embedding_part_q', constants: { WG, DTYPE } };
-  // any order gives the same result (each token is in one part); last part first, so that a part
-  // that wrote rows of tokens outside its range would not be overwritten and would fail the tests
-  for (const p of [...parts].reverse())
-    gpu.dispatch(spec, grid(gpu, N * C, WG), [out, tokens, p.tensor], [N, C, p.row0, p.rows]);
+  return parts;
 }
 
 /**

@@ -14,6 +14,7 @@
  * of each part and accumulates the parts' products into dinp (a sum over N in another order:
  * within the matmul tolerance of the unsplit result). The kernels themselves are unchanged.
  */
+import f16Wgsl from '../../../shaders/f16.wgsl?raw';
 import matmulWgsl from '../../../shaders/matmul.wgsl?raw';
 import gemvWgsl from '../../../shaders/matmul_gemv.wgsl?raw';
 import quantWgsl from '../../../shaders/matmul_quant.wgsl?raw';
@@ -26,8 +27,8 @@ import { grid } from './residual.ts';
 
 /** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
 export const GEMV_MAX_B = 16;
-const code = `${matmulWgsl}\n${quantWgsl}`;
-const gemvCode = `${gemvWgsl}\n${quantWgsl}`;
+const code = `${f16Wgsl}\n${matmulWgsl}\n${quantWgsl}`;
+const gemvCode = `${f16Wgsl}\n${gemvWgsl}\n${quantWgsl}`;
 /** The kernels' DTYPE: 0 f32; 8, 4 the q8_0 / q4_0 kernels; 1–3 units of matmul_quant.wgsl. */
 const DTYPE_ID: Partial<Record<DType, number>> = { f32: 0, q8_0: 8, q4_0: 4, q4f16_1: 1, q4_k: 2, q6_k: 3 };
 /** Values per block: K must be a multiple. */
