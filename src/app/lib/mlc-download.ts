@@ -15,6 +15,10 @@
  * The Cache Storage and fetch are parameters (the browser's by default), so the logic is tested in
  * Node over an in-memory cache and a local HTTP server; the e2e test runs it on Chromium's own.
  *
+ * - `mlcCacheStatus(modelUrl, caches)`: how much of the model the cache holds (the Models card says
+ *   "in this browser's cache" or what is missing before anything is fetched).
+ * - `WEBLLM_LLAMA_MODELS`: web-llm's prebuilt LLaMA builds that dust2gold reads (the card's list).
+ *
  * @example
  *   const r = await downloadMlcModel('https://huggingface.co/mlc-ai/Llama-2-7b-chat-hf-q4f16_1-MLC', {
  *     onProgress: (p) => console.log(`${p.bytesDone} / ${p.bytesTotal} ${p.file}`),
@@ -26,6 +30,7 @@ import { fromBlob, type ByteSource } from '../../engine/io/bytesource.ts';
 import {
   MLC_CHAT_CONFIG,
   mlcCacheKeys,
+  webllmModelBase,
   parseMlcChatConfig,
   parseMlcManifest,
   type MlcCacheKey,
@@ -73,6 +78,51 @@ export interface MlcDownloadResult {
   bytesFetched: number;
   /** Bytes of the whole model (every file). */
   bytesTotal: number;
+}
+
+/** One of web-llm's prebuilt models, as its model list (prebuiltAppConfig) names it. */
+export interface WebllmModel {
+  /** web-llm's model_id. */
+  id: string;
+  /** Its `model` URL: the cache keys derive from it (mlcCacheKeys). */
+  url: string;
+  /** Parameters and the weights' bytes (q4f16_1: 0.5625 bytes per matrix value), for the list. */
+  about: string;
+}
+
+/**
+ * web-llm's prebuilt LLaMA builds in q4f16_1 that dust2gold reads: model_type "llama" with a
+ * SentencePiece tokenizer (Llama 2 and TinyLlama; Llama 3's tokenizer is byte-level BPE and Llama
+ * 3.1 / 3.2 scale RoPE, so those are refused). From @mlc-ai/web-llm 0.2.86's prebuiltAppConfig; the
+ * "-1k" ids share these URLs (and so the cached files).
+ */
+export const WEBLLM_LLAMA_MODELS: readonly WebllmModel[] = [
+  {
+    id: 'TinyLlama-1.1B-Chat-v1.0-q4f16_1-MLC',
+    url: 'https://huggingface.co/mlc-ai/TinyLlama-1.1B-Chat-v1.0-q4f16_1-MLC',
+    about: '1.1B parameters, 0.6 GB',
+  },
+  {
+    id: 'Llama-2-7b-chat-hf-q4f16_1-MLC',
+    url: 'https://huggingface.co/mlc-ai/Llama-2-7b-chat-hf-q4f16_1-MLC',
+    about: '6.7B parameters, 3.8 GB',
+  },
+  {
+    id: 'Llama-2-13b-chat-hf-q4f16_1-MLC',
+    url: 'https://huggingface.co/mlc-ai/Llama-2-13b-chat-hf-q4f16_1-MLC',
+    about: '13B parameters, 7.3 GB',
+  },
+];
+
+/**
+ * A model's id from its URL (as typed, or the base web-llm keys files by): the last part before
+ * "/resolve/…" — "https://huggingface.co/mlc-ai/Llama-2-7b-chat-hf-q4f16_1-MLC" →
+ * "Llama-2-7b-chat-hf-q4f16_1-MLC". Throws BAD_ARGUMENT for a URL that is not absolute.
+ */
+export function mlcModelId(modelUrl: string): string {
+  const base = webllmModelBase(modelUrl);
+  const path = new URL(base).pathname.replace(/\/resolve\/[^/]+\/?$/, '').replace(/\/+$/, '');
+  return decodeURIComponent(path.split('/').pop() ?? '') || base;
 }
 
 function defaultCaches(): CacheStorageLike {
@@ -310,5 +360,75 @@ export async function downloadMlcModel(
     fetched,
     bytesFetched,
     bytesTotal,
+  };
+}
+
+/** How much of an MLC model the cache holds. */
+export interface MlcCacheStatus {
+  /** The model URL as web-llm keys its files. */
+  base: string;
+  /** mlc-chat-config.json is there. */
+  config: boolean;
+  /** The manifest is there (then `shards` and `bytesTotal` are known). */
+  manifest: boolean;
+  /** A tokenizer file (tokenizer.json or tokenizer.model) is there. */
+  tokenizer: boolean;
+  /** Shards the manifest lists, and of those, kept at their full size. */
+  shards: number;
+  shardsCached: number;
+  /** Bytes of the shards kept, and of all shards (0 without a manifest). */
+  bytesCached: number;
+  bytesTotal: number;
+  /** Every file a load needs is there. */
+  complete: boolean;
+}
+
+/**
+ * What the cache (web-llm's entries, `caches`: the browser's by default) holds of the model at
+ * `modelUrl`, without fetching anything: whatever web-llm or `downloadMlcModel` put there.
+ */
+export async function mlcCacheStatus(
+  modelUrl: string,
+  store: CacheStorageLike = defaultCaches(),
+): Promise<MlcCacheStatus> {
+  const keys0 = mlcCacheKeys(modelUrl);
+  const has = async (key: MlcCacheKey) => cachedBytes(await store.open(key.cache), key.url);
+  const cfg = await has(keys0.config);
+  let manifest: MlcManifest | null = null;
+  for (const key of keys0.manifests) {
+    const b = await has(key);
+    if (!b) continue;
+    try {
+      manifest = parseMlcManifest(new Uint8Array(await b.arrayBuffer()), fileName(key, keys0.base));
+    } catch {
+      manifest = null; // a damaged manifest: Download fetches nothing again, Inspect says what is wrong
+    }
+    break;
+  }
+  let tokenizer = false;
+  for (const key of keys0.tokenizer) if (!tokenizer && (await has(key))) tokenizer = true;
+  const keys = mlcCacheKeys(modelUrl, manifest ?? undefined);
+  let shardsCached = 0;
+  let bytesCached = 0;
+  let bytesTotal = 0;
+  for (const [i, key] of keys.shards.entries()) {
+    const size = manifest!.records[i]!.nbytes;
+    bytesTotal += size;
+    if (await cachedBytes(await store.open(key.cache), key.url, size)) {
+      shardsCached++;
+      bytesCached += size;
+    }
+  }
+  const shards = keys.shards.length;
+  return {
+    base: keys0.base,
+    config: cfg !== null,
+    manifest: manifest !== null,
+    tokenizer,
+    shards,
+    shardsCached,
+    bytesCached,
+    bytesTotal,
+    complete: cfg !== null && manifest !== null && tokenizer && shardsCached === shards,
   };
 }

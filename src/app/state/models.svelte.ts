@@ -1,7 +1,8 @@
 /**
  * The Models view's state: the built-in student's card, the base model in use (and loading
- * another: our safetensors model, or a GGUF LLaMA planned, then loaded into the inference worker
- * with a progress bar), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the
+ * another: our safetensors model, or a big LLaMA — a GGUF file, or web-llm's MLC build downloaded
+ * into the browser's Cache Storage — planned, then loaded into the inference worker with a progress
+ * bar: `BigModelState`, one for each card), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the
  * browser's storage. One object for the page (`models`), because App renders `<ModelsView />` without props
  * and the state should outlive a visit to another view.
  *
@@ -9,7 +10,7 @@
  * markdown is parsed by src/app/lib/card-markdown.ts.
  */
 import { readLoraSafetensors } from '../../engine/io/checkpoint.ts';
-import { EngineError } from '../../engine/errors.ts';
+import { EngineError, formatBytes } from '../../engine/errors.ts';
 import type { LlamaConfig } from '../../engine/model/config.ts';
 import {
   exportAdapterSet,
@@ -19,11 +20,13 @@ import {
   zipFiles,
 } from '../../method/adapter-zip.ts';
 import type {
+  BigPlanOptions,
   GgufInspection,
-  GgufPlanOptions,
   LoadProgress,
+  MlcInspection,
   PlanView,
   StudentModelInfo,
+  StudentSource,
 } from '../../method/api/runtime.ts';
 import { Comlink, inference, publicUrl } from '../engine-client.ts';
 import {
@@ -36,6 +39,14 @@ import {
 } from '../lib/adapters-store.ts';
 import { AppError, describeError, type UserMessage } from '../lib/errors.ts';
 import { checkModelFiles } from '../lib/model-files.ts';
+import {
+  downloadMlcModel,
+  mlcCacheStatus,
+  mlcModelId,
+  WEBLLM_LLAMA_MODELS,
+  type MlcCacheStatus,
+  type MlcDownloadProgress,
+} from '../lib/mlc-download.ts';
 import { parseCard, type CardBlock } from '../lib/card-markdown.ts';
 import { studentModel, type ModelChoice } from './student-model.svelte.ts';
 
@@ -66,6 +77,8 @@ export interface BaseInfo {
   params: number;
   /** A GGUF model: its header's facts and the plan it was loaded under. */
   gguf?: GgufInspection;
+  /** An MLC (web-llm) model: its facts and the plan it was loaded under. */
+  mlc?: MlcInspection;
 }
 
 /** Solve's maximum m (method/api/runtime.ts MAX_SAMPLES; not imported: it would bring the engine into the page). */
@@ -81,21 +94,29 @@ function savedBudget(): string {
   }
 }
 
-/** A picked / dropped .gguf file or a URL, with the key that names it across workers. */
-export interface GgufPick {
+/**
+ * What a big model's card picked — a .gguf file or URL, or an MLC model URL — with the model's
+ * name and the key that names the choice across workers.
+ */
+export interface BigPick {
   label: string;
+  name: string;
   key: string;
   file?: File;
   url?: string;
+  mlcUrl?: string;
 }
+/** The GGUF card's pick (the name it had first). */
+export type GgufPick = BigPick;
 
 let picks = 0;
 
-function isGguf(c: ModelChoice): boolean {
-  return c.gguf !== undefined || c.ggufUrl !== undefined;
+/** A big model (GGUF or MLC): planned and loaded by the Models view itself. */
+function isBig(c: ModelChoice): boolean {
+  return c.gguf !== undefined || c.ggufUrl !== undefined || c.mlcUrl !== undefined;
 }
 
-function baseOfGguf(c: ModelChoice, info: StudentModelInfo): BaseInfo {
+function baseOfBig(c: ModelChoice, info: StudentModelInfo): BaseInfo {
   return {
     name: info.name,
     label: c.label,
@@ -103,7 +124,225 @@ function baseOfGguf(c: ModelChoice, info: StudentModelInfo): BaseInfo {
     config: info.config,
     params: info.params,
     ...(info.gguf ? { gguf: info.gguf } : {}),
+    ...(info.mlc ? { mlc: info.mlc } : {}),
   };
+}
+
+/** A pick as the worker's source (the file, the GGUF URL or the MLC URL). */
+function sourceOf(pick: BigPick): Pick<StudentSource, 'gguf' | 'ggufUrl' | 'mlcUrl'> {
+  if (pick.file) return { gguf: pick.file };
+  if (pick.url !== undefined) return { ggufUrl: pick.url };
+  return { mlcUrl: pick.mlcUrl! };
+}
+
+/** The GPU memory budget as typed (GiB) → bytes for the planner; '' or nonsense = none. */
+function budgetBytes(typed: string): number | undefined {
+  const gib = Number(typed.trim().replace(',', '.'));
+  return typed.trim() !== '' && gib > 0 ? Math.round(gib * 2 ** 30) : undefined;
+}
+
+/** What a big model's card needs from the page: the budget, how to inspect, and what to do once loaded. */
+interface BigHost<I> {
+  budget(): string;
+  inspect(src: StudentSource): Promise<I>;
+  loaded(choice: ModelChoice, info: StudentModelInfo): void;
+  /** Another big model is loading (the worker loads one at a time). */
+  otherLoading(): boolean;
+}
+
+/**
+ * One big model's card (GGUF or MLC): the pick, its facts and the planner's verdict for the
+ * samples, context and budget set, then the load into the inference worker with progress and
+ * Cancel; once loaded it is the model in use (Solve finds it in the worker).
+ */
+export class BigModelState<I extends GgufInspection | MlcInspection> {
+  pick = $state.raw<BigPick | null>(null);
+  /** The facts and the planner's verdict for the settings below. */
+  seen = $state.raw<I | null>(null);
+  samples = $state(GGUF_MAX_SAMPLES);
+  context = $state(512);
+  phase = $state<'idle' | 'reading' | 'loading'>('idle');
+  progress = $state.raw<LoadProgress | null>(null);
+  error = $state.raw<UserMessage | null>(null);
+  notice = $state('');
+  /** The pick is the model in use (loading it again takes the settings as they are now). */
+  inUse = $derived(this.pick !== null && studentModel.source.key === this.pick.key);
+  private inspections = 0;
+
+  constructor(private readonly host: BigHost<I>) {}
+
+  planOptions(): BigPlanOptions {
+    const budget = budgetBytes(this.host.budget());
+    return {
+      sequences: Math.round(Number(this.samples)),
+      context: Math.round(Number(this.context)),
+      ...(budget !== undefined ? { memoryBudget: budget } : {}),
+    };
+  }
+
+  private source(pick: BigPick, plan?: BigPlanOptions): StudentSource {
+    return { ...sourceOf(pick), name: pick.name, key: pick.key, ...(plan ? { plan } : {}) };
+  }
+
+  /** Shows an error of the card (a bad pick) without reading anything. */
+  fail(e: unknown): void {
+    this.error = describeError(e);
+  }
+
+  /** Reads a new pick (`fresh`: planned for the defaults first, m = 32 and its context up to 512) or plans again. */
+  async inspect(pick: BigPick, fresh: boolean): Promise<void> {
+    const id = ++this.inspections;
+    const latest = () => id === this.inspections && this.pick === pick;
+    this.error = null;
+    this.notice = '';
+    if (fresh) {
+      this.pick = pick;
+      this.seen = null;
+    }
+    this.phase = 'reading';
+    try {
+      const seen = await this.host.inspect(
+        this.source(pick, fresh ? { sequences: this.samples } : this.planOptions()),
+      );
+      if (!latest()) return;
+      this.seen = seen;
+      this.samples = seen.plan.sequences;
+      this.context = seen.plan.context;
+    } catch (e) {
+      if (latest()) {
+        this.error = describeError(e);
+        this.seen = null;
+      }
+    } finally {
+      if (latest()) this.phase = 'idle';
+    }
+  }
+
+  /** Plans again with the settings as they are now (samples, context, budget); the latest call wins. */
+  async replan(): Promise<void> {
+    if (this.pick && this.phase !== 'loading') await this.inspect(this.pick, false);
+  }
+
+  /** Takes one of the planner's suggestions (fewer samples, a shorter context) and plans again. */
+  async applySuggestion(s: PlanView['suggestions'][number]): Promise<void> {
+    if (s.sequences !== undefined) this.samples = s.sequences;
+    if (s.context !== undefined) this.context = s.context;
+    await this.replan();
+  }
+
+  /**
+   * Loads the planned model into the inference worker (progress per read; cancel aborts), then
+   * makes it the model in use: Solve finds it loaded. A failed or cancelled load leaves the model
+   * in use as it was.
+   */
+  async load(): Promise<void> {
+    const pick = this.pick;
+    if (!pick || !this.seen || this.phase !== 'idle' || this.host.otherLoading()) return;
+    this.error = null;
+    this.notice = '';
+    this.phase = 'loading';
+    this.progress = { bytesDone: 0, bytesTotal: this.seen.facts.dataBytes, tensor: '' };
+    const plan = this.planOptions();
+    try {
+      const info = await inference().solver.load(
+        this.source(pick, plan),
+        Comlink.proxy((p: LoadProgress) => {
+          if (this.pick === pick) this.progress = p;
+        }),
+      );
+      this.host.loaded(
+        { label: pick.label, name: info.name, ...sourceOf(pick), plan, key: pick.key, builtin: false },
+        info,
+      );
+      this.notice = `${pick.label} is the model in use now (${info.params.toLocaleString('en-US')} parameters, up to ${info.limits?.sequences ?? '?'} samples of ${info.limits?.context ?? '?'} positions): Solve uses it.`;
+    } catch (e) {
+      if ((e as Error | null)?.name === 'AbortError')
+        this.notice = `Cancelled: nothing of ${pick.label} stays on the GPU; the model in use is still ${studentModel.source.label}.`;
+      else this.error = describeError(e);
+    } finally {
+      this.phase = 'idle';
+      this.progress = null;
+    }
+  }
+
+  cancel(): void {
+    void inference().solver.cancelLoad();
+  }
+}
+
+/** The MLC card's download: into web-llm's cache, with progress, Cancel and resume. */
+export class MlcDownloadState {
+  /** Which model the figures below are about (its URL as typed). */
+  url = $state('');
+  phase = $state<'idle' | 'checking' | 'downloading'>('idle');
+  /** The download's progress: live while it runs, then where it ended. */
+  progress = $state.raw<MlcDownloadProgress | null>(null);
+  status = $state.raw<MlcCacheStatus | null>(null);
+  error = $state.raw<UserMessage | null>(null);
+  notice = $state('');
+  private abort: AbortController | null = null;
+  private checks = 0;
+
+  /** What the browser's cache holds of the model at `url` already (web-llm's download counts). */
+  async check(url: string): Promise<void> {
+    const id = ++this.checks;
+    if (url !== this.url) {
+      // another model: what was said about the last one goes
+      this.progress = null;
+      this.error = null;
+      this.notice = '';
+    }
+    this.url = url;
+    this.status = null;
+    if (this.phase === 'idle') this.phase = 'checking';
+    try {
+      const st = await mlcCacheStatus(url);
+      if (id === this.checks) this.status = st;
+    } catch (e) {
+      if (id === this.checks) this.error = describeError(e);
+    } finally {
+      if (id === this.checks && this.phase === 'checking') this.phase = 'idle';
+    }
+  }
+
+  /** Fetches what the cache lacks (files kept already are skipped), the quota checked first. */
+  async download(url: string): Promise<void> {
+    if (this.phase === 'downloading') return;
+    this.url = url;
+    this.error = null;
+    this.notice = '';
+    this.phase = 'downloading';
+    this.progress = { bytesDone: 0, bytesTotal: 0, file: null };
+    const abort = new AbortController();
+    this.abort = abort;
+    try {
+      const r = await downloadMlcModel(url, {
+        signal: abort.signal,
+        onProgress: (p) => {
+          if (this.abort === abort) this.progress = p;
+        },
+      });
+      const kept = r.files - r.fetched;
+      this.notice =
+        r.fetched === 0
+          ? `All ${r.files} files (${formatBytes(r.bytesTotal)}) were in this browser's cache already: nothing was downloaded.`
+          : `Downloaded ${r.fetched} files (${formatBytes(r.bytesFetched)})${kept ? `; ${kept} were in the cache already` : ''}: all ${r.files} files (${formatBytes(r.bytesTotal)}) are in this browser's cache, where web-llm finds them too.`;
+    } catch (e) {
+      if ((e as Error | null)?.name === 'AbortError')
+        this.notice =
+          'Download cancelled: the files that arrived whole are kept; Download goes on from the next one.';
+      else this.error = describeError(e);
+    } finally {
+      // the bar stays where the download ended (100% when it finished) until the next one
+      if (this.abort === abort) this.abort = null;
+      this.phase = 'idle';
+    }
+    await this.check(url);
+  }
+
+  cancel(): void {
+    this.abort?.abort(new DOMException('The download was cancelled.', 'AbortError'));
+  }
 }
 
 async function fetchOk(url: string, what: string): Promise<Response> {
@@ -187,7 +426,7 @@ export class ModelsState {
     this.base = null;
     this.baseError = null;
     try {
-      const info = isGguf(c) ? await this.readGgufBase(c) : await readBase(c);
+      const info = isBig(c) ? await this.readBigBase(c) : await readBase(c);
       if (this.baseOf !== c) return;
       this.base = info;
       if (!studentModel.info && studentModel.source === c)
@@ -197,24 +436,22 @@ export class ModelsState {
     }
   }
 
-  /** A GGUF choice: what the inference worker loaded (Models loads it there), else its header. */
-  private async readGgufBase(c: ModelChoice): Promise<BaseInfo> {
+  /** A GGUF or MLC choice: what the inference worker loaded (Models loads it there), else its header. */
+  private async readBigBase(c: ModelChoice): Promise<BaseInfo> {
     const mine = studentModel.info;
-    if (mine && mine.key === c.key) return baseOfGguf(c, mine);
+    if (mine && mine.key === c.key) return baseOfBig(c, mine);
     const solver = inference().solver;
     await solver.init();
     const held = await solver.modelInfo();
-    if (held && held.key === c.key) return baseOfGguf(c, held);
+    if (held && held.key === c.key) return baseOfBig(c, held);
     const { label: _l, builtin: _b, ...src } = c;
+    const base = { name: c.name, label: c.label, builtin: false };
+    if (c.mlcUrl !== undefined) {
+      const seen = await solver.inspectMlc(src);
+      return { ...base, config: seen.facts.config, params: seen.facts.params, mlc: seen };
+    }
     const seen = await solver.inspect(src);
-    return {
-      name: c.name,
-      label: c.label,
-      builtin: false,
-      config: seen.facts.config,
-      params: seen.facts.params,
-      gguf: seen,
-    };
+    return { ...base, config: seen.facts.config, params: seen.facts.params, gguf: seen };
   }
 
   private async baseConfig(): Promise<BaseInfo> {
@@ -309,59 +546,67 @@ export class ModelsState {
   resetModel(): void {
     this.modelError = null;
     this.modelNotice = '';
-    const wasGguf = isGguf(studentModel.source);
+    const wasBig = isBig(studentModel.source);
     studentModel.reset();
     // a 7B leaves the GPU now (Solve loads the built-in student when it is next shown); while
     // samples are running the worker refuses, and Solve's reload frees it instead
-    if (wasGguf)
+    if (wasBig)
       void inference()
         .solver.unload()
         .catch(() => {});
     void this.loadBase();
   }
 
-  /* ---------------------------------------------------------------- GGUF */
+  /* ---------------------------------------------------------------- big models */
 
+  /** GiB as typed; '' = none (the planner assumes 4 GiB and says so). Shared by the GGUF and MLC cards. */
+  budget = $state(savedBudget());
+
+  /** A big model was loaded into the inference worker: it is the model in use now. */
+  private bigLoaded(choice: ModelChoice, info: StudentModelInfo): void {
+    studentModel.choose(choice);
+    studentModel.info = info;
+    this.baseOf = studentModel.source;
+    this.base = baseOfBig(studentModel.source, info);
+    this.baseError = null;
+  }
+
+  private async solver() {
+    const solver = inference().solver;
+    await solver.init();
+    return solver;
+  }
+
+  /** The GGUF card. */
+  readonly gguf: BigModelState<GgufInspection> = new BigModelState<GgufInspection>({
+    budget: () => this.budget,
+    inspect: async (src) => (await this.solver()).inspect(src),
+    loaded: (c, info) => this.bigLoaded(c, info),
+    otherLoading: () => this.mlc.phase === 'loading',
+  });
   ggufUrl = $state('');
-  gguf = $state.raw<GgufPick | null>(null);
-  /** The header's facts and the planner's verdict for the settings below. */
-  ggufSeen = $state.raw<GgufInspection | null>(null);
-  ggufSamples = $state(GGUF_MAX_SAMPLES);
-  ggufContext = $state(512);
-  /** GiB as typed; '' = none (the planner assumes 4 GiB and says so). */
-  ggufBudget = $state(savedBudget());
-  ggufPhase = $state<'idle' | 'reading' | 'loading'>('idle');
-  ggufProgress = $state.raw<LoadProgress | null>(null);
-  ggufError = $state.raw<UserMessage | null>(null);
-  ggufNotice = $state('');
-  /** The picked GGUF is the model in use (loading it again takes the settings as they are now). */
-  ggufInUse = $derived(this.gguf !== null && studentModel.source.key === this.gguf.key);
-  /** Adapter sets made for another model than the GGUF in use (Solve does not offer them). */
-  otherSets = $derived(this.base?.gguf ? this.sets.filter((s) => s.model !== this.base?.name) : []);
 
-  private planOptions(): GgufPlanOptions {
-    const gib = Number(this.ggufBudget.trim().replace(',', '.'));
-    return {
-      sequences: Math.round(Number(this.ggufSamples)),
-      context: Math.round(Number(this.ggufContext)),
-      ...(this.ggufBudget.trim() !== '' && gib > 0 ? { memoryBudget: Math.round(gib * 2 ** 30) } : {}),
-    };
-  }
+  /** The MLC / web-llm card. */
+  readonly mlc: BigModelState<MlcInspection> = new BigModelState<MlcInspection>({
+    budget: () => this.budget,
+    inspect: async (src) => (await this.solver()).inspectMlc(src),
+    loaded: (c, info) => this.bigLoaded(c, info),
+    otherLoading: () => this.gguf.phase === 'loading',
+  });
+  /** The MLC model's URL as typed (or as a preset put it). */
+  mlcUrl = $state(WEBLLM_LLAMA_MODELS[0]!.url);
+  readonly mlcDownload = new MlcDownloadState();
 
-  private ggufSource(pick: GgufPick, plan?: GgufPlanOptions) {
-    return {
-      ...(pick.file ? { gguf: pick.file } : { ggufUrl: pick.url! }),
-      name: pick.label.replace(/\.gguf$/i, ''),
-      key: pick.key,
-      ...(plan ? { plan } : {}),
-    };
-  }
+  /** Adapter sets made for another model than the big model in use (Solve does not offer them). */
+  otherSets = $derived(
+    this.base?.gguf || this.base?.mlc ? this.sets.filter((s) => s.model !== this.base?.name) : [],
+  );
 
   /** A dropped / picked .gguf file: its header is read (in the worker) and the plan made. */
   async pickGgufFiles(files: readonly File[]): Promise<void> {
     const f = files.length === 1 ? files[0]! : undefined;
     if (!f || !/\.gguf$/i.test(f.name)) {
-      this.ggufError = describeError(
+      this.gguf.fail(
         new EngineError(
           'BAD_ARGUMENT',
           `Pick one llama.cpp model file (.gguf). Got ${files.map((x) => x.name).join(', ') || 'nothing'}.`,
@@ -369,7 +614,8 @@ export class ModelsState {
       );
       return;
     }
-    await this.inspectGguf({ label: f.name, key: `gguf:${++picks}:${f.name}:${f.size}`, file: f }, true);
+    const pick = { label: f.name, name: f.name.replace(/\.gguf$/i, ''), file: f };
+    await this.gguf.inspect({ ...pick, key: `gguf:${++picks}:${f.name}:${f.size}` }, true);
   }
 
   /** A .gguf URL (read with HTTP Range requests: the server must allow them and this site). */
@@ -380,7 +626,7 @@ export class ModelsState {
       // eslint-disable-next-line svelte/prefer-svelte-reactivity -- parsed once, never changed
       label = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '') || 'model.gguf';
     } catch {
-      this.ggufError = describeError(
+      this.gguf.fail(
         new EngineError(
           'BAD_ARGUMENT',
           `"${url}" is not a URL: give the full address of a .gguf file (https://…).`,
@@ -388,113 +634,69 @@ export class ModelsState {
       );
       return;
     }
-    await this.inspectGguf({ label, key: `gguf:${++picks}:${url}`, url }, true);
+    const name = label.replace(/\.gguf$/i, '');
+    await this.gguf.inspect({ label, name, key: `gguf:${++picks}:${url}`, url }, true);
   }
 
-  /** Plans again with the settings as they are now (samples, context, budget); the latest call wins. */
-  async replan(): Promise<void> {
-    if (this.gguf && this.ggufPhase !== 'loading') await this.inspectGguf(this.gguf, false);
-  }
-
-  /** Takes one of the planner's suggestions (fewer samples, a shorter context) and plans again. */
-  async applySuggestion(s: PlanView['suggestions'][number]): Promise<void> {
-    if (s.sequences !== undefined) this.ggufSamples = s.sequences;
-    if (s.context !== undefined) this.ggufContext = s.context;
-    await this.replan();
-  }
-
-  private inspections = 0;
-
-  private async inspectGguf(pick: GgufPick, fresh: boolean): Promise<void> {
-    const id = ++this.inspections;
-    const latest = () => id === this.inspections && this.gguf === pick;
-    this.ggufError = null;
-    this.ggufNotice = '';
-    if (fresh) {
-      this.gguf = pick;
-      this.ggufSeen = null;
-    }
-    this.ggufPhase = 'reading';
+  /** The MLC URL in a form web-llm keys its cache by, or null (the card's error says why). */
+  private mlcModelUrl(): string | null {
+    const url = this.mlcUrl.trim();
     try {
-      const solver = inference().solver;
-      await solver.init();
-      // a new file is planned for the defaults first (m = 32, its context up to 512), then as set here
-      const seen = await solver.inspect(
-        this.ggufSource(pick, fresh ? { sequences: this.ggufSamples } : this.planOptions()),
+      // eslint-disable-next-line svelte/prefer-svelte-reactivity -- parsed once, never changed
+      if (!/^https?:$/.test(new URL(url).protocol)) throw new Error('not http');
+      return url;
+    } catch {
+      this.mlc.fail(
+        new EngineError(
+          'BAD_ARGUMENT',
+          `"${url}" is not a model URL: give the full address of a web-llm model (https://huggingface.co/mlc-ai/<model>), or pick one from the list.`,
+        ),
       );
-      if (!latest()) return;
-      this.ggufSeen = seen;
-      this.ggufSamples = seen.plan.sequences;
-      this.ggufContext = seen.plan.context;
-    } catch (e) {
-      if (latest()) {
-        this.ggufError = describeError(e);
-        this.ggufSeen = null;
-      }
-    } finally {
-      if (latest()) this.ggufPhase = 'idle';
+      return null;
     }
   }
 
-  /** Remembers the budget for next time and plans again. */
-  async setBudget(v: string = this.ggufBudget): Promise<void> {
-    this.ggufBudget = v;
+  /** The MLC URL changed (typed or picked from the list): what the cache holds of it. */
+  async checkMlc(): Promise<void> {
+    const url = this.mlcModelUrl();
+    if (url === null) return;
+    this.mlc.error = null;
+    await this.mlcDownload.check(url);
+  }
+
+  /** Downloads the MLC model into web-llm's cache (resumes: files kept already are skipped). */
+  async downloadMlc(): Promise<void> {
+    const url = this.mlcModelUrl();
+    if (url === null) return;
+    this.mlc.error = null;
+    await this.mlcDownload.download(url);
+    void this.refreshStorage();
+  }
+
+  /** Reads the MLC model from the cache (config, manifest, tokenizer) and plans it. */
+  async inspectMlc(): Promise<void> {
+    const url = this.mlcModelUrl();
+    if (url === null) return;
+    let id: string;
+    try {
+      id = mlcModelId(url);
+    } catch (e) {
+      this.mlc.fail(e);
+      return;
+    }
+    await this.mlc.inspect({ label: id, name: id, key: `mlc:${++picks}:${url}`, mlcUrl: url }, true);
+  }
+
+  /** Remembers the budget for next time and plans both cards again. */
+  async setBudget(v: string = this.budget): Promise<void> {
+    this.budget = v;
     try {
       if (v.trim() === '') localStorage.removeItem(BUDGET_KEY);
       else localStorage.setItem(BUDGET_KEY, v.trim());
     } catch {
       // private mode: remembered for this page only
     }
-    await this.replan();
-  }
-
-  /**
-   * Loads the planned GGUF into the inference worker (progress per chunk; cancelGguf aborts), then
-   * makes it the model in use: Solve finds it loaded. A failed or cancelled load leaves the model
-   * in use as it was.
-   */
-  async loadGguf(): Promise<void> {
-    const pick = this.gguf;
-    if (!pick || !this.ggufSeen || this.ggufPhase !== 'idle') return;
-    this.ggufError = null;
-    this.ggufNotice = '';
-    this.ggufPhase = 'loading';
-    this.ggufProgress = { bytesDone: 0, bytesTotal: this.ggufSeen.facts.dataBytes, tensor: '' };
-    const plan = this.planOptions();
-    const src = this.ggufSource(pick, plan);
-    try {
-      const info = await inference().solver.load(
-        src,
-        Comlink.proxy((p: LoadProgress) => {
-          if (this.gguf === pick) this.ggufProgress = p;
-        }),
-      );
-      const choice: ModelChoice = {
-        label: pick.label,
-        name: info.name,
-        ...(pick.file ? { gguf: pick.file } : { ggufUrl: pick.url! }),
-        plan,
-        key: pick.key,
-        builtin: false,
-      };
-      studentModel.choose(choice);
-      studentModel.info = info;
-      this.baseOf = studentModel.source;
-      this.base = baseOfGguf(studentModel.source, info);
-      this.baseError = null;
-      this.ggufNotice = `${pick.label} is the model in use now (${info.params.toLocaleString('en-US')} parameters, up to ${info.limits?.sequences ?? '?'} samples of ${info.limits?.context ?? '?'} positions): Solve uses it.`;
-    } catch (e) {
-      if ((e as Error | null)?.name === 'AbortError')
-        this.ggufNotice = `Cancelled: nothing of ${pick.label} stays on the GPU; the model in use is still ${studentModel.source.label}.`;
-      else this.ggufError = describeError(e);
-    } finally {
-      this.ggufPhase = 'idle';
-      this.ggufProgress = null;
-    }
-  }
-
-  cancelGguf(): void {
-    void inference().solver.cancelLoad();
+    await Promise.all([this.gguf.replan(), this.mlc.replan()]);
   }
 
   async refresh(): Promise<void> {

@@ -18,7 +18,9 @@ export interface ModelChoice {
   /** A GGUF LLaMA: the picked / dropped file (read in chunks by the worker), or its URL. */
   gguf?: Blob;
   ggufUrl?: string;
-  /** GGUF: what it was planned for (samples, context, memory budget). */
+  /** web-llm's MLC build of a LLaMA, by its model URL: read from the browser's Cache Storage. */
+  mlcUrl?: string;
+  /** GGUF / MLC: what it was planned for (samples, context, memory budget). */
   plan?: GgufPlanOptions;
   /**
    * Names the choice across workers: a worker whose model has this key holds it already (the

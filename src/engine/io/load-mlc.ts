@@ -60,7 +60,7 @@ export interface MlcLoadOptions extends StreamLoadOptions {
 }
 
 /** One read of the load: a matrix (a site's row block, the embedding, lm_head) or a norm. */
-interface Step {
+export interface MlcLoadStep {
   weight: 'tokenEmbedding' | 'rmsFinal' | 'wcls' | 'rmsAtt' | 'rmsFfn' | LinearSite;
   layer: number | null;
   /** The MLC tensor (a q4 matrix's base name, or a vector's name), for progress. */
@@ -71,8 +71,11 @@ interface Step {
   bytes: number;
 }
 
-/** The steps of a load, in the order MLC lays the tensors out, with each tensor's backend dtype. */
-function mlcSteps(model: MlcModel, opts: MlcLoadOptions): Step[] {
+/**
+ * The steps of a load, in the order MLC lays the tensors out, with each tensor's backend dtype
+ * (what the memory planner counts before a load: method/api/mlc-student.ts).
+ */
+export function mlcLoadPlan(model: MlcModel, opts: MlcLoadOptions = {}): MlcLoadStep[] {
   const c = model.config;
   const matrices = opts.matrices ?? (model.quantization === 'q4f16_1' ? 'q4f16_1' : 'q4_0');
   const recordBytes = (name: string) => model.tensors.get(name)!.record.nbytes;
@@ -83,7 +86,7 @@ function mlcSteps(model: MlcModel, opts: MlcLoadOptions): Step[] {
   };
   const q4Dtype = (cols: number, d: DType): DType => (cols % QK === 0 ? d : 'f32');
   const C = c.dim;
-  const steps: Step[] = [
+  const steps: MlcLoadStep[] = [
     {
       weight: 'tokenEmbedding',
       layer: null,
@@ -95,7 +98,7 @@ function mlcSteps(model: MlcModel, opts: MlcLoadOptions): Step[] {
   ];
   for (let l = 0; l < c.nLayers; l++) {
     const p = `model.layers.${l}`;
-    const vec = (weight: 'rmsAtt' | 'rmsFfn', name: string): Step => ({
+    const vec = (weight: 'rmsAtt' | 'rmsFfn', name: string): MlcLoadStep => ({
       weight,
       layer: l,
       tensor: name,
@@ -156,7 +159,7 @@ export async function loadLlamaMlc<T extends BackendTensor>(
   opts: MlcLoadOptions = {},
 ): Promise<LlamaModel<T>> {
   const c = model.config;
-  const steps = mlcSteps(model, opts);
+  const steps = mlcLoadPlan(model, opts);
   refuseOversize(
     be.maxTensorBytes,
     steps.map((s) => [

@@ -33,10 +33,12 @@ import type { StageAdapters } from '../stages/types.ts';
 import { promptOf } from '../stages/text.ts';
 import { summarizeVotes, type VoteSummary } from '../voting/summary.ts';
 import {
+  isBigSource,
   MAX_SAMPLES,
   StudentRuntime,
   unreadableChars,
   type GgufInspection,
+  type MlcInspection,
   type LoadProgress,
   type StudentModelInfo,
   type StudentSource,
@@ -209,7 +211,7 @@ export class SolverEngine {
     this.loading = abort;
     let info: StudentModelInfo;
     try {
-      if (src.gguf || src.ggufUrl) this.dropRunner(); // the KV cache goes first: the plan counts only the new model's
+      if (isBigSource(src)) this.dropRunner(); // the KV cache goes first: the plan counts only the new model's
       info = await this.runtime.load(src, {
         signal: abort.signal,
         ...(onProgress
@@ -235,6 +237,11 @@ export class SolverEngine {
   /** A GGUF file's header facts and the memory planner's verdict for `src.plan`, loading nothing. */
   async inspect(src: StudentSource): Promise<GgufInspection> {
     return this.runtime.inspectGguf(src);
+  }
+
+  /** An MLC model's facts (from web-llm's cache) and the planner's verdict for `src.plan`, loading nothing. */
+  async inspectMlc(src: StudentSource): Promise<MlcInspection> {
+    return this.runtime.inspectMlc(src);
   }
 
   /** Frees the model (and the student, ranker and KV cache that go with it). */

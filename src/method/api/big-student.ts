@@ -1,0 +1,304 @@
+/**
+ * A big student: a LLaMA the user brings (a GGUF file: gguf-student.ts; web-llm's MLC build in the
+ * browser's Cache Storage: mlc-student.ts), planned before it is loaded. Both sources open to a
+ * `BigStudent` — config, SentencePiece tokenizer, the weight types exactly as its loader will place
+ * them on the GPU, facts for the Models view, and `load` — and share what is here: the memory plan
+ * (src/engine/plan.ts) for `sequences` × `context` with an f16 KV cache against the device's limits
+ * and the user's budget, as plain data (`PlanView`), and the refusal with the planner's suggestion,
+ * thrown before anything is allocated.
+ *
+ * @example
+ *   const { view, error } = planBig(gpu.limits, student, { sequences: 16, context: 512 });
+ *   view.verdict; // 'ok' | 'refused'
+ *   if (error) throw error; // LIMIT_EXCEEDED / OUT_OF_MEMORY with "To fit: …"
+ */
+import type { GpuBackend } from '../../engine/backend/gpu.ts';
+import { EngineError, formatBytes } from '../../engine/errors.ts';
+import type { Tensor } from '../../engine/gpu/tensor.ts';
+import { CharTokenizer } from '../../engine/io/chartok.ts';
+import type { LoadProgress } from '../../engine/io/load-gguf.ts';
+import type { SpmTokenizer } from '../../engine/io/spm.ts';
+import { kvBytesPerValue, type KvType } from '../../engine/kvcache.ts';
+import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
+import type { LlamaModel } from '../../engine/model/llama.ts';
+import {
+  formatPlan,
+  planMemory,
+  type InferenceRequest,
+  type Plan,
+  type PlanItems,
+  type SplitTensor,
+  type WeightTypes,
+} from '../../engine/plan.ts';
+
+export type { LoadProgress };
+
+/** Samples per question at most (Solve's m, and what a big model is planned for by default). */
+export const MAX_SAMPLES = 32;
+/** Positions per sample a big model is planned for by default: prompt + answer (Solve's default answer is 120 tokens). */
+export const DEFAULT_CONTEXT = 512;
+/** The KV cache type of a big model (planned for, and what Solve's runner then uses). */
+export const BIG_KV: KvType = 'f16';
+
+/** A tokenizer the method can use: generate()'s TextTokenizer plus `decode`. */
+export type StudentTokenizer = CharTokenizer | SpmTokenizer;
+
+/** What a big model (GGUF, MLC) must serve, for the memory planner. */
+export interface BigPlanOptions {
+  /** m: samples decoded at once (KV-cache slots). Default MAX_SAMPLES. */
+  sequences?: number;
+  /** Positions per sample, prompt included. Default min(DEFAULT_CONTEXT, the model's context). */
+  context?: number;
+  /** The GPU memory the user says can be used, in bytes; absent: the planner assumes 4 GiB. */
+  memoryBudget?: number;
+}
+/** The same options under the name the GGUF path had first. */
+export type GgufPlanOptions = BigPlanOptions;
+
+/** One class of tensors ('attn_q' for every blk.N.attn_q.weight, 'qkv_proj', 'token_embd', …). */
+export interface TensorClass {
+  name: string;
+  count: number;
+  /** Type in the file → tensors of this class stored in it (a Q4_K_M file mixes Q4_K and Q6_K). */
+  file: Record<string, number>;
+  /** What they become on the GPU: 'q4_0 (blocks as stored)', 'q8_0 (requantized)', 'f32'. */
+  gpu: string[];
+  /** Bytes on the GPU, all tensors of the class. */
+  gpuBytes: number;
+}
+export type GgufTensorClass = TensorClass;
+
+/** The planner's verdict as plain data (an EngineError does not survive structured clone). */
+export interface PlanView {
+  sequences: number;
+  context: number;
+  /** KV cache element type planned for (the Solve runner's). */
+  kv: KvType;
+  items: PlanItems;
+  budget: number;
+  budgetAssumed: boolean;
+  /** The largest buffer one kernel binds (min of maxBufferSize and maxStorageBufferBindingSize). */
+  bindingLimit: number;
+  splits: SplitTensor[];
+  verdict: 'ok' | 'refused';
+  error: { code: string; message: string } | null;
+  suggestions: { kind: string; text: string; total: number; sequences?: number; context?: number }[];
+  /** formatPlan's table (for the CLI-minded and for logs). */
+  text: string;
+}
+
+/** How a load reports progress and is cancelled (per chunk or tensor read). */
+export interface StudentLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** An aborted load frees what it allocated and throws `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** A big model opened for planning and loading (the header / configuration read, nothing allocated). */
+export interface BigStudent<F> {
+  readonly format: 'gguf' | 'mlc';
+  /** Names the source: opening the same key again reads nothing. */
+  readonly key: string;
+  /** The file or model, for messages ("llama-2-7b.Q4_0.gguf", "Llama-2-7b-chat-hf-q4f16_1-MLC"). */
+  readonly what: string;
+  /** The model's name when the source gives none. */
+  readonly name: string;
+  readonly config: LlamaConfig;
+  readonly tokenizer: SpmTokenizer;
+  /** Every weight as the loader places it on the GPU (the planner's input). */
+  readonly weights: WeightTypes;
+  /** What to pick when even the KV cache of one sample cannot be bound whole. */
+  readonly smaller: string;
+  facts(): F;
+  load(be: GpuBackend, opts: StudentLoadOptions): Promise<LlamaModel<Tensor>>;
+}
+
+/** What a big model's source says, with the planner's verdict for the settings asked. */
+export interface BigInspection<F> {
+  facts: F;
+  plan: PlanView;
+}
+
+/**
+ * The characters of `text` a tokenizer cannot read: for the character tokenizer, those outside its
+ * alphabet; for SentencePiece, those that become the unknown token (none with byte fallback, as in
+ * LLaMA's vocabulary) or that it cannot encode at all.
+ */
+export function unreadableChars(tok: StudentTokenizer, text: string): string[] {
+  const chars = [...new Set(text)];
+  if (tok instanceof CharTokenizer) return chars.filter((c) => !tok.chars.includes(c));
+  const unknown = (s: string): boolean => {
+    try {
+      return tok.unk !== null && tok.encode(s, false, false).includes(tok.unk);
+    } catch {
+      return true;
+    }
+  };
+  return unknown(text) ? chars.filter(unknown) : [];
+}
+
+/** Whether every ASCII character and characters of each UTF-8 length read without the unknown token. */
+export function hasByteFallback(tok: SpmTokenizer): boolean {
+  let probe = '\u00e9\u4e2d\u{1F642}\uE000';
+  for (let c = 0; c < 128; c++) probe += String.fromCharCode(c);
+  return unreadableChars(tok, probe).length === 0;
+}
+
+/** A planner split of the runner's KV cache (bound whole per layer; weights split by rows instead). */
+const isKvCache = (s: { name: string }): boolean =>
+  s.name.startsWith('kcache') || s.name.startsWith('vcache');
+
+/** The device limits the planner needs (Gpu.limits: maxBufferSize, maxStorageBufferBindingSize). */
+export type PlanLimits = Readonly<Record<string, number | undefined>>;
+
+/** The planner's request for loading `s` on a device with `limits`. */
+function planRequest(
+  limits: PlanLimits,
+  s: Pick<BigStudent<unknown>, 'config' | 'weights'>,
+  p: BigPlanOptions,
+): InferenceRequest {
+  const sequences = p.sequences ?? MAX_SAMPLES;
+  const context = p.context ?? Math.min(DEFAULT_CONTEXT, s.config.maxSeqLen);
+  const intIn = (v: number, lo: number, hi: number, what: string) => {
+    if (!(Number.isInteger(v) && v >= lo && v <= hi))
+      throw new EngineError('BAD_ARGUMENT', `${what} is ${v}: choose a whole number from ${lo} to ${hi}.`);
+  };
+  intIn(sequences, 1, MAX_SAMPLES, 'The number of samples');
+  intIn(
+    context,
+    2,
+    s.config.maxSeqLen,
+    `The context (positions per sample; this model reads at most ${s.config.maxSeqLen})`,
+  );
+  if (p.memoryBudget !== undefined && !(p.memoryBudget > 0))
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `A memory budget of ${p.memoryBudget} bytes: give a positive figure, or none.`,
+    );
+  return {
+    kind: 'inference',
+    config: s.config,
+    weights: s.weights,
+    limits: {
+      maxBufferSize: limits.maxBufferSize ?? Infinity,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity,
+      ...(p.memoryBudget !== undefined ? { memoryBudget: p.memoryBudget } : {}),
+    },
+    sequences,
+    context,
+    act: 'f32',
+    kv: BIG_KV,
+    maxRows: Math.max(64, sequences),
+  };
+}
+
+/**
+ * The plan for loading `s` with `p` on a device with `limits`, and, when refused, its error. A
+ * weight over the binding limit is split by rows across buffers (backend/gpu.ts), but the runner
+ * binds each layer's KV cache whole: beyond the planner's own verdict, a plan that would split the
+ * KV cache is refused (the suggestion says how many samples or positions fit).
+ */
+export function planBig(
+  limits: PlanLimits,
+  s: Pick<BigStudent<unknown>, 'config' | 'weights' | 'smaller'>,
+  p: BigPlanOptions,
+): { view: PlanView; error: EngineError | null } {
+  const req = planRequest(limits, s, p);
+  const plan = planMemory(req);
+  let error = plan.error;
+  const suggestions: PlanView['suggestions'] = plan.suggestions.map((x) => ({
+    kind: x.kind,
+    text: x.text,
+    total: x.total,
+    ...(x.kind === 'sequences' ? { sequences: x.sequences } : {}),
+    ...(x.kind === 'context' ? { context: x.context } : {}),
+  }));
+  const kvSplits = plan.splits.filter(isKvCache);
+  if (!error && kvSplits.length > 0) {
+    const refusal = splitRefusal(req, { ...plan, splits: kvSplits }, s.smaller);
+    error = refusal.error;
+    suggestions.push(...refusal.suggestions);
+  }
+  const view: PlanView = {
+    sequences: req.sequences,
+    context: req.context,
+    kv: BIG_KV,
+    items: plan.items,
+    budget: plan.budget,
+    budgetAssumed: plan.budgetAssumed,
+    bindingLimit: plan.bindingLimit,
+    splits: plan.splits,
+    verdict: error ? 'refused' : 'ok',
+    error: error ? { code: error.code, message: error.message } : null,
+    suggestions,
+    text: formatPlan(plan),
+  };
+  return { view, error };
+}
+
+function splitRefusal(
+  req: InferenceRequest,
+  plan: Plan,
+  smaller: string,
+): { error: EngineError; suggestions: PlanView['suggestions'] } {
+  const limit = plan.bindingLimit;
+  const perPos = kvDim(req.config) * kvBytesPerValue(BIG_KV); // k (or v) values of one position of one sequence
+  const suggestions: PlanView['suggestions'] = [];
+  const fitsWhole = (r: InferenceRequest) => {
+    const q = planMemory(r);
+    return q.error === null && !q.splits.some(isKvCache) ? q : null;
+  };
+  const kv = plan.splits.find(isKvCache);
+  const what = plan.splits
+    .map((s) => `${s.count > 1 ? `${s.count} × ` : ''}${s.name} (${formatBytes(s.bytes)})`)
+    .join(', ');
+  if (kv) {
+    const m = Math.min(req.sequences - 1, Math.floor(limit / (req.context * perPos)));
+    const fm = m >= 1 ? fitsWhole({ ...req, sequences: m, maxRows: Math.max(64, m) }) : null;
+    if (fm)
+      suggestions.push({
+        kind: 'sequences',
+        sequences: m,
+        total: fm.items.total,
+        text: `at most ${m} samples at ${req.context.toLocaleString('en-US')} positions (${formatBytes(fm.items.total)})`,
+      });
+    const t = Math.min(req.context - 1, Math.floor(limit / (req.sequences * perPos)));
+    const ft = t >= 2 ? fitsWhole({ ...req, context: t }) : null;
+    if (ft)
+      suggestions.push({
+        kind: 'context',
+        context: t,
+        total: ft.items.total,
+        text: `${req.sequences} samples at most ${t.toLocaleString('en-US')} positions long (${formatBytes(ft.items.total)})`,
+      });
+  }
+  const fix = suggestions.length
+    ? ` To fit: ${suggestions.map((s) => s.text).join('; or ')}.`
+    : ` ${smaller}`;
+  return {
+    error: new EngineError(
+      'LIMIT_EXCEEDED',
+      `This GPU binds at most ${formatBytes(limit)} per buffer, and ${what} would have to be split across buffers, which dust2gold does not do for the KV cache yet.${fix}`,
+    ),
+    suggestions,
+  };
+}
+
+/**
+ * A class table from per-tensor entries: how many, their types in the file, what they become on
+ * the GPU and the bytes there (the Models view's "Tensors" table).
+ */
+export function tensorClasses(
+  entries: Iterable<{ name: string; file: string; gpu: string; bytes: number }>,
+): TensorClass[] {
+  const classes = new Map<string, TensorClass>();
+  for (const t of entries) {
+    const c = classes.get(t.name) ?? { name: t.name, count: 0, file: {}, gpu: [], gpuBytes: 0 };
+    c.count++;
+    c.file[t.file] = (c.file[t.file] ?? 0) + 1;
+    if (!c.gpu.includes(t.gpu)) c.gpu.push(t.gpu);
+    c.gpuBytes += t.bytes;
+    classes.set(t.name, c);
+  }
+  return [...classes.values()];
+}
