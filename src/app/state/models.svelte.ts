@@ -2,15 +2,16 @@
  * The Models view's state: the built-in student's card, the base model in use (and loading
  * another: our safetensors model, or a big LLaMA — a GGUF file, or web-llm's MLC build downloaded
  * into the browser's Cache Storage — planned, then loaded into the inference worker with a progress
- * bar: `BigModelState`, one for each card), the adapter sets (rename, delete, export as PEFT, import from PEFT) and the
- * browser's storage. One object for the page (`models`), because App renders `<ModelsView />` without props
- * and the state should outlive a visit to another view.
+ * bar: one card each, `gguf` (big-model.svelte.ts) and `mlc` (mlc-card.svelte.ts), sharing the GPU
+ * memory budget kept here), the adapter sets (rename, delete, export as PEFT, import from PEFT) and
+ * the browser's storage. One object for the page (`models`), because App renders `<ModelsView />`
+ * without props and the state should outlive a visit to another view.
  *
  * Model files are checked before they are chosen (src/app/lib/model-files.ts); the card's
  * markdown is parsed by src/app/lib/card-markdown.ts.
  */
 import { readLoraSafetensors } from '../../engine/io/checkpoint.ts';
-import { EngineError, formatBytes } from '../../engine/errors.ts';
+import { EngineError } from '../../engine/errors.ts';
 import type { LlamaConfig } from '../../engine/model/config.ts';
 import {
   exportAdapterSet,
@@ -19,16 +20,8 @@ import {
   unzipFiles,
   zipFiles,
 } from '../../method/adapter-zip.ts';
-import type {
-  BigPlanOptions,
-  GgufInspection,
-  LoadProgress,
-  MlcInspection,
-  PlanView,
-  StudentModelInfo,
-  StudentSource,
-} from '../../method/api/runtime.ts';
-import { Comlink, inference, publicUrl } from '../engine-client.ts';
+import type { GgufInspection, MlcInspection, StudentModelInfo } from '../../method/api/runtime.ts';
+import { inference, publicUrl } from '../engine-client.ts';
 import {
   adapterFiles,
   deleteAdapterSet,
@@ -39,15 +32,9 @@ import {
 } from '../lib/adapters-store.ts';
 import { AppError, describeError, type UserMessage } from '../lib/errors.ts';
 import { checkModelFiles } from '../lib/model-files.ts';
-import {
-  downloadMlcModel,
-  mlcCacheStatus,
-  mlcModelId,
-  WEBLLM_LLAMA_MODELS,
-  type MlcCacheStatus,
-  type MlcDownloadProgress,
-} from '../lib/mlc-download.ts';
 import { parseCard, type CardBlock } from '../lib/card-markdown.ts';
+import { GgufCardState, isBig, saveBudget, savedBudget, type BigHost } from './big-model.svelte.ts';
+import { MlcCardState } from './mlc-card.svelte.ts';
 import { studentModel, type ModelChoice } from './student-model.svelte.ts';
 
 /* ------------------------------------------------------------------ pure parts */
@@ -81,41 +68,6 @@ export interface BaseInfo {
   mlc?: MlcInspection;
 }
 
-/** Solve's maximum m (method/api/runtime.ts MAX_SAMPLES; not imported: it would bring the engine into the page). */
-export const GGUF_MAX_SAMPLES = 32;
-const BUDGET_KEY = 'd2g.gpuBudgetGiB';
-
-/** The GPU memory budget the user gave last time, in GiB ('' = none: the planner assumes 4 GiB). */
-function savedBudget(): string {
-  try {
-    return localStorage.getItem(BUDGET_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
-
-/**
- * What a big model's card picked — a .gguf file or URL, or an MLC model URL — with the model's
- * name and the key that names the choice across workers.
- */
-export interface BigPick {
-  label: string;
-  name: string;
-  key: string;
-  file?: File;
-  url?: string;
-  mlcUrl?: string;
-}
-/** The GGUF card's pick (the name it had first). */
-export type GgufPick = BigPick;
-
-let picks = 0;
-
-/** A big model (GGUF or MLC): planned and loaded by the Models view itself. */
-function isBig(c: ModelChoice): boolean {
-  return c.gguf !== undefined || c.ggufUrl !== undefined || c.mlcUrl !== undefined;
-}
-
 function baseOfBig(c: ModelChoice, info: StudentModelInfo): BaseInfo {
   return {
     name: info.name,
@@ -126,223 +78,6 @@ function baseOfBig(c: ModelChoice, info: StudentModelInfo): BaseInfo {
     ...(info.gguf ? { gguf: info.gguf } : {}),
     ...(info.mlc ? { mlc: info.mlc } : {}),
   };
-}
-
-/** A pick as the worker's source (the file, the GGUF URL or the MLC URL). */
-function sourceOf(pick: BigPick): Pick<StudentSource, 'gguf' | 'ggufUrl' | 'mlcUrl'> {
-  if (pick.file) return { gguf: pick.file };
-  if (pick.url !== undefined) return { ggufUrl: pick.url };
-  return { mlcUrl: pick.mlcUrl! };
-}
-
-/** The GPU memory budget as typed (GiB) → bytes for the planner; '' or nonsense = none. */
-function budgetBytes(typed: string): number | undefined {
-  const gib = Number(typed.trim().replace(',', '.'));
-  return typed.trim() !== '' && gib > 0 ? Math.round(gib * 2 ** 30) : undefined;
-}
-
-/** What a big model's card needs from the page: the budget, how to inspect, and what to do once loaded. */
-interface BigHost<I> {
-  budget(): string;
-  inspect(src: StudentSource): Promise<I>;
-  loaded(choice: ModelChoice, info: StudentModelInfo): void;
-  /** Another big model is loading (the worker loads one at a time). */
-  otherLoading(): boolean;
-}
-
-/**
- * One big model's card (GGUF or MLC): the pick, its facts and the planner's verdict for the
- * samples, context and budget set, then the load into the inference worker with progress and
- * Cancel; once loaded it is the model in use (Solve finds it in the worker).
- */
-export class BigModelState<I extends GgufInspection | MlcInspection> {
-  pick = $state.raw<BigPick | null>(null);
-  /** The facts and the planner's verdict for the settings below. */
-  seen = $state.raw<I | null>(null);
-  samples = $state(GGUF_MAX_SAMPLES);
-  context = $state(512);
-  phase = $state<'idle' | 'reading' | 'loading'>('idle');
-  progress = $state.raw<LoadProgress | null>(null);
-  error = $state.raw<UserMessage | null>(null);
-  notice = $state('');
-  /** The pick is the model in use (loading it again takes the settings as they are now). */
-  inUse = $derived(this.pick !== null && studentModel.source.key === this.pick.key);
-  private inspections = 0;
-
-  constructor(private readonly host: BigHost<I>) {}
-
-  planOptions(): BigPlanOptions {
-    const budget = budgetBytes(this.host.budget());
-    return {
-      sequences: Math.round(Number(this.samples)),
-      context: Math.round(Number(this.context)),
-      ...(budget !== undefined ? { memoryBudget: budget } : {}),
-    };
-  }
-
-  private source(pick: BigPick, plan?: BigPlanOptions): StudentSource {
-    return { ...sourceOf(pick), name: pick.name, key: pick.key, ...(plan ? { plan } : {}) };
-  }
-
-  /** Shows an error of the card (a bad pick) without reading anything. */
-  fail(e: unknown): void {
-    this.error = describeError(e);
-  }
-
-  /** Reads a new pick (`fresh`: planned for the defaults first, m = 32 and its context up to 512) or plans again. */
-  async inspect(pick: BigPick, fresh: boolean): Promise<void> {
-    const id = ++this.inspections;
-    const latest = () => id === this.inspections && this.pick === pick;
-    this.error = null;
-    this.notice = '';
-    if (fresh) {
-      this.pick = pick;
-      this.seen = null;
-    }
-    this.phase = 'reading';
-    try {
-      const seen = await this.host.inspect(
-        this.source(pick, fresh ? { sequences: this.samples } : this.planOptions()),
-      );
-      if (!latest()) return;
-      this.seen = seen;
-      this.samples = seen.plan.sequences;
-      this.context = seen.plan.context;
-    } catch (e) {
-      if (latest()) {
-        this.error = describeError(e);
-        this.seen = null;
-      }
-    } finally {
-      if (latest()) this.phase = 'idle';
-    }
-  }
-
-  /** Plans again with the settings as they are now (samples, context, budget); the latest call wins. */
-  async replan(): Promise<void> {
-    if (this.pick && this.phase !== 'loading') await this.inspect(this.pick, false);
-  }
-
-  /** Takes one of the planner's suggestions (fewer samples, a shorter context) and plans again. */
-  async applySuggestion(s: PlanView['suggestions'][number]): Promise<void> {
-    if (s.sequences !== undefined) this.samples = s.sequences;
-    if (s.context !== undefined) this.context = s.context;
-    await this.replan();
-  }
-
-  /**
-   * Loads the planned model into the inference worker (progress per read; cancel aborts), then
-   * makes it the model in use: Solve finds it loaded. A failed or cancelled load leaves the model
-   * in use as it was.
-   */
-  async load(): Promise<void> {
-    const pick = this.pick;
-    if (!pick || !this.seen || this.phase !== 'idle' || this.host.otherLoading()) return;
-    this.error = null;
-    this.notice = '';
-    this.phase = 'loading';
-    this.progress = { bytesDone: 0, bytesTotal: this.seen.facts.dataBytes, tensor: '' };
-    const plan = this.planOptions();
-    try {
-      const info = await inference().solver.load(
-        this.source(pick, plan),
-        Comlink.proxy((p: LoadProgress) => {
-          if (this.pick === pick) this.progress = p;
-        }),
-      );
-      this.host.loaded(
-        { label: pick.label, name: info.name, ...sourceOf(pick), plan, key: pick.key, builtin: false },
-        info,
-      );
-      this.notice = `${pick.label} is the model in use now (${info.params.toLocaleString('en-US')} parameters, up to ${info.limits?.sequences ?? '?'} samples of ${info.limits?.context ?? '?'} positions): Solve uses it.`;
-    } catch (e) {
-      if ((e as Error | null)?.name === 'AbortError')
-        this.notice = `Cancelled: nothing of ${pick.label} stays on the GPU; the model in use is still ${studentModel.source.label}.`;
-      else this.error = describeError(e);
-    } finally {
-      this.phase = 'idle';
-      this.progress = null;
-    }
-  }
-
-  cancel(): void {
-    void inference().solver.cancelLoad();
-  }
-}
-
-/** The MLC card's download: into web-llm's cache, with progress, Cancel and resume. */
-export class MlcDownloadState {
-  /** Which model the figures below are about (its URL as typed). */
-  url = $state('');
-  phase = $state<'idle' | 'checking' | 'downloading'>('idle');
-  /** The download's progress: live while it runs, then where it ended. */
-  progress = $state.raw<MlcDownloadProgress | null>(null);
-  status = $state.raw<MlcCacheStatus | null>(null);
-  error = $state.raw<UserMessage | null>(null);
-  notice = $state('');
-  private abort: AbortController | null = null;
-  private checks = 0;
-
-  /** What the browser's cache holds of the model at `url` already (web-llm's download counts). */
-  async check(url: string): Promise<void> {
-    const id = ++this.checks;
-    if (url !== this.url) {
-      // another model: what was said about the last one goes
-      this.progress = null;
-      this.error = null;
-      this.notice = '';
-    }
-    this.url = url;
-    this.status = null;
-    if (this.phase === 'idle') this.phase = 'checking';
-    try {
-      const st = await mlcCacheStatus(url);
-      if (id === this.checks) this.status = st;
-    } catch (e) {
-      if (id === this.checks) this.error = describeError(e);
-    } finally {
-      if (id === this.checks && this.phase === 'checking') this.phase = 'idle';
-    }
-  }
-
-  /** Fetches what the cache lacks (files kept already are skipped), the quota checked first. */
-  async download(url: string): Promise<void> {
-    if (this.phase === 'downloading') return;
-    this.url = url;
-    this.error = null;
-    this.notice = '';
-    this.phase = 'downloading';
-    this.progress = { bytesDone: 0, bytesTotal: 0, file: null };
-    const abort = new AbortController();
-    this.abort = abort;
-    try {
-      const r = await downloadMlcModel(url, {
-        signal: abort.signal,
-        onProgress: (p) => {
-          if (this.abort === abort) this.progress = p;
-        },
-      });
-      const kept = r.files - r.fetched;
-      this.notice =
-        r.fetched === 0
-          ? `All ${r.files} files (${formatBytes(r.bytesTotal)}) were in this browser's cache already: nothing was downloaded.`
-          : `Downloaded ${r.fetched} files (${formatBytes(r.bytesFetched)})${kept ? `; ${kept} were in the cache already` : ''}: all ${r.files} files (${formatBytes(r.bytesTotal)}) are in this browser's cache, where web-llm finds them too.`;
-    } catch (e) {
-      if ((e as Error | null)?.name === 'AbortError')
-        this.notice =
-          'Download cancelled: the files that arrived whole are kept; Download goes on from the next one.';
-      else this.error = describeError(e);
-    } finally {
-      // the bar stays where the download ended (100% when it finished) until the next one
-      if (this.abort === abort) this.abort = null;
-      this.phase = 'idle';
-    }
-    await this.check(url);
-  }
-
-  cancel(): void {
-    this.abort?.abort(new DOMException('The download was cancelled.', 'AbortError'));
-  }
 }
 
 async function fetchOk(url: string, what: string): Promise<Response> {
@@ -571,131 +306,32 @@ export class ModelsState {
     this.baseError = null;
   }
 
-  private async solver() {
-    const solver = inference().solver;
-    await solver.init();
-    return solver;
+  /** What a big model's card needs from the page; `other` is the other card (the worker loads one at a time). */
+  private bigHost(other: () => { phase: string }): BigHost {
+    return {
+      budget: () => this.budget,
+      loaded: (c, info) => this.bigLoaded(c, info),
+      otherLoading: () => other().phase === 'loading',
+    };
   }
 
   /** The GGUF card. */
-  readonly gguf: BigModelState<GgufInspection> = new BigModelState<GgufInspection>({
-    budget: () => this.budget,
-    inspect: async (src) => (await this.solver()).inspect(src),
-    loaded: (c, info) => this.bigLoaded(c, info),
-    otherLoading: () => this.mlc.phase === 'loading',
-  });
-  ggufUrl = $state('');
-
-  /** The MLC / web-llm card. */
-  readonly mlc: BigModelState<MlcInspection> = new BigModelState<MlcInspection>({
-    budget: () => this.budget,
-    inspect: async (src) => (await this.solver()).inspectMlc(src),
-    loaded: (c, info) => this.bigLoaded(c, info),
-    otherLoading: () => this.gguf.phase === 'loading',
-  });
-  /** The MLC model's URL as typed (or as a preset put it). */
-  mlcUrl = $state(WEBLLM_LLAMA_MODELS[0]!.url);
-  readonly mlcDownload = new MlcDownloadState();
+  readonly gguf: GgufCardState = new GgufCardState(this.bigHost(() => this.mlc));
+  /** The MLC / web-llm card; a download changes what this browser stores. */
+  readonly mlc: MlcCardState = new MlcCardState(
+    this.bigHost(() => this.gguf),
+    () => void this.refreshStorage(),
+  );
 
   /** Adapter sets made for another model than the big model in use (Solve does not offer them). */
   otherSets = $derived(
     this.base?.gguf || this.base?.mlc ? this.sets.filter((s) => s.model !== this.base?.name) : [],
   );
 
-  /** A dropped / picked .gguf file: its header is read (in the worker) and the plan made. */
-  async pickGgufFiles(files: readonly File[]): Promise<void> {
-    const f = files.length === 1 ? files[0]! : undefined;
-    if (!f || !/\.gguf$/i.test(f.name)) {
-      this.gguf.fail(
-        new EngineError(
-          'BAD_ARGUMENT',
-          `Pick one llama.cpp model file (.gguf). Got ${files.map((x) => x.name).join(', ') || 'nothing'}.`,
-        ),
-      );
-      return;
-    }
-    const pick = { label: f.name, name: f.name.replace(/\.gguf$/i, ''), file: f };
-    await this.gguf.inspect({ ...pick, key: `gguf:${++picks}:${f.name}:${f.size}` }, true);
-  }
-
-  /** A .gguf URL (read with HTTP Range requests: the server must allow them and this site). */
-  async pickGgufUrl(): Promise<void> {
-    const url = this.ggufUrl.trim();
-    let label: string;
-    try {
-      // eslint-disable-next-line svelte/prefer-svelte-reactivity -- parsed once, never changed
-      label = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '') || 'model.gguf';
-    } catch {
-      this.gguf.fail(
-        new EngineError(
-          'BAD_ARGUMENT',
-          `"${url}" is not a URL: give the full address of a .gguf file (https://…).`,
-        ),
-      );
-      return;
-    }
-    const name = label.replace(/\.gguf$/i, '');
-    await this.gguf.inspect({ label, name, key: `gguf:${++picks}:${url}`, url }, true);
-  }
-
-  /** The MLC URL in a form web-llm keys its cache by, or null (the card's error says why). */
-  private mlcModelUrl(): string | null {
-    const url = this.mlcUrl.trim();
-    try {
-      // eslint-disable-next-line svelte/prefer-svelte-reactivity -- parsed once, never changed
-      if (!/^https?:$/.test(new URL(url).protocol)) throw new Error('not http');
-      return url;
-    } catch {
-      this.mlc.fail(
-        new EngineError(
-          'BAD_ARGUMENT',
-          `"${url}" is not a model URL: give the full address of a web-llm model (https://huggingface.co/mlc-ai/<model>), or pick one from the list.`,
-        ),
-      );
-      return null;
-    }
-  }
-
-  /** The MLC URL changed (typed or picked from the list): what the cache holds of it. */
-  async checkMlc(): Promise<void> {
-    const url = this.mlcModelUrl();
-    if (url === null) return;
-    this.mlc.error = null;
-    await this.mlcDownload.check(url);
-  }
-
-  /** Downloads the MLC model into web-llm's cache (resumes: files kept already are skipped). */
-  async downloadMlc(): Promise<void> {
-    const url = this.mlcModelUrl();
-    if (url === null) return;
-    this.mlc.error = null;
-    await this.mlcDownload.download(url);
-    void this.refreshStorage();
-  }
-
-  /** Reads the MLC model from the cache (config, manifest, tokenizer) and plans it. */
-  async inspectMlc(): Promise<void> {
-    const url = this.mlcModelUrl();
-    if (url === null) return;
-    let id: string;
-    try {
-      id = mlcModelId(url);
-    } catch (e) {
-      this.mlc.fail(e);
-      return;
-    }
-    await this.mlc.inspect({ label: id, name: id, key: `mlc:${++picks}:${url}`, mlcUrl: url }, true);
-  }
-
   /** Remembers the budget for next time and plans both cards again. */
   async setBudget(v: string = this.budget): Promise<void> {
     this.budget = v;
-    try {
-      if (v.trim() === '') localStorage.removeItem(BUDGET_KEY);
-      else localStorage.setItem(BUDGET_KEY, v.trim());
-    } catch {
-      // private mode: remembered for this page only
-    }
+    saveBudget(v);
     await Promise.all([this.gguf.replan(), this.mlc.replan()]);
   }
 
