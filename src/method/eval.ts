@@ -12,6 +12,7 @@ import {
 } from '../engine/infer/adapters.ts';
 import { generate, type TextTokenizer } from '../engine/infer/generate.ts';
 import { LlamaRunner } from '../engine/infer/runner.ts';
+import type { KvType } from '../engine/kvcache.ts';
 import type { LlamaModel } from '../engine/model/llama.ts';
 import { destroyLora, loadLora, type LoraAdapter } from '../engine/model/lora.ts';
 import { destroyNatUnit, loadNatUnit, type NatUnit } from '../engine/model/nat.ts';
@@ -130,10 +131,17 @@ export interface SolveOptions {
   batch?: number;
   temperature?: number;
   seed?: number;
+  /** The KV cache type (the runtime's `kv`: f16 for a big model, as its plan counts); default f32. */
+  kv?: KvType;
+  /** Positions per sequence at most, prompt included (a big model's planned context); default the model's. */
+  context?: number;
   onBatch?: (done: number, total: number) => void;
 }
 
-/** The student's rationale for each question (greedy unless a temperature is given). */
+/**
+ * The student's rationale for each question (greedy unless a temperature is given). A question whose
+ * prompt leaves no room for an answer within `context` is refused before anything is decoded.
+ */
 export async function solve<T extends BackendTensor>(
   model: LlamaModel<T>,
   student: Student<T>,
@@ -142,10 +150,26 @@ export async function solve<T extends BackendTensor>(
   opts: SolveOptions,
 ): Promise<string[]> {
   const batch = opts.batch ?? 16;
+  const cap = Math.min(model.config.maxSeqLen, opts.context ?? Infinity);
   const prompts = questions.map((q) => tok.encode(promptOf(q), true, false));
   const longest = Math.max(0, ...prompts.map((p) => p.length));
-  const maxT = Math.min(model.config.maxSeqLen, longest + opts.maxNew);
-  const runner = new LlamaRunner(model, { slots: batch, maxT, maxRows: Math.max(64, batch) });
+  if (longest >= cap) {
+    // refused before anything is decoded: the prompt leaves no room for an answer
+    const i = prompts.findIndex((p) => p.length === longest);
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `Problem ${i + 1} takes ${longest} tokens with its prompt, and the model reads at most ${cap} positions here` +
+        `${cap < model.config.maxSeqLen ? ' (the context it was planned for)' : ''}, with room left for the answer. ` +
+        'Plan a longer context, or evaluate fewer problems.',
+    );
+  }
+  const maxT = Math.min(cap, longest + opts.maxNew);
+  const runner = new LlamaRunner(model, {
+    slots: batch,
+    maxT,
+    maxRows: Math.max(64, batch),
+    ...(opts.kv ? { kv: opts.kv } : {}),
+  });
   const adapter = student.inference(runner.maxRows);
   runner.setAdapter(adapter);
   const texts: string[] = [];

@@ -2,9 +2,15 @@
  * The evaluator worker's engine (Compare view): greedy accuracy of several students on the same
  * held-out problems, the paper's Table 1 over them, and NCE's token-level KL(p_neg ‖ p_NAT) over a
  * rationale — "where the negative model would have gone another way". Definitions mirror the
- * CLI's `repro` (src/method/experiments/repro.ts): `solve` + `accuracyOf` per student, Table 1 from
+ * CLI's `repro` (src/method/experiments/repro.ts): `solve` (with the runtime's KV type and planned context) + `accuracyOf` per student, Table 1 from
  * the D_pos (kd), D_neg (neg) and NAT students' solved sets; the KL and β are the ones NCE trains
  * with (`klForward`, `nceWeightsForward`, the same hooks as `nceObjective`). Plain data in and out.
+ *
+ * The student is the one chosen in Models: our safetensors model, or a big one (a GGUF file or URL,
+ * web-llm's MLC build) loaded here through the same `StudentRuntime.load` as Solve's, planned for
+ * `batch` sequences × a context (`inspect` shows the plan first; a refusal carries the planner's
+ * suggestion), with the f16 KV cache the plan counts. This worker has its own GPU device, so a big
+ * student here is a second copy of the weights next to Solve's: the app says so before it loads.
  *
  * @example
  *   const e = new EvalEngine();
@@ -14,12 +20,17 @@
  *   r.sets[0].accuracy;                               // greedy accuracy of the base model
  *   const m = await e.klMap({ natFiles, question, rationale });
  *   m.beta;                                           // tanh(mean_t KL_t)
+ *   // a GGUF student: planned for batch 16 × 512 positions, then loaded with progress
+ *   const seen = await e.inspect({ gguf: file, plan: { sequences: 16, context: 512 } });
+ *   if (seen.plan.verdict === 'ok') await e.load({ gguf: file, plan: { sequences: 16, context: 512 } }, onProgress);
  */
+import { adapterMismatch as mismatchOf } from './adapter-fit.ts';
 import type { BackendTensor } from '../../engine/backend/types.ts';
 import { Tape } from '../../engine/autograd/tape.ts';
 import { EngineError } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import type { TextTokenizer } from '../../engine/infer/generate.ts';
+import type { LlamaConfig } from '../../engine/model/config.ts';
 import type { LlamaModel } from '../../engine/model/llama.ts';
 import { llamaForward } from '../../engine/train/forward.ts';
 import { packBatch, sequenceLength, uploadBatch } from '../../engine/train/trainer.ts';
@@ -27,8 +38,18 @@ import type { AnswerKind } from '../answers/index.ts';
 import { accuracyOf, loadStudent, solve, wilson } from '../eval.ts';
 import { readStageFiles } from '../stages/files.ts';
 import type { StageAdapters } from '../stages/types.ts';
-import { encodeExample } from '../stages/text.ts';
-import { StudentRuntime, type StudentModelInfo, type StudentSource } from './runtime.ts';
+import { encodeExample, promptOf } from '../stages/text.ts';
+import {
+  isBigSource,
+  StudentRuntime,
+  unreadableChars,
+  type GgufInspection,
+  type LoadProgress,
+  type MlcInspection,
+  type StudentModelInfo,
+  type StudentSource,
+  type StudentTokenizer,
+} from './runtime.ts';
 
 /** A student to evaluate: an adapter set's files (as `stageFiles` writes them); `{}` = the base model. */
 export interface EvalSet {
@@ -252,6 +273,18 @@ export async function tokenKl<T extends BackendTensor>(
   }
 }
 
+/**
+ * Whether an adapter set was trained for a model of `config`'s shape: null, or why not (the check
+ * Solve's `setStudent` makes, on the files' headers: nothing is allocated).
+ */
+export function adapterMismatch(
+  config: LlamaConfig,
+  files: Record<string, ArrayBuffer>,
+  name: string,
+): string | null {
+  return mismatchOf(config, readStageFiles(files).adapters, `"${name}"`)?.message ?? null;
+}
+
 /** Thrown inside `solve`'s batch callback to stop a run; never leaves the engine. */
 class Cancelled extends Error {}
 
@@ -263,6 +296,8 @@ export class EvalEngine {
   /** The GPU API `init` was given and the model last loaded: a lost device is reopened with both. */
   private gpuApi: GPU | undefined;
   private source: StudentSource | null = null;
+  /** The load in flight (cancelLoad aborts it). */
+  private loading: AbortController | null = null;
 
   /** Opens the GPU: navigator.gpu in a worker; Node's GPU (nodeGpu()) in tests. */
   async init(gpu: GPU | undefined = (globalThis.navigator as Navigator | undefined)?.gpu): Promise<GpuInfo> {
@@ -275,17 +310,70 @@ export class EvalEngine {
     return this.rt.info;
   }
 
-  /** Loads the base model (the app passes the built-in student unless the user chose another). */
-  async load(src: StudentSource): Promise<StudentModelInfo> {
+  /**
+   * Loads the base model: the student chosen in Models (the built-in one unless the user chose
+   * another). A big one (GGUF File / URL, MLC) is planned with `src.plan` (the app: its batch ×
+   * context) and refused before anything is allocated (LIMIT_EXCEEDED / OUT_OF_MEMORY with the
+   * planner's suggestion); `onProgress` per chunk read; `cancelLoad()` aborts. A failed or
+   * cancelled load leaves the previous model loaded.
+   */
+  async load(src: StudentSource, onProgress?: (p: LoadProgress) => void): Promise<StudentModelInfo> {
+    const abort = new AbortController();
+    this.loading = abort;
+    try {
+      return await this.serial(async () => {
+        const info = await this.runtime().load(src, {
+          signal: abort.signal,
+          ...(onProgress
+            ? { onProgress: (p: LoadProgress) => void Promise.resolve(onProgress(p)).catch(() => {}) }
+            : {}),
+        });
+        this.source = src;
+        return info;
+      });
+    } finally {
+      if (this.loading === abort) this.loading = null;
+    }
+  }
+
+  /** Aborts the load in flight (it throws an AbortError and frees what it had allocated). */
+  cancelLoad(): void {
+    this.loading?.abort(
+      new DOMException('The load was cancelled: nothing of it is left on the GPU.', 'AbortError'),
+    );
+  }
+
+  /**
+   * A big model's facts and the planner's verdict for `src.plan` on this worker's device, loading
+   * nothing (GGUF: the header; MLC: web-llm's cache).
+   */
+  async inspect(src: StudentSource): Promise<GgufInspection | MlcInspection> {
+    if (!isBigSource(src))
+      throw new EngineError('BAD_ARGUMENT', 'Only a GGUF or MLC model is planned before it is loaded.');
+    const rt = this.runtime();
+    return src.mlcUrl !== undefined ? rt.inspectMlc(src) : rt.inspectGguf(src);
+  }
+
+  /** Frees the model (after the evaluation in flight, if any); `load` brings one back. */
+  async unload(): Promise<void> {
     return this.serial(async () => {
-      const info = await this.runtime().load(src);
-      this.source = src;
-      return info;
+      this.rt?.unload();
+      this.source = null;
     });
   }
 
   get modelInfo(): StudentModelInfo | null {
     return this.rt?.modelInfo ?? null;
+  }
+
+  /** The characters of `text` the loaded model's tokenizer cannot read (empty: it reads it all). */
+  unreadable(text: string): string[] {
+    return this.rt?.modelInfo ? unreadableChars(this.rt.tokenizer, text) : [];
+  }
+
+  /** Whether an adapter set fits the loaded model: null, or why not (headers only, nothing allocated). */
+  fits(files: Record<string, ArrayBuffer>, name = 'adapters'): string | null {
+    return adapterMismatch(this.runtime().model.config, files, name);
   }
 
   /** Greedy answers of every set on the problems, in order; `cancel()` stops between batches. */
@@ -301,7 +389,16 @@ export class EvalEngine {
           'BAD_ARGUMENT',
           `New tokens and batch must be at least 1 (got ${req.maxNew} and ${req.batch}).`,
         );
+      const limits = rt.modelInfo?.limits;
+      const name = rt.modelInfo?.name ?? 'The model';
+      if (limits && req.batch > limits.sequences)
+        throw new EngineError(
+          'BAD_ARGUMENT',
+          `${name} was loaded here for batches of at most ${limits.sequences} sequences (its memory plan): ` +
+            `evaluate with a batch of at most ${limits.sequences}, or load it again planned for more.`,
+        );
       const questions = req.problems.map((p) => p.question);
+      readable(tok, questions, name);
       const t0 = performance.now();
       const total = req.sets.length * req.problems.length;
       const out: SetResult[] = [];
@@ -313,7 +410,7 @@ export class EvalEngine {
         for (const [i, set] of req.sets.entries()) {
           if (this.cancelRequested) throw new Cancelled();
           current = set.name;
-          const { adapters, stage } = studentOf(set);
+          const { adapters, stage } = studentOf(set, model.config);
           const student = loadStudent(model, adapters, stage);
           const ts = performance.now();
           let texts: string[];
@@ -322,6 +419,8 @@ export class EvalEngine {
             texts = await solve(model, student, tok, questions, {
               maxNew: req.maxNew,
               batch: req.batch,
+              kv: rt.kv,
+              ...(limits ? { context: limits.context } : {}),
               onBatch: (done, n) => {
                 onProgress?.(progress(i, set, done));
                 // a set whose last batch is done is kept; the next one does not start
@@ -447,9 +546,34 @@ export class EvalEngine {
   }
 }
 
-/** A set's student: `{}` files = the base model; a set without a student LoRA (a ranker) is refused. */
-function studentOf(set: EvalSet): { adapters: StageAdapters; stage: string | null } {
+/** Refuses questions the tokenizer cannot read (the character tokenizer knows only its alphabet). */
+function readable(tok: StudentTokenizer, questions: readonly string[], name: string): void {
+  for (const [i, q] of questions.entries()) {
+    const bad = unreadableChars(tok, promptOf(q));
+    if (bad.length > 0)
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `${name}'s tokenizer cannot read ${bad
+          .slice(0, 8)
+          .map((c) => JSON.stringify(c))
+          .join(' ')} in problem ${i + 1}. Evaluate it on problems it can read (the arithmetic world), ` +
+          'or load a model whose tokenizer reads them (Models).',
+      );
+  }
+}
+
+/**
+ * A set's student: `{}` files = the base model; a set made for another model, or without a student
+ * LoRA (a ranker), is refused.
+ */
+function studentOf(set: EvalSet, config: LlamaConfig): { adapters: StageAdapters; stage: string | null } {
   if (Object.keys(set.files).length === 0) return { adapters: {}, stage: null };
+  const misfit = adapterMismatch(config, set.files, set.name);
+  if (misfit)
+    throw new EngineError(
+      'SHAPE_MISMATCH',
+      `${misfit} Leave it out of the students to compare, or load the model it was made for (Models).`,
+    );
   const r = readStageFiles(set.files);
   if (!r.adapters.lora)
     throw new EngineError(

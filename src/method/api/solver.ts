@@ -17,6 +17,7 @@
  *   const r = await solver.solve({ question, kind: 'arith', gold: '48', m: 16 }, (events) => {});
  *   r.votes.final; // ASC's answer
  */
+import { adapterMismatch } from './adapter-fit.ts';
 import { EngineError, formatBytes } from '../../engine/errors.ts';
 import type { GpuInfo } from '../../engine/gpu/device.ts';
 import type { Tensor } from '../../engine/gpu/tensor.ts';
@@ -114,30 +115,8 @@ export interface AdapterInfo {
 }
 
 function shapeCheck(config: LlamaConfig, a: StageAdapters, what: string): void {
-  const want: Record<string, number> = {
-    dim: config.dim,
-    hiddenDim: config.hiddenDim,
-    nLayers: config.nLayers,
-    kvDim: (config.dim * config.nKvHeads) / config.nHeads,
-  };
-  const states = [a.lora, a.neg, a.rank, a.nat].filter((s) => s !== undefined);
-  for (const s of states) {
-    const model = s.model as Record<string, number | undefined>;
-    for (const [k, v] of Object.entries(want)) {
-      if (model[k] !== undefined && model[k] !== v)
-        throw new EngineError(
-          'SHAPE_MISMATCH',
-          `${what} was trained for another model (${k} ${model[k]}, this model has ${v}). ` +
-            'Pick adapters made for this model, or load the model they were made for (Models).',
-        );
-    }
-  }
-  if (a.head && a.head.dim !== config.dim)
-    throw new EngineError(
-      'SHAPE_MISMATCH',
-      `${what}: its ranker head reads width ${a.head.dim}, this model has ${config.dim}. ` +
-        'Pick a ranker made for this model.',
-    );
+  const m = adapterMismatch(config, a, what);
+  if (m) throw new EngineError('SHAPE_MISMATCH', `${m.message} ${m.hint}`);
 }
 
 /** Plain text of the tokens after the prompt, as `eval.ts` decodes a continuation. */
