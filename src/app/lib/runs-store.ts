@@ -1,6 +1,6 @@
 /**
  * Training runs and their checkpoints in IndexedDB (stores `runs` and `checkpoints`, keyPath `id`).
- * A run record says what was trained on what (stage, data, inputs, settings), how far it got and
+ * A run record says what was trained on what (stage, student, data, inputs, settings), how far it got and
  * its losses up to its last checkpoint; its checkpoint (one record per run, id = the run's id,
  * replaced each time) holds the state to go on from. Both are written in **one transaction**, so
  * after a reload or a crash the run's losses and its checkpoint always belong together; on a full
@@ -37,9 +37,33 @@ export interface RunDataSource {
   heldOutQuestions: number;
 }
 
+/**
+ * The student a run trains, enough to open it again after a reload: the built-in model, a URL (our
+ * safetensors model, a GGUF file, web-llm's MLC build in the browser's cache), or a file from the
+ * user's disk, which a page cannot reopen by itself (the user picks it again; name and size must match).
+ */
+export interface RunModel {
+  /** The model's name: the trained adapter set's `model` (Solve offers the set only with it). */
+  name: string;
+  /** What lists show ("stories260K.gguf", "arith-student (built-in)"). */
+  label: string;
+  kind: 'builtin' | 'safetensors-url' | 'safetensors-file' | 'gguf-url' | 'gguf-file' | 'mlc';
+  /** safetensors-url, gguf-url: the file's URL; mlc: the model's URL (as web-llm's list names it). */
+  url?: string;
+  tokenizerUrl?: string;
+  /** safetensors-file, gguf-file: what was picked. */
+  file?: { name: string; size: number; lastModified: number };
+}
+
 export interface RunRecord {
   id: string;
   stage: StageName;
+  /** The student (absent in runs stored before students other than the built-in one could train). */
+  model?: RunModel;
+  /** At most this many positions per example (longer ones were left out); absent: the model's context. */
+  maxSeq?: number;
+  /** The memory budget it was planned for, in bytes; absent: none given (4 GiB assumed). */
+  memoryBudget?: number;
   data: RunDataSource;
   /** The adapter set the stage builds on (Neg for NAT, NAT for NCE), or null. */
   input: { id: string; name: string } | null;

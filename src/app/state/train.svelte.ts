@@ -9,8 +9,22 @@
  * was running when the page went away and resumes it from its checkpoint (a paused one waits for
  * Resume); a lost GPU device pauses the run, and Resume goes on from the checkpoint on a fresh
  * worker. A finished run's files become an adapter set (source 'trained') that Solve lists.
+ *
+ * The student is the one chosen in Models (the built-in one, our safetensors model, a GGUF LLaMA,
+ * web-llm's MLC build): the trainer worker opens the same source (train-student.svelte.ts). Before
+ * a run, the data is tokenized with the student's tokenizer and one LoRA step is planned against
+ * the device and the memory budget (Models' field); a plan that does not fit is refused before a
+ * run exists, with the planner's suggestions one click away. A set trained on a model is saved
+ * under that model's name, and Solve offers it with that model.
  */
-import type { TrainerEngine, TrainerEvent, TrainOutcome } from '../../method/api/trainer.ts';
+import type {
+  TrainerEngine,
+  TrainerEvent,
+  TrainOutcome,
+  TrainPlanRequest,
+  TrainSuggestion,
+} from '../../method/api/trainer.ts';
+import type { LoadProgress, StudentSource } from '../../method/api/runtime.ts';
 import type { LoraTarget } from '../../engine/model/llama.ts';
 import type { Dataset } from '../../method/datasets/index.ts';
 import { heldOutSplit, splitPosNeg } from '../../method/datasets/index.ts';
@@ -31,8 +45,23 @@ import {
   saveCheckpoint,
   setRunStatus,
   type RunDataSource,
+  type RunModel,
   type RunRecord,
 } from '../lib/runs-store.ts';
+import { models } from './models.svelte.ts';
+import { studentModel } from './student-model.svelte.ts';
+import {
+  budgetBytes,
+  fileMatches,
+  isBigChoice,
+  needFileNotice,
+  refusalOf,
+  runModelOf,
+  sourceOfRun,
+  trainerSource,
+  TrainPlanState,
+  wrongFile,
+} from './train-student.svelte.ts';
 
 /** The stages in the order the picker shows them, with short names. */
 export const STAGE_CHOICES: readonly { id: StageName; label: string }[] = [
@@ -54,7 +83,9 @@ export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 
 /** The built-in student's recipe (public/models/arith-student.md). */
 export const RECIPE = { rank: 8, lr: 5e-3, batchSize: 16, steps: 350, seed: 1, checkpointEvery: 10 } as const;
 
+/** The built-in student's name (runs stored before others could train have no `model`). */
 const MODEL = 'arith-student';
+const modelOfRun = (r: RunRecord): string => r.model?.name ?? MODEL;
 
 /** Which earlier adapter set a stage builds on (same rule as the engine's `inputSetFor`). */
 export function inputKind(stage: StageName): 'neg' | 'nat' | null {
@@ -113,10 +144,56 @@ export class TrainState {
   seed = $state<number>(RECIPE.seed);
   checkpointEvery = $state<number>(RECIPE.checkpointEvery);
   targets = $state<LoraTarget[]>([...LORA_TARGETS]);
+  /** Sequences per micro-batch (gradient accumulation over the batch); null: the whole batch. */
+  microBatch = $state<number | null>(null);
+  /** Activation recompute: on by default for a big student (GGUF, MLC), off for ours. */
+  recompute = $state(false);
+  /** At most this many tokens per example (longer ones are left out); null: the model's context. */
+  maxSeq = $state<number | null>(null);
+
+  // ---- the student and the plan of the next run
+  /** The plan of a run with the settings above, on the student in use. */
+  readonly next = new TrainPlanState();
+  /** The student a new run trains (Models' choice) or the shown run's. */
+  modelName = $derived.by(() =>
+    this.run && (this.busy || this.phase === 'paused') ? modelOfRun(this.run) : studentModel.source.name,
+  );
+  /** A run whose model is a file from the disk, after a reload: the file to pick again. */
+  needFile = $state.raw<RunModel | null>(null);
+  /** Start was pressed: the run's plan is being checked (no run exists yet). */
+  checking = $state(false);
+  /** A big model's weights loading in the trainer when its run starts. */
+  loading = $state.raw<LoadProgress | null>(null);
+  /** Files of runs in this page (a paused run goes on with them without asking again). */
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity -- looked up, never shown
+  private runFiles = new Map<string, Blob>();
+  private planFor: unknown = null;
+  private choiceIds = new WeakMap<object, number>();
+  private choices = 0;
+  /** Everything the next run's plan depends on (TrainView plans again when it changes). */
+  planKey = $derived.by(() => {
+    const c = studentModel.source;
+    let id = this.choiceIds.get(c);
+    if (id === undefined) this.choiceIds.set(c, (id = ++this.choices));
+    return JSON.stringify([
+      id,
+      this.stage,
+      this.batchSize,
+      this.microBatch,
+      this.rank,
+      this.targets,
+      this.recompute,
+      this.maxSeq,
+      models.budget,
+      this.dataPhase,
+      this.counts,
+      this.phase,
+    ]);
+  });
 
   inputChoices = $derived.by(() => {
     const need = inputKind(this.stage);
-    return need ? this.sets.filter((s) => s.stage === need && s.model === MODEL) : [];
+    return need ? this.sets.filter((s) => s.stage === need && s.model === this.modelName) : [];
   });
   trained = $derived(this.sets.filter((s) => s.source === 'trained'));
 
@@ -215,6 +292,100 @@ export class TrainState {
     this.seed = RECIPE.seed;
     this.checkpointEvery = RECIPE.checkpointEvery;
     this.targets = [...LORA_TARGETS];
+    this.microBatch = null;
+    this.maxSeq = null;
+    this.recompute = isBigChoice(studentModel.source);
+  }
+
+  /** The stage settings of the form (what a new run gets). */
+  private formConfig(): StageConfig {
+    const rank = Math.max(1, Math.round(this.rank));
+    const batchSize = Math.max(1, Math.round(this.batchSize));
+    const micro = this.microBatch === null ? null : Math.max(1, Math.round(this.microBatch));
+    return {
+      ...DEFAULT_STAGE,
+      steps: Math.max(1, Math.round(this.steps)),
+      batchSize,
+      ...(micro !== null && micro < batchSize ? { microBatch: micro } : {}),
+      lr: this.lr,
+      rank,
+      alpha: 2 * rank,
+      seed: Math.round(this.seed),
+      targets: this.targets.length > 0 ? [...this.targets] : [...LORA_TARGETS],
+      recompute: this.recompute,
+    };
+  }
+
+  /** The cap as the trainer takes it (positions: an example of n tokens takes n − 1). */
+  private capOf(): number | undefined {
+    return this.maxSeq === null || !(this.maxSeq >= 2) ? undefined : Math.round(this.maxSeq) - 1;
+  }
+
+  /**
+   * Plans the next run with the form's settings on the student in use (Models' choice): opens it
+   * in the trainer worker (a big model's header only), tokenizes the data there and asks the
+   * planner. Not while a run is going or paused. A new choice of student sets recompute's default.
+   */
+  async replan(): Promise<void> {
+    if (!this.opened || this.busy || this.checking || this.phase === 'paused') return;
+    const choice = studentModel.source;
+    if (this.planFor !== choice) {
+      this.planFor = choice;
+      this.recompute = isBigChoice(choice);
+    }
+    if (this.dataPhase !== 'ready' || !this.stageData) return;
+    await this.next.refresh(trainerSource(choice), this.planRequest(this.formConfig(), this.stageData));
+  }
+
+  private planRequest(config: StageConfig, data: StageData): TrainPlanRequest {
+    const budget = budgetBytes(models.budget);
+    const cap = this.capOf();
+    return {
+      stage: this.stage,
+      data,
+      dataKey: this.dataFor,
+      config,
+      ...(cap !== undefined ? { maxSeq: cap } : {}),
+      ...(budget !== undefined ? { memoryBudget: budget } : {}),
+    };
+  }
+
+  /** One of the planner's suggestions, applied to the form (recompute, micro-batch, sequence cap). */
+  async applySuggestion(s: TrainSuggestion): Promise<void> {
+    if (s.kind === 'recompute') this.recompute = true;
+    else if (s.kind === 'batch' && s.batch !== undefined) {
+      // the planner's batch is sequences on one tape: the micro-batch (a pair is two for rank / CL)
+      const per = this.stage === 'rank' || this.stage === 'cl' ? 2 : 1;
+      this.microBatch = Math.max(1, Math.floor(s.batch / per));
+    } else if (s.kind === 'seq' && s.seq !== undefined) this.maxSeq = s.seq + 1;
+    else return;
+    await this.replan();
+  }
+
+  /** The GPU memory budget in GiB as typed ('' = none, 4 GiB assumed): Models' field, shared. */
+  get budget(): string {
+    return models.budget;
+  }
+
+  /** Sets the budget (remembered for both views; Models plans its cards again too). */
+  async setBudget(v: string): Promise<void> {
+    await models.setBudget(v);
+  }
+
+  /** The file a run trained on, picked again after a reload: the run goes on with it. */
+  async pickRunFile(files: readonly File[]): Promise<void> {
+    const run = this.run;
+    const want = this.needFile;
+    const f = files[0];
+    if (!run || !want || !f) return;
+    if (files.length !== 1 || !fileMatches(want, f)) {
+      this.error = wrongFile(want, files);
+      return;
+    }
+    this.error = null;
+    this.runFiles.set(run.id, f);
+    this.needFile = null;
+    await this.resume();
   }
 
   private source(): Omit<
@@ -250,13 +421,25 @@ export class TrainState {
 
   /** Starts a new run with the chosen data, stage, input and settings. */
   async start(): Promise<void> {
-    if (this.busy || (this.run && this.phase === 'paused')) return;
+    if (this.busy || this.checking || (this.run && this.phase === 'paused')) return;
+    this.checking = true;
+    let run: (() => Promise<void>) | null;
+    try {
+      run = await this.startChecked();
+    } finally {
+      this.checking = false;
+    }
+    await run?.();
+  }
+
+  /** Checks the data, the input set and the plan, stores the new run; returns what launches it, or null. */
+  private async startChecked(): Promise<(() => Promise<void>) | null> {
     this.error = null;
     this.notice = '';
     this.savedSet = null;
     const src = { ...this.source(), heldOut: { fraction: this.heldOutFraction, seed: 0 } };
     if (this.dataPhase !== 'ready' || this.dataFor !== JSON.stringify(src)) await this.loadData();
-    if (!this.stageData || !this.counts) return;
+    if (!this.stageData || !this.counts) return null;
     const need = inputKind(this.stage);
     const input = need ? this.sets.find((s) => s.id === this.inputId) : undefined;
     if (need && !input) {
@@ -268,23 +451,39 @@ export class TrainState {
             ? `${labelOf(this.stage)} learns next to a frozen negative LoRA: pick a Neg adapter set (or train the Neg stage first).`
             : 'NCE distils the NAT model: pick a NAT adapter set (or train the NAT stage first).',
       };
-      return;
+      return null;
     }
-    const rank = Math.max(1, Math.round(this.rank));
-    const config: StageConfig = {
-      ...DEFAULT_STAGE,
-      steps: Math.max(1, Math.round(this.steps)),
-      batchSize: Math.max(1, Math.round(this.batchSize)),
-      lr: this.lr,
-      rank,
-      alpha: 2 * rank,
-      seed: Math.round(this.seed),
-      targets: this.targets.length > 0 ? [...this.targets] : [...LORA_TARGETS],
-    };
+    const config = this.formConfig();
+    const choice = studentModel.source;
+    const modelSrc = trainerSource(choice);
+    const budget = budgetBytes(models.budget);
+    const cap = this.capOf();
+    // the plan first: a run that would not fit is never created (nothing stored, nothing allocated)
+    const id = this.next.begin();
+    try {
+      const r = await this.next.check(modelSrc, this.planRequest(config, this.stageData));
+      this.next.done(id, r);
+      this.planFor = choice;
+      const refusal = refusalOf(
+        r,
+        ' Nothing was started: change the settings (the plan above offers what fits).',
+      );
+      if (refusal) {
+        this.error = refusal;
+        return null;
+      }
+    } catch (e) {
+      this.next.fail(id, e);
+      this.error = describeError(e);
+      return null;
+    }
     const now = Date.now();
     const run: RunRecord = {
       id: newRunId(),
       stage: this.stage,
+      model: runModelOf(choice),
+      ...(cap !== undefined ? { maxSeq: cap } : {}),
+      ...(budget !== undefined ? { memoryBudget: budget } : {}),
       data: {
         ...src,
         name: this.counts.name,
@@ -308,11 +507,13 @@ export class TrainState {
       await createRun(run);
     } catch (e) {
       this.error = describeError(e);
-      return;
+      return null;
     }
+    if (choice.gguf) this.runFiles.set(run.id, choice.gguf);
     this.showRun(run);
     this.runs = [run, ...this.runs];
-    await this.launch(run, null, this.stageData);
+    const data = this.stageData;
+    return () => this.launch(run, null, data, modelSrc);
   }
 
   /** Pause / resume / cancel as the buttons say. */
@@ -388,6 +589,7 @@ export class TrainState {
 
   /** Shows a stored run: its settings in the form, its curve up to its last checkpoint. */
   private showRun(run: RunRecord): void {
+    if (this.run?.id !== run.id) this.needFile = null;
     this.run = run;
     this.stage = run.stage;
     this.dataKey = run.data.key;
@@ -401,6 +603,9 @@ export class TrainState {
     this.rank = run.config.rank;
     this.seed = run.config.seed;
     this.targets = [...run.config.targets];
+    this.microBatch = run.config.microBatch ?? null;
+    this.recompute = run.config.recompute ?? false;
+    this.maxSeq = run.maxSeq !== undefined ? run.maxSeq + 1 : null;
     this.checkpointEvery = run.checkpointEvery;
     this.losses = [...run.losses];
     this.alphas = (run.history['alpha'] ?? []) as number[][];
@@ -419,6 +624,18 @@ export class TrainState {
 
   /** Resumes a stored run from its checkpoint (or from the start when it had none yet). */
   private async resumeStored(run: RunRecord): Promise<void> {
+    const src = sourceOfRun(run.model, studentModel.source, this.runFiles.get(run.id));
+    if (!src) {
+      // a file from the disk: the page cannot open it again by itself
+      this.needFile = run.model ?? null;
+      this.phase = 'paused';
+      this.live = false;
+      this.notice = needFileNotice(labelOf(run.stage), run.model, run.step);
+      await this.status('paused').catch(() => {});
+      if (this.dataPhase === 'idle') void this.loadData(); // the run's data, for its counts
+      return;
+    }
+    this.needFile = null;
     this.phase = 'starting';
     this.dataRun++; // a data load in flight is for another selection
     let checkpoint: StageCheckpoint | null;
@@ -444,19 +661,29 @@ export class TrainState {
     this.dataFor = JSON.stringify({ ...this.source(), heldOut: run.data.heldOut });
     this.dataPhase = 'ready';
     this.resumedFrom = from;
-    await this.launch(r, checkpoint, built.data);
+    await this.launch(r, checkpoint, built.data, src);
   }
 
   /** Runs the stage in the worker until it ends; records the outcome. */
-  private async launch(run: RunRecord, resume: StageCheckpoint | null, stageData: StageData): Promise<void> {
+  private async launch(
+    run: RunRecord,
+    resume: StageCheckpoint | null,
+    stageData: StageData,
+    src: StudentSource,
+  ): Promise<void> {
     this.phase = 'starting';
     this.live = true;
     this.cancelAsked = false;
     this.error = null;
+    this.loading = null;
+    this.next.drop();
     let current = run;
     const onEvent = (e: TrainerEvent): Promise<void> | void => {
       if (this.run?.id !== run.id) return;
-      if (e.type === 'progress') {
+      if (e.type === 'load')
+        this.loading = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal, tensor: e.tensor };
+      else if (e.type === 'progress') {
+        this.loading = null;
         if (this.phase === 'starting') this.phase = 'running';
         if (this.firstStep === 0) this.firstStep = e.step;
         else {
@@ -493,26 +720,38 @@ export class TrainState {
     let outcome: TrainOutcome;
     try {
       const t = trainer();
+      const request = {
+        stage: run.stage,
+        data: stageData,
+        dataKey: this.dataFor,
+        config: run.config,
+        ...(resume ? { resume } : {}),
+        ...(run.maxSeq !== undefined ? { maxSeq: run.maxSeq } : {}),
+        ...(run.memoryBudget !== undefined ? { memoryBudget: run.memoryBudget } : {}),
+      };
+      // the run's own plan on the trainer's device (a resumed run too): a refusal pauses it first
       await t.init();
-      if (!(await t.modelInfo))
-        await t.load({ modelUrl: publicUrl(`models/${MODEL}.safetensors`), name: MODEL });
+      await t.open(src);
+      const check = await t.plan(request);
+      const refusal = refusalOf(check, '');
+      if (refusal) {
+        this.live = false;
+        this.phase = 'paused';
+        this.error = refusal;
+        await this.status('paused', this.error).catch(() => {});
+        return;
+      }
       const inputs = run.input ? await adapterFiles(run.input.id) : undefined;
       // Cancel pressed while the worker was starting: it never trains
       if (this.cancelAsked) outcome = { cancelled: true, steps: run.step, losses: run.losses, files: null };
       else
         outcome = await t.start(
-          {
-            stage: run.stage,
-            data: stageData,
-            config: run.config,
-            checkpointEvery: run.checkpointEvery,
-            ...(inputs ? { inputs } : {}),
-            ...(resume ? { resume } : {}),
-          },
+          { ...request, checkpointEvery: run.checkpointEvery, ...(inputs ? { inputs } : {}) },
           Comlink.proxy(onEvent),
         );
     } catch (e) {
       this.live = false;
+      this.loading = null;
       const msg = describeError(e);
       this.error = msg;
       if (msg.code === 'DEVICE_LOST' || msg.code === 'OUT_OF_MEMORY') {
@@ -536,6 +775,7 @@ export class TrainState {
       return;
     }
     this.live = false;
+    this.loading = null;
     await this.finish(current, outcome);
   }
 
@@ -552,7 +792,7 @@ export class TrainState {
           {
             name: `${labelOf(run.stage)} · ${run.data.name} · ${outcome.steps} steps`,
             stage: run.stage,
-            model: MODEL,
+            model: modelOfRun(run),
             source: 'trained',
             summary: {
               steps: outcome.steps,
@@ -570,7 +810,10 @@ export class TrainState {
         this.run = await endRun(run, 'done', { adapterSetId: set.id, losses: outcome.losses });
         this.savedSet = set;
         this.phase = 'done';
-        this.notice = `Saved as "${set.name}": Solve and Compare list it.`;
+        this.notice =
+          modelOfRun(run) === MODEL
+            ? `Saved as "${set.name}": Solve and Compare list it.`
+            : `Saved as "${set.name}" for ${modelOfRun(run)}: Solve offers it while ${modelOfRun(run)} is the model in use.`;
       }
     } catch (e) {
       // the run's final checkpoint stays: Save retries now, a reload redoes it from there

@@ -20,7 +20,7 @@ import type { LoadProgress } from '../../engine/io/load-gguf.ts';
 import type { SpmTokenizer } from '../../engine/io/spm.ts';
 import { kvBytesPerValue, type KvType } from '../../engine/kvcache.ts';
 import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
-import type { LlamaModel } from '../../engine/model/llama.ts';
+import type { LlamaModel, LoraTarget } from '../../engine/model/llama.ts';
 import {
   formatPlan,
   planMemory,
@@ -28,6 +28,7 @@ import {
   type Plan,
   type PlanItems,
   type SplitTensor,
+  type TrainingRequest,
   type WeightTypes,
 } from '../../engine/plan.ts';
 
@@ -301,4 +302,148 @@ export function tensorClasses(
     classes.set(t.name, c);
   }
   return [...classes.values()];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training plans (the Train view; any student, big or ours)
+
+/** What a LoRA training step is planned for (one micro-batch of `batch` sequences of `seq` positions). */
+export interface TrainPlanOptions {
+  /** Sequences on one tape: the stage's micro-batch (its batch when it has none). */
+  batch: number;
+  /** Positions per sequence: the longest example's tokens − 1 (the last token is only a target). */
+  seq: number;
+  rank: number;
+  targets: readonly LoraTarget[];
+  dropout?: number;
+  /** Activation recompute (gradient checkpointing). */
+  recompute: boolean;
+  /** The GPU memory the user says can be used, in bytes; absent: the planner assumes 4 GiB. */
+  memoryBudget?: number;
+}
+
+/** A training suggestion the Train view can apply in one click (quantization only names a file to pick). */
+export interface TrainSuggestion {
+  kind: 'recompute' | 'batch' | 'seq' | 'quantization';
+  text: string;
+  total: number;
+  /** kind 'batch': sequences per micro-batch. */
+  batch?: number;
+  /** kind 'seq': positions per sequence. */
+  seq?: number;
+}
+
+/** The planner's verdict on a LoRA training step, as plain data. */
+export interface TrainPlanView {
+  batch: number;
+  seq: number;
+  rank: number;
+  targets: LoraTarget[];
+  recompute: boolean;
+  items: PlanItems;
+  budget: number;
+  budgetAssumed: boolean;
+  bindingLimit: number;
+  splits: SplitTensor[];
+  verdict: 'ok' | 'refused';
+  error: { code: string; message: string } | null;
+  suggestions: TrainSuggestion[];
+  /** formatPlan's table. */
+  text: string;
+}
+
+/** Our own models' weights on the GPU (runtime.ts loads them as f32). */
+export const OUR_WEIGHTS: WeightTypes = { matrices: 'f32' };
+
+/**
+ * The plan for a LoRA training step of `s` with `p` on a device with `limits`, and, when refused,
+ * its error (LIMIT_EXCEEDED / OUT_OF_MEMORY) — thrown by the trainer before anything of the run is
+ * allocated. The trainer computes all logits of a micro-batch at once, so the planner's "logits in
+ * chunks" suggestion is left out (of the list and of the message).
+ */
+export function planTraining(
+  limits: PlanLimits,
+  s: Pick<BigStudent<unknown>, 'config' | 'weights'>,
+  p: TrainPlanOptions,
+): { view: TrainPlanView; error: EngineError | null } {
+  const intIn = (v: number, lo: number, hi: number, what: string) => {
+    if (!(Number.isInteger(v) && v >= lo && v <= hi))
+      throw new EngineError('BAD_ARGUMENT', `${what} is ${v}: choose a whole number from ${lo} to ${hi}.`);
+  };
+  intIn(p.batch, 1, 4096, 'The batch (sequences per micro-batch)');
+  intIn(
+    p.seq,
+    1,
+    s.config.maxSeqLen,
+    `The sequence length (this model reads at most ${s.config.maxSeqLen} positions)`,
+  );
+  intIn(p.rank, 1, 1024, 'The LoRA rank');
+  if (p.targets.length === 0)
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      'LoRA needs at least one target layer: tick one of q, k, v, o, gate, up, down.',
+    );
+  if (p.memoryBudget !== undefined && !(p.memoryBudget > 0))
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `A memory budget of ${p.memoryBudget} bytes: give a positive figure, or none.`,
+    );
+  const req: TrainingRequest = {
+    kind: 'training',
+    config: s.config,
+    weights: s.weights,
+    limits: {
+      maxBufferSize: limits.maxBufferSize ?? Infinity,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity,
+      ...(p.memoryBudget !== undefined ? { memoryBudget: p.memoryBudget } : {}),
+    },
+    batch: p.batch,
+    seq: p.seq,
+    lora: {
+      rank: p.rank,
+      targets: [...p.targets],
+      ...(p.dropout !== undefined ? { dropout: p.dropout } : {}),
+    },
+    recompute: p.recompute,
+  };
+  const plan = planMemory(req);
+  const suggestions: TrainSuggestion[] = [];
+  for (const x of plan.suggestions) {
+    if (x.kind === 'recompute') suggestions.push({ kind: 'recompute', text: x.text, total: x.total });
+    else if (x.kind === 'batch')
+      suggestions.push({ kind: 'batch', batch: x.batch, text: x.text, total: x.total });
+    else if (x.kind === 'seq') suggestions.push({ kind: 'seq', seq: x.seq, text: x.text, total: x.total });
+    else if (x.kind === 'quantization')
+      suggestions.push({
+        kind: 'quantization',
+        text: `${x.text}: a more quantized file of this model`,
+        total: x.total,
+      });
+  }
+  let error = plan.error;
+  if (error && suggestions.length !== plan.suggestions.length) {
+    // the message lists every suggestion of the planner: say only what this trainer can do
+    const all = ` To fit: ${plan.suggestions.map((x) => x.text).join('; or ')}.`;
+    const kept = suggestions.length
+      ? ` To fit: ${suggestions.map((x) => x.text).join('; or ')}.`
+      : ` Nothing smaller of this step fits: the weights take ${formatBytes(plan.items.weights)}; choose a smaller model or a larger budget.`;
+    error = new EngineError(error.code, error.message.replace(all, kept));
+  }
+  const view: TrainPlanView = {
+    batch: p.batch,
+    seq: p.seq,
+    rank: p.rank,
+    targets: [...p.targets],
+    recompute: p.recompute,
+    items: plan.items,
+    budget: plan.budget,
+    budgetAssumed: plan.budgetAssumed,
+    bindingLimit: plan.bindingLimit,
+    splits: plan.splits,
+    verdict: error ? 'refused' : 'ok',
+    error: error ? { code: error.code, message: error.message } : null,
+    suggestions,
+    text: formatPlan(plan),
+  };
+  return { view, error };
 }
