@@ -223,8 +223,12 @@ export class TeacherState {
     this.notice = '';
     this.made = null;
     let listed = false;
+    // Events come through their own message channel, so one sent before the run ended may arrive
+    // after the call's result: once the call has returned, they are stale (a late "saving" phase
+    // would otherwise hold the view in "Saving the dataset…" over a finished run).
+    let ended = false;
     const onEvent = Comlink.proxy((e: TeacherEvent) => {
-      if (seq !== this.seq) return;
+      if (seq !== this.seq || ended) return;
       if (e.type === 'phase') {
         if (this.phase !== 'cancelling') this.phase = e.phase;
         if (e.phase === 'writing' && !listed) {
@@ -241,6 +245,7 @@ export class TeacherState {
     } catch (e) {
       out = { runId, status: 'failed', progress: null, dataset: null, error: describeError(e) };
     }
+    ended = true;
     if (seq !== this.seq) return out;
     this.phase = 'idle';
     if (out.progress) this.progress = out.progress;
