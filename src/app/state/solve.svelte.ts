@@ -357,8 +357,11 @@ export class SolveState {
       ranker: this.appliedRanker,
       m,
     };
+    // Events come through their own message channel: one sent before the run ended may arrive
+    // after the result, and would add text the final cards already hold.
+    let ended = false;
     const onEvents = Comlink.proxy((events: SolveEvent[]) => {
-      if (id === this.runId) this.applyEvents(events);
+      if (id === this.runId && !ended) this.applyEvents(events);
     });
     try {
       const r = await inference().solver.solve(
@@ -394,6 +397,8 @@ export class SolveState {
         this.notice = msg;
         this.phase = 'ready';
       }
+    } finally {
+      ended = true;
     }
   }
 
