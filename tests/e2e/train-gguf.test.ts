@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stories260KGguf } from '../helpers/stories-gguf.ts';
 import {
@@ -67,18 +67,23 @@ describe('app: Train with a GGUF student', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('plan shown, 1 MiB refused, a suggestion applied, KD 3 steps, the set for stories260K in Solve', async () => {
+  /** A new page on Models with stories260K.gguf read, planned and loaded: the student in use. */
+  async function ggufInUse(): Promise<{ ctx: BrowserContext; page: Page; errors: string[] }> {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const { page, errors } = await openPage(ctx, `${app.url}#/models`);
     await page.waitForSelector('[data-testid="model-params"]:text-is("206,208")', { timeout: 120_000 });
-
-    // Models: the GGUF file is read, planned and loaded; it is the student in use
     await page.getByTestId('gguf-file').setInputFiles(join(dir, 'stories260K.gguf'));
     await page.waitForSelector('[data-testid="plan"][data-verdict="ok"]', { timeout: 60_000 });
     await page.getByTestId('gguf-load').click();
     await page.waitForSelector('[data-testid="gguf-ok"]:has-text("is the model in use now")', {
       timeout: 120_000,
     });
+    return { ctx, page, errors };
+  }
+
+  it('plan shown, 1 MiB refused, a suggestion applied, KD 3 steps, the set for stories260K in Solve', async () => {
+    // Models: the GGUF file is read, planned and loaded; it is the student in use
+    const { ctx, page, errors } = await ggufInUse();
 
     // Train follows it: the student, the data as its tokenizer reads it, the plan of one step
     await page.getByTestId('nav-train').click();
@@ -205,15 +210,7 @@ describe('app: Train with a GGUF student', () => {
   }, 600_000);
 
   it('a reload mid-run: the page cannot reopen the file, says so, and goes on once the same file is picked', async () => {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const { page, errors } = await openPage(ctx, `${app.url}#/models`);
-    await page.waitForSelector('[data-testid="model-params"]:text-is("206,208")', { timeout: 120_000 });
-    await page.getByTestId('gguf-file').setInputFiles(join(dir, 'stories260K.gguf'));
-    await page.waitForSelector('[data-testid="plan"][data-verdict="ok"]', { timeout: 60_000 });
-    await page.getByTestId('gguf-load').click();
-    await page.waitForSelector('[data-testid="gguf-ok"]:has-text("is the model in use now")', {
-      timeout: 120_000,
-    });
+    const { ctx, page, errors } = await ggufInUse();
     await page.getByTestId('nav-train').click();
     await page.waitForSelector(plan('ok'), { timeout: 120_000 });
     await page.getByTestId('train-stage').selectOption('kd');

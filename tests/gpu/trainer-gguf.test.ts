@@ -14,12 +14,8 @@ import { nodeGpu } from '../../src/engine/gpu/node.ts';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
 import { planMemory } from '../../src/engine/plan.ts';
 import type { StudentRuntime } from '../../src/method/api/runtime.ts';
-import {
-  TrainerEngine,
-  TrainPlanner,
-  type TrainerEvent,
-  type TrainRequest,
-} from '../../src/method/api/trainer.ts';
+import { TrainPlanner } from '../../src/method/api/train-plan.ts';
+import { TrainerEngine, type TrainerEvent, type TrainRequest } from '../../src/method/api/trainer.ts';
 import { readStageFiles } from '../../src/method/stages/files.ts';
 import { encodeExample } from '../../src/method/stages/text.ts';
 import type { StageData, TrainItem } from '../../src/method/stages/types.ts';

@@ -8,7 +8,7 @@ import { SpmTokenizer } from '../../src/engine/io/spm.ts';
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
 import { planMemory, type DeviceLimits, type TrainingRequest } from '../../src/engine/plan.ts';
 import { planTraining } from '../../src/method/api/big-student.ts';
-import { checkStageData, measureItems, stageSides } from '../../src/method/api/trainer.ts';
+import { checkStageData, measureItems, stageSides } from '../../src/method/api/train-plan.ts';
 import { promptOf } from '../../src/method/stages/text.ts';
 import type { StageData } from '../../src/method/stages/types.ts';
 import { tok512Vocab } from '../helpers/stories-gguf.ts';

@@ -24,6 +24,7 @@ import type { LlamaModel, LoraTarget } from '../../engine/model/llama.ts';
 import {
   formatPlan,
   planMemory,
+  type DeviceLimits,
   type InferenceRequest,
   type Plan,
   type PlanItems,
@@ -69,12 +70,11 @@ export interface TensorClass {
 }
 export type GgufTensorClass = TensorClass;
 
-/** The planner's verdict as plain data (an EngineError does not survive structured clone). */
-export interface PlanView {
-  sequences: number;
-  context: number;
-  /** KV cache element type planned for (the Solve runner's). */
-  kv: KvType;
+/**
+ * The planner's verdict as plain data (an EngineError does not survive structured clone), whatever
+ * it was for (a load: `PlanView`; a LoRA training step: `TrainPlanView`).
+ */
+export interface PlanVerdict<S> {
   items: PlanItems;
   budget: number;
   budgetAssumed: boolean;
@@ -83,9 +83,23 @@ export interface PlanView {
   splits: SplitTensor[];
   verdict: 'ok' | 'refused';
   error: { code: string; message: string } | null;
-  suggestions: { kind: string; text: string; total: number; sequences?: number; context?: number }[];
+  suggestions: S[];
   /** formatPlan's table (for the CLI-minded and for logs). */
   text: string;
+}
+
+/** The planner's verdict on loading a model for `sequences` × `context`. */
+export interface PlanView extends PlanVerdict<{
+  kind: string;
+  text: string;
+  total: number;
+  sequences?: number;
+  context?: number;
+}> {
+  sequences: number;
+  context: number;
+  /** KV cache element type planned for (the Solve runner's). */
+  kv: KvType;
 }
 
 /** How a load reports progress and is cancelled (per chunk or tensor read). */
@@ -152,6 +166,41 @@ const isKvCache = (s: { name: string }): boolean =>
 /** The device limits the planner needs (Gpu.limits: maxBufferSize, maxStorageBufferBindingSize). */
 export type PlanLimits = Readonly<Record<string, number | undefined>>;
 
+/** A refusal unless `v` is a whole number from `lo` to `hi` (`what` names it for the student). */
+function intIn(v: number, lo: number, hi: number, what: string): void {
+  if (!(Number.isInteger(v) && v >= lo && v <= hi))
+    throw new EngineError('BAD_ARGUMENT', `${what} is ${v}: choose a whole number from ${lo} to ${hi}.`);
+}
+
+/** The planner's limits: the device's (none given: unbounded) and the user's budget (checked: positive). */
+function planLimits(limits: PlanLimits, memoryBudget: number | undefined): DeviceLimits {
+  if (memoryBudget !== undefined && !(memoryBudget > 0))
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `A memory budget of ${memoryBudget} bytes: give a positive figure, or none.`,
+    );
+  return {
+    maxBufferSize: limits.maxBufferSize ?? Infinity,
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity,
+    ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+  };
+}
+
+/** What a plan view shows of `plan` whatever it was for: figures, splits, verdict and suggestions. */
+function verdictOf<S>(plan: Plan, error: EngineError | null, suggestions: S[]): PlanVerdict<S> {
+  return {
+    items: plan.items,
+    budget: plan.budget,
+    budgetAssumed: plan.budgetAssumed,
+    bindingLimit: plan.bindingLimit,
+    splits: plan.splits,
+    verdict: error ? 'refused' : 'ok',
+    error: error ? { code: error.code, message: error.message } : null,
+    suggestions,
+    text: formatPlan(plan),
+  };
+}
+
 /** The planner's request for loading `s` on a device with `limits`. */
 function planRequest(
   limits: PlanLimits,
@@ -160,10 +209,6 @@ function planRequest(
 ): InferenceRequest {
   const sequences = p.sequences ?? MAX_SAMPLES;
   const context = p.context ?? Math.min(DEFAULT_CONTEXT, s.config.maxSeqLen);
-  const intIn = (v: number, lo: number, hi: number, what: string) => {
-    if (!(Number.isInteger(v) && v >= lo && v <= hi))
-      throw new EngineError('BAD_ARGUMENT', `${what} is ${v}: choose a whole number from ${lo} to ${hi}.`);
-  };
   intIn(sequences, 1, MAX_SAMPLES, 'The number of samples');
   intIn(
     context,
@@ -171,20 +216,11 @@ function planRequest(
     s.config.maxSeqLen,
     `The context (positions per sample; this model reads at most ${s.config.maxSeqLen})`,
   );
-  if (p.memoryBudget !== undefined && !(p.memoryBudget > 0))
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      `A memory budget of ${p.memoryBudget} bytes: give a positive figure, or none.`,
-    );
   return {
     kind: 'inference',
     config: s.config,
     weights: s.weights,
-    limits: {
-      maxBufferSize: limits.maxBufferSize ?? Infinity,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity,
-      ...(p.memoryBudget !== undefined ? { memoryBudget: p.memoryBudget } : {}),
-    },
+    limits: planLimits(limits, p.memoryBudget),
     sequences,
     context,
     act: 'f32',
@@ -224,15 +260,7 @@ export function planBig(
     sequences: req.sequences,
     context: req.context,
     kv: BIG_KV,
-    items: plan.items,
-    budget: plan.budget,
-    budgetAssumed: plan.budgetAssumed,
-    bindingLimit: plan.bindingLimit,
-    splits: plan.splits,
-    verdict: error ? 'refused' : 'ok',
-    error: error ? { code: error.code, message: error.message } : null,
-    suggestions,
-    text: formatPlan(plan),
+    ...verdictOf(plan, error, suggestions),
   };
   return { view, error };
 }
@@ -334,22 +362,12 @@ export interface TrainSuggestion {
 }
 
 /** The planner's verdict on a LoRA training step, as plain data. */
-export interface TrainPlanView {
+export interface TrainPlanView extends PlanVerdict<TrainSuggestion> {
   batch: number;
   seq: number;
   rank: number;
   targets: LoraTarget[];
   recompute: boolean;
-  items: PlanItems;
-  budget: number;
-  budgetAssumed: boolean;
-  bindingLimit: number;
-  splits: SplitTensor[];
-  verdict: 'ok' | 'refused';
-  error: { code: string; message: string } | null;
-  suggestions: TrainSuggestion[];
-  /** formatPlan's table. */
-  text: string;
 }
 
 /** Our own models' weights on the GPU (runtime.ts loads them as f32). */
@@ -366,10 +384,6 @@ export function planTraining(
   s: Pick<BigStudent<unknown>, 'config' | 'weights'>,
   p: TrainPlanOptions,
 ): { view: TrainPlanView; error: EngineError | null } {
-  const intIn = (v: number, lo: number, hi: number, what: string) => {
-    if (!(Number.isInteger(v) && v >= lo && v <= hi))
-      throw new EngineError('BAD_ARGUMENT', `${what} is ${v}: choose a whole number from ${lo} to ${hi}.`);
-  };
   intIn(p.batch, 1, 4096, 'The batch (sequences per micro-batch)');
   intIn(
     p.seq,
@@ -383,20 +397,11 @@ export function planTraining(
       'BAD_ARGUMENT',
       'LoRA needs at least one target layer: tick one of q, k, v, o, gate, up, down.',
     );
-  if (p.memoryBudget !== undefined && !(p.memoryBudget > 0))
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      `A memory budget of ${p.memoryBudget} bytes: give a positive figure, or none.`,
-    );
   const req: TrainingRequest = {
     kind: 'training',
     config: s.config,
     weights: s.weights,
-    limits: {
-      maxBufferSize: limits.maxBufferSize ?? Infinity,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity,
-      ...(p.memoryBudget !== undefined ? { memoryBudget: p.memoryBudget } : {}),
-    },
+    limits: planLimits(limits, p.memoryBudget),
     batch: p.batch,
     seq: p.seq,
     lora: {
@@ -435,15 +440,7 @@ export function planTraining(
     rank: p.rank,
     targets: [...p.targets],
     recompute: p.recompute,
-    items: plan.items,
-    budget: plan.budget,
-    budgetAssumed: plan.budgetAssumed,
-    bindingLimit: plan.bindingLimit,
-    splits: plan.splits,
-    verdict: error ? 'refused' : 'ok',
-    error: error ? { code: error.code, message: error.message } : null,
-    suggestions,
-    text: formatPlan(plan),
+    ...verdictOf(plan, error, suggestions),
   };
   return { view, error };
 }

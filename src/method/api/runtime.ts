@@ -35,6 +35,7 @@ import { readLlamaSafetensors } from '../../engine/io/checkpoint.ts';
 import type { KvType } from '../../engine/kvcache.ts';
 import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
 import { destroyLlama, loadLlama, type LlamaModel } from '../../engine/model/llama.ts';
+import type { LlamaWeightsF32 } from '../../engine/model/weights.ts';
 import {
   BIG_KV,
   planBig,
@@ -90,6 +91,41 @@ export interface StudentSource {
 /** Whether a source is a big student (GGUF or MLC: planned before it is loaded). */
 export function isBigSource(src: Pick<StudentSource, 'gguf' | 'ggufUrl' | 'mlcUrl'>): boolean {
   return src.gguf !== undefined || src.ggufUrl !== undefined || src.mlcUrl !== undefined;
+}
+
+/**
+ * Our safetensors model read on the CPU (nothing uploaded): the checkpoint and its character
+ * tokenizer (`tokenizerJson`, else `tokenizerUrl`, else `<model>.tokenizer.json` next to
+ * `modelUrl`), checked against each other. What `load` uploads, and what the Train view's planner
+ * reads of our models.
+ */
+export async function readOurStudent(
+  src: StudentSource,
+): Promise<{ name: string; config: LlamaConfig; weights: LlamaWeightsF32; tokenizer: CharTokenizer }> {
+  const name = src.name ?? src.modelUrl?.split('/').pop() ?? 'model';
+  const bytes = src.modelBytes ?? (src.modelUrl ? await fetchBytes(src.modelUrl, 'student model') : null);
+  if (!bytes) throw new EngineError('BAD_ARGUMENT', 'Give a model file or a URL to load.');
+  const tokUrl =
+    src.tokenizerUrl ??
+    (src.modelUrl ? src.modelUrl.replace(/\.safetensors$/, '') + '.tokenizer.json' : null);
+  let json = src.tokenizerJson;
+  if (json === undefined) {
+    if (!tokUrl)
+      throw new EngineError('BAD_ARGUMENT', 'This model needs its tokenizer file (.tokenizer.json).');
+    const text = new TextDecoder().decode(await fetchBytes(tokUrl, 'tokenizer'));
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new EngineError(
+        'BAD_FILE',
+        `The tokenizer at ${tokUrl} is not JSON: a character tokenizer file is {"type": "char", "chars": "..."}.`,
+      );
+    }
+  }
+  const { config, weights } = readLlamaSafetensors(bytes, name);
+  const tokenizer = CharTokenizer.fromJSON(json);
+  checkTokenizerVocab(tokenizer.vocabSize, config.vocabSize, tokUrl ?? 'the tokenizer', name);
+  return { name, config, weights, tokenizer };
 }
 
 export interface StudentModelInfo {
@@ -179,29 +215,7 @@ export class StudentRuntime {
    */
   async load(src: StudentSource, opts: StudentLoadOptions = {}): Promise<StudentModelInfo> {
     if (isBigSource(src)) return this.loadBig(src, opts);
-    const name = src.name ?? src.modelUrl?.split('/').pop() ?? 'model';
-    const bytes = src.modelBytes ?? (src.modelUrl ? await fetchBytes(src.modelUrl, 'student model') : null);
-    if (!bytes) throw new EngineError('BAD_ARGUMENT', 'Give a model file or a URL to load.');
-    const tokUrl =
-      src.tokenizerUrl ??
-      (src.modelUrl ? src.modelUrl.replace(/\.safetensors$/, '') + '.tokenizer.json' : null);
-    let json = src.tokenizerJson;
-    if (json === undefined) {
-      if (!tokUrl)
-        throw new EngineError('BAD_ARGUMENT', 'This model needs its tokenizer file (.tokenizer.json).');
-      const text = new TextDecoder().decode(await fetchBytes(tokUrl, 'tokenizer'));
-      try {
-        json = JSON.parse(text);
-      } catch {
-        throw new EngineError(
-          'BAD_FILE',
-          `The tokenizer at ${tokUrl} is not JSON: a character tokenizer file is {"type": "char", "chars": "..."}.`,
-        );
-      }
-    }
-    const { config, weights } = readLlamaSafetensors(bytes, name);
-    const tokenizer = CharTokenizer.fromJSON(json);
-    checkTokenizerVocab(tokenizer.vocabSize, config.vocabSize, tokUrl ?? 'the tokenizer', name);
+    const { name, config, weights, tokenizer } = await readOurStudent(src);
     const model = await this.upload(config, weights, name);
     this.unload();
     this._model = model;
