@@ -3,7 +3,7 @@
 // on the CPU), so the trainer worker starts only when a run does. Nothing else lives here.
 import * as Comlink from 'comlink';
 import { installErrorTransfer } from '../src/app/comlink-errors.ts';
-import { TrainPlanner } from '../src/method/api/trainer.ts';
+import { TrainPlanner } from '../src/method/api/train-plan.ts';
 
 installErrorTransfer();
 Comlink.expose(new TrainPlanner());
