@@ -19,14 +19,14 @@ import { SpmTokenizer } from '../../src/engine/io/spm.ts';
 import { Llama2cTokenizer } from '../../src/engine/io/tokenizer.ts';
 import { generate } from '../../src/engine/infer/generate.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
-import { destroyLlama, loadLlama, type LlamaModel } from '../../src/engine/model/llama.ts';
-import type { Tensor } from '../../src/engine/gpu/tensor.ts';
+import { destroyLlama, loadLlama } from '../../src/engine/model/llama.ts';
 import { StudentRuntime, type LoadProgress } from '../../src/method/api/runtime.ts';
 import { SolverEngine, type SolveEvent } from '../../src/method/api/solver.ts';
 import { checkOp } from '../helpers/checkop.ts';
 import { readBuf, EXPECTED } from '../helpers/stories.ts';
 import { stories260KGguf, tok512Vocab } from '../helpers/stories-gguf.ts';
 import { readdirSync, readFileSync } from 'node:fs';
+import { logitsOf } from '../helpers/runner.ts';
 
 const F32 = stories260KGguf('F32');
 const Q8 = stories260KGguf('Q8_0');
@@ -51,19 +51,6 @@ async function greedy(rt: StudentRuntime, steps: number): Promise<string> {
       stopTokens: [tok.bos],
     });
     return r.texts[0]!;
-  } finally {
-    runner.destroy();
-  }
-}
-
-async function logitsOf(model: LlamaModel<Tensor>, tokens: number[]): Promise<Float32Array> {
-  const runner = new LlamaRunner(model, { slots: 1, maxT: tokens.length });
-  try {
-    const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));
-    return await runner.forward(
-      rows,
-      rows.map((_, i) => i),
-    );
   } finally {
     runner.destroy();
   }

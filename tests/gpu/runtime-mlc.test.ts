@@ -26,6 +26,7 @@ import {
   putMlcFiles,
   SPM_TOKENIZER_JSON,
 } from '../helpers/mlc-student.ts';
+import { logitsOf } from '../helpers/runner.ts';
 
 const URL1 = 'https://huggingface.co/mlc-ai/tiny-llama-q4f16_1-MLC';
 const ID = 'tiny-llama-q4f16_1-MLC';
@@ -57,19 +58,6 @@ async function greedy(
       stopTokens: [tok.eos],
     });
     return { text: r.texts[0]!, tokens: r.tokens[0]! };
-  } finally {
-    runner.destroy();
-  }
-}
-
-async function logitsOf(model: LlamaModel<Tensor>, tokens: number[]): Promise<Float32Array> {
-  const runner = new LlamaRunner(model, { slots: 1, maxT: tokens.length });
-  try {
-    const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));
-    return await runner.forward(
-      rows,
-      rows.map((_, i) => i),
-    );
   } finally {
     runner.destroy();
   }
