@@ -22,6 +22,7 @@ import { createLora, destroyLora } from '../src/engine/model/lora.ts';
 import { randomLlamaWeights } from '../src/engine/model/random.ts';
 import { DEFAULT_ADAMW } from '../src/engine/train/adamw.ts';
 import { LoraTrainer } from '../src/engine/train/trainer.ts';
+import { copyGbs, llama7bConfig, randomQuantLlama, weightBytesPerStep } from './llama7b.ts';
 import { benchMatmul } from './matmul.ts';
 
 export interface Result {
@@ -35,6 +36,12 @@ const json = args.includes('--json');
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
+const numArg = (flag: string): number | undefined =>
+  args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : undefined;
+/** Layers of the LLaMA-7b-shaped decode model (default: 32 on a hardware GPU, 2 on a software one). */
+const layers7b = numArg('--layers-7b');
+/** The card's nominal memory bandwidth in GB/s, for the share figures (e.g. 3350 for an H100 SXM). */
+const bandwidthGbs = numArg('--bandwidth-gbs');
 const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 
 async function decodeTps(
@@ -159,6 +166,30 @@ async function main(): Promise<void> {
     push('rand512_lora_step_ms', await loraStepMs(model, 2, 64), 'ms');
     destroyLlama(model);
   }
+  if (want('llama7b')) {
+    const L = layers7b ?? (gpu.info.software ? 2 : 32);
+    const steps7b = quick ? 4 : gpu.info.software ? 8 : 32;
+    push('copy_gbs', await copyGbs(gpu, 2 ** 28, quick), 'GB/s (read + write)');
+    for (const dtype of ['q4_0', 'q4f16_1'] as const) {
+      const model = randomQuantLlama(be, llama7bConfig(L), dtype);
+      const gb = weightBytesPerStep(model) / 1e9;
+      const tag = `llama7b_L${L}_${dtype}`;
+      push(`${tag}_weights_gb`, gb, 'GB per decode step');
+      for (const [m, kv] of [
+        [1, 'f32'],
+        [16, 'f32'],
+        [16, 'f16'],
+      ] as const) {
+        const tps = await decodeTps(model, m, steps7b, kv);
+        const name = `${tag}_decode_m${m}${kv === 'f16' ? '_kvf16' : ''}`;
+        push(`${name}_tps`, tps, 'tokens/s');
+        const gbs = (gb * tps) / m; // a step reads the weights once for all m rows
+        push(`${name}_gbs`, gbs, 'GB/s of weights');
+        if (bandwidthGbs) push(`${name}_bw_share`, (100 * gbs) / bandwidthGbs, `% of ${bandwidthGbs} GB/s`);
+      }
+      for (const t of model.tensors) t.buffer.destroy();
+    }
+  }
   if (want('matmul')) {
     for (const r of await benchMatmul(gpu, { quick })) push(r.name, r.value, r.unit);
   }
@@ -176,6 +207,7 @@ async function main(): Promise<void> {
     platform: `${os.platform()} ${os.release()}`,
     node: process.version,
     quick,
+    ...(bandwidthGbs ? { bandwidthGbs } : {}),
   };
   if (json) process.stdout.write(JSON.stringify({ machine, results }, null, 2) + '\n');
   else log(`\nmachine: ${JSON.stringify(machine.adapter)} on ${machine.cpu} ×${machine.cores}`);

@@ -28,8 +28,14 @@ const BATCHES = [1, 16] as const;
  * A (N,K) weight of random content: f32 values in [-1, 1), or random quants with f16 scales 0.01
  * (q4_k: d and dmin of every 36-word block; its 6-bit scales stay random).
  */
-function randomWeight(gpu: Gpu, dtype: WeightDType, N: number, K: number): Tensor {
-  const t = gpu.tensor([N, K], `bench.w.${dtype}`, dtype);
+export function randomWeight(
+  gpu: Gpu,
+  dtype: WeightDType,
+  N: number,
+  K: number,
+  label = `bench.w.${dtype}`,
+): Tensor {
+  const t = gpu.tensor([N, K], label, dtype);
   const words = new Uint32Array(byteSize([N, K], dtype) / 4);
   let s = 0x9e3779b9;
   const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);

@@ -8,15 +8,20 @@ import { testGpu } from '../helpers/gpu.ts';
 describe('profiler', () => {
   it('times each dispatch and groups by kernel; results stay correct', async () => {
     const gpu = await testGpu();
-    const x = gpu.fromData([4, 64], new Float32Array(256).fill(1), 'x');
-    const y = gpu.fromData([4, 64], new Float32Array(256).fill(2), 'y');
-    const w = gpu.fromData([64], new Float32Array(64).fill(1), 'w');
-    const out = gpu.tensor([4, 64], 'out'),
-      rstd = gpu.tensor([4], 'rstd');
+    // 16 MiB tensors: on a hardware GPU a few-microsecond kernel can fall within one timestamp
+    // tick, and four of them summed to 0 on an H100
+    const R = 1024,
+      C = 4096,
+      n = R * C;
+    const x = gpu.fromData([R, C], new Float32Array(n).fill(1), 'x');
+    const y = gpu.fromData([R, C], new Float32Array(n).fill(2), 'y');
+    const w = gpu.fromData([C], new Float32Array(C).fill(1), 'w');
+    const out = gpu.tensor([R, C], 'out'),
+      rstd = gpu.tensor([R], 'rstd');
     const prof = Profiler.attach(gpu);
     await gpu.checked(async () => {
-      for (let i = 0; i < 3; i++) addInplace(gpu, x, y, 256);
-      rmsnormForward(gpu, out, rstd, x, w, 4, 64, 1e-5);
+      for (let i = 0; i < 3; i++) addInplace(gpu, x, y, n);
+      rmsnormForward(gpu, out, rstd, x, w, R, C, 1e-5);
       await prof.collect();
     });
     const rows = prof.table();

@@ -35,6 +35,7 @@ import {
 import * as ref from '../../src/engine/ref/embedding.ts';
 import { loraHook, llamaForward } from '../../src/engine/train/forward.ts';
 import { checkOp } from '../helpers/checkop.ts';
+import { TOL } from '../helpers/tolerances.ts';
 import { randArray, rng } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { EXPECTED, stories260K } from '../helpers/stories.ts';
@@ -167,7 +168,7 @@ describe('matmul with a split weight = the unsplit matmul', () => {
       const gpu = await testGpu();
       const K = K_OF[dtype];
       const data = weightData(dtype, N, K, 1);
-      const tol = { atol: 1e-4, rtol: 1e-4 }; // the matmul tolerance (tests/helpers/tolerances.ts)
+      const tol = TOL.matmul!;
       await gpu.checked(async () => {
         const whole = uploadWeightAny(gpu, dtype, data, N, K, 'whole');
         const splits = [24, 23].map((r) =>
@@ -432,7 +433,7 @@ describe('a whole model on a device that binds 12 KiB = the same model unsplit',
     expect(firstDiff(got[0]!, want[0]!), 'logits').toBe(-1);
     for (let i = 1; i < want.length; i++) {
       expect(want[i]!.some((v) => v !== 0)).toBe(true);
-      checkOp(`lora grad ${i}`, got[i]!, want[i]!, { atol: 1e-4, rtol: 1e-4 });
+      checkOp(`lora grad ${i}`, got[i]!, want[i]!, TOL.split_lora_grad!);
     }
   });
 });

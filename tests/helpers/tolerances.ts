@@ -20,6 +20,10 @@ export const TOL: Record<string, Tol> = {
   // quantized weights: the reference multiplies by the same dequantized values; only sum order differs
   matmul_q8_0: { atol: 1e-4, rtol: 1e-4 },
   matmul_q4_0: { atol: 1e-4, rtol: 1e-4 },
+  // LoRA gradients of a 2-layer model, split weights vs unsplit: the input gradient sums the parts
+  // in another order and the difference passes back through attention and the other layer.
+  // Measured: SwiftShader within 1e-4; an H100 (tiled kernels) 2.4e-4 abs on a gradient of 0.145.
+  split_lora_grad: { atol: 5e-4, rtol: 1e-3 },
   attention: { atol: 1e-5, rtol: 1e-4 },
   // rope: angles are f32 (run.c), and GPU pow vs the reference's powf moves an angle by up to ~2
   // ulps ≤ 2·pos·2^-23 rad; a rotated pair moves by |x|·√2 times that (|x| ≤ 1 in the tests).
