@@ -2,9 +2,13 @@
  * `npm run bench` (table) / `npm run bench -- --json` (one JSON document):
  *   decode tokens/s at m = 1, 4, 16 on stories260K (and at m = 16 with an f16 KV cache) and on a
  *   random dim-512, 8-layer LLaMA;
- *   prefill tokens/s; LoRA training step ms; matmul GFLOP/s and GB/s (f32, q8_0, q4_0, q4f16_1, q4_k, q6_k) at LLaMA-7b shapes.
+ *   prefill tokens/s; LoRA training step ms; decode at LLaMA-7b's shapes with q4_0 and q4f16_1
+ *   weights (32 layers on a hardware GPU; tokens/s, GB/s of weights, share of --bandwidth-gbs);
+ *   matmul GFLOP/s and GB/s (f32, q8_0, q4_0, q4f16_1, q4_k, q6_k) at LLaMA-7b shapes.
  * Options: --quick (fewer iterations), --only <substring> (run matching groups), --profile (GPU
- * time per kernel for the decode runs, from timestamp queries).
+ * time per kernel for the decode runs, from timestamp queries), --layers-7b N, --bandwidth-gbs G
+ * (the card's nominal memory bandwidth), --tune (hardware GPUs: sweep the decode kernels' shapes,
+ * then rerun the decode groups with the fastest, suffix _tuned; the JSON's machine.tuning holds them).
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,7 +27,7 @@ import { randomLlamaWeights } from '../src/engine/model/random.ts';
 import { DEFAULT_ADAMW } from '../src/engine/train/adamw.ts';
 import { LoraTrainer } from '../src/engine/train/trainer.ts';
 import { copyGbs, llama7bConfig, randomQuantLlama, weightBytesPerStep } from './llama7b.ts';
-import { benchMatmul } from './matmul.ts';
+import { benchMatmul, sweepGemv, type GemvSweep } from './matmul.ts';
 
 export interface Result {
   name: string;
@@ -122,7 +126,12 @@ async function main(): Promise<void> {
   const want = (group: string) => !only || group.includes(only);
   const steps = quick ? 8 : 32;
 
-  if (want('stories260K')) {
+  // --tune (hardware GPUs): after the groups run on the default kernel shapes, sweep the decode
+  // kernels' shapes, install the fastest (gpu.tuning), and run the decode groups again with the
+  // suffix _tuned: before and after side by side on one machine.
+  const tune = args.includes('--tune') && !gpu.info.software;
+  let sweep: GemvSweep | null = null;
+  const stories = async (suffix: string) => {
     const buf = readFileSync('public/models/stories260K.bin');
     const { config, weights } = parseLlama2c(
       buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
@@ -135,17 +144,45 @@ async function main(): Promise<void> {
     const tps: Record<number, number[]> = { 1: [], 4: [], 16: [] };
     for (let r = 0; r < rounds; r++)
       for (const m of [1, 4, 16]) tps[m]!.push(await decodeTps(model, m, steps));
-    for (const m of [1, 4, 16]) push(`decode_tps_m${m}`, median(tps[m]!), 'tokens/s');
+    for (const m of [1, 4, 16]) push(`decode_tps_m${m}${suffix}`, median(tps[m]!), 'tokens/s');
     push(
-      'decode_ratio_m16_m1',
+      `decode_ratio_m16_m1${suffix}`,
       median(tps[16]!.map((t, r) => t / tps[1]![r]!)),
       `× (median of ${rounds} rounds)`,
     );
-    push('decode_tps_m16_kvf16', await decodeTps(model, 16, steps, 'f16'), 'tokens/s');
-    push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
-    push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
+    push(`decode_tps_m16_kvf16${suffix}`, await decodeTps(model, 16, steps, 'f16'), 'tokens/s');
+    if (!suffix) {
+      push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
+      push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
+    }
     destroyLlama(model);
-  }
+  };
+  const llama7b = async (suffix: string) => {
+    const L = layers7b ?? (gpu.info.software ? 2 : 32);
+    const steps7b = quick ? 4 : gpu.info.software ? 8 : 32;
+    if (!suffix) push('copy_gbs', await copyGbs(gpu, 2 ** 28, quick), 'GB/s (read + write)');
+    for (const dtype of ['q4_0', 'q4f16_1'] as const) {
+      const model = randomQuantLlama(be, llama7bConfig(L), dtype);
+      const gb = weightBytesPerStep(model) / 1e9;
+      const tag = `llama7b_L${L}_${dtype}`;
+      if (!suffix) push(`${tag}_weights_gb`, gb, 'GB per decode step');
+      for (const [m, kv] of [
+        [1, 'f32'],
+        [16, 'f32'],
+        [16, 'f16'],
+      ] as const) {
+        const tps = await decodeTps(model, m, steps7b, kv);
+        const name = `${tag}_decode_m${m}${kv === 'f16' ? '_kvf16' : ''}${suffix}`;
+        push(`${name}_tps`, tps, 'tokens/s');
+        const gbs = (gb * tps) / m; // a step reads the weights once for all m rows
+        push(`${name}_gbs`, gbs, 'GB/s of weights');
+        if (bandwidthGbs) push(`${name}_bw_share`, (100 * gbs) / bandwidthGbs, `% of ${bandwidthGbs} GB/s`);
+      }
+      for (const t of model.tensors) t.buffer.destroy();
+    }
+  };
+
+  if (want('stories260K')) await stories('');
   if (want('rand512')) {
     const c: LlamaConfig = {
       dim: 512,
@@ -166,29 +203,17 @@ async function main(): Promise<void> {
     push('rand512_lora_step_ms', await loraStepMs(model, 2, 64), 'ms');
     destroyLlama(model);
   }
-  if (want('llama7b')) {
-    const L = layers7b ?? (gpu.info.software ? 2 : 32);
-    const steps7b = quick ? 4 : gpu.info.software ? 8 : 32;
-    push('copy_gbs', await copyGbs(gpu, 2 ** 28, quick), 'GB/s (read + write)');
-    for (const dtype of ['q4_0', 'q4f16_1'] as const) {
-      const model = randomQuantLlama(be, llama7bConfig(L), dtype);
-      const gb = weightBytesPerStep(model) / 1e9;
-      const tag = `llama7b_L${L}_${dtype}`;
-      push(`${tag}_weights_gb`, gb, 'GB per decode step');
-      for (const [m, kv] of [
-        [1, 'f32'],
-        [16, 'f32'],
-        [16, 'f16'],
-      ] as const) {
-        const tps = await decodeTps(model, m, steps7b, kv);
-        const name = `${tag}_decode_m${m}${kv === 'f16' ? '_kvf16' : ''}`;
-        push(`${name}_tps`, tps, 'tokens/s');
-        const gbs = (gb * tps) / m; // a step reads the weights once for all m rows
-        push(`${name}_gbs`, gbs, 'GB/s of weights');
-        if (bandwidthGbs) push(`${name}_bw_share`, (100 * gbs) / bandwidthGbs, `% of ${bandwidthGbs} GB/s`);
-      }
-      for (const t of model.tensors) t.buffer.destroy();
+  if (want('llama7b')) await llama7b('');
+  if (tune) {
+    sweep = await sweepGemv(gpu, { quick });
+    gpu.tuning.gemv = sweep.best;
+    for (const key of Object.keys(sweep.best)) {
+      log(`  decode-kernel shapes for ${key}, fastest first (µs over both 7B shapes):`);
+      for (const r of sweep.table.filter((t) => t.key === key).slice(0, 6))
+        log(`    ${JSON.stringify(r.cfg).padEnd(44)} ${r.us.toFixed(1)}`);
     }
+    if (want('stories260K')) await stories('_tuned');
+    if (want('llama7b')) await llama7b('_tuned');
   }
   if (want('matmul')) {
     for (const r of await benchMatmul(gpu, { quick })) push(r.name, r.value, r.unit);
@@ -208,6 +233,7 @@ async function main(): Promise<void> {
     node: process.version,
     quick,
     ...(bandwidthGbs ? { bandwidthGbs } : {}),
+    ...(sweep ? { tuning: { gemv: sweep.best }, sweep: sweep.table } : {}),
   };
   if (json) process.stdout.write(JSON.stringify({ machine, results }, null, 2) + '\n');
   else log(`\nmachine: ${JSON.stringify(machine.adapter)} on ${machine.cpu} ×${machine.cores}`);

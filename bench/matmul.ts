@@ -7,7 +7,7 @@
  */
 import type { Gpu } from '../src/engine/gpu/gpu.ts';
 import { byteSize, type Tensor } from '../src/engine/gpu/tensor.ts';
-import { matmulForward } from '../src/engine/ops/matmul.ts';
+import { gemvKey, matmulForward, matmulForwardGemv, type GemvConfig } from '../src/engine/ops/matmul.ts';
 import type { WeightDType } from '../src/engine/quant-gpu.ts';
 import { f32ToF16 } from '../src/engine/quant.ts';
 
@@ -58,6 +58,42 @@ export function randomWeight(
   return t;
 }
 
+/**
+ * Seconds per call of `run` (dispatches only): after a warm-up (pipeline compile, first touch),
+ * batches of calls between syncs until `minMs` have passed; a batch doubles while it takes under
+ * 50 ms, so a fast GPU is not timed on sync round trips.
+ */
+export async function timeDispatches(
+  gpu: Gpu,
+  run: () => void,
+  minMs: number,
+  iters: number,
+): Promise<number> {
+  run();
+  await gpu.sync();
+  let n = 0;
+  let batch = iters;
+  const t0 = performance.now();
+  let t1: number;
+  do {
+    const tb = performance.now();
+    for (let i = 0; i < batch; i++) run();
+    await gpu.sync();
+    n += batch;
+    t1 = performance.now();
+    if (minMs > 0 && t1 - tb < 50) batch *= 2;
+  } while (t1 - t0 < minMs);
+  return (t1 - t0) / 1000 / n;
+}
+
+function input(gpu: Gpu, B: number, K: number): Tensor {
+  return gpu.fromData(
+    [B, K],
+    new Float32Array(B * K).map((_, i) => Math.sin(i)),
+    'bench.x',
+  );
+}
+
 export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const minMs = opts.quick ? 0 : 500; // full runs keep dispatching until this much time has passed
@@ -66,29 +102,9 @@ export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<B
     for (const [N, K] of SHAPES) {
       const w = randomWeight(gpu, dtype, N, K);
       for (const B of BATCHES) {
-        const x = gpu.fromData(
-          [B, K],
-          new Float32Array(B * K).map((_, i) => Math.sin(i)),
-          'bench.x',
-        );
+        const x = input(gpu, B, K);
         const out = gpu.tensor([B, N], 'bench.out');
-        matmulForward(gpu, out, x, w, B, K, N); // warm-up: pipeline compile, first touch
-        await gpu.sync();
-        // Batches of dispatches between syncs; full runs double the batch while a batch takes
-        // under 50 ms, so a fast GPU is not timed on sync round trips.
-        let n = 0;
-        let batch = iters;
-        const t0 = performance.now();
-        let t1: number;
-        do {
-          const tb = performance.now();
-          for (let i = 0; i < batch; i++) matmulForward(gpu, out, x, w, B, K, N);
-          await gpu.sync();
-          n += batch;
-          t1 = performance.now();
-          if (!opts.quick && t1 - tb < 50) batch *= 2;
-        } while (t1 - t0 < minMs);
-        const sec = (t1 - t0) / 1000 / n;
+        const sec = await timeDispatches(gpu, () => matmulForward(gpu, out, x, w, B, K, N), minMs, iters);
         const name = `matmul_${dtype}_${N}x${K}_b${B}`;
         results.push({ name, value: (2 * B * K * N) / sec / 1e9, unit: 'GFLOP/s' });
         results.push({ name: `${name}_gbs`, value: w.byteLength / sec / 1e9, unit: 'GB/s' });
@@ -99,4 +115,66 @@ export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<B
     }
   }
   return results;
+}
+
+/** The decode-kernel shapes a sweep tries (ops/matmul.ts GemvConfig). */
+function gemvCandidates(B: number, wgBytes: number): GemvConfig[] {
+  const shapes: [number, number][] = [];
+  for (const TPR of [8, 16, 32, 64])
+    for (const RPW of [1, 2, 4, 8]) if (TPR * RPW >= 32 && TPR * RPW <= 256) shapes.push([TPR, RPW]);
+  const out: GemvConfig[] = [];
+  for (const [TPR, RPW] of shapes)
+    for (const RT of [undefined, 2, 4].filter((rt) => TPR * RPW * (rt ?? 1) * 64 <= wgBytes))
+      for (const BT of B === 1 ? [undefined] : [8, 16])
+        out.push({ TPR, RPW, ...(RT ? { RT } : {}), ...(BT ? { BT } : {}) });
+  return out;
+}
+
+export interface GemvSweep {
+  /** The fastest shape per decode-kernel class (gemvKey), by total time over SHAPES. */
+  best: Record<string, GemvConfig>;
+  /** Every class's candidates, fastest first: µs summed over SHAPES. */
+  table: { key: string; cfg: GemvConfig; us: number }[];
+}
+
+/**
+ * Times every candidate decode-kernel shape on LLaMA-7b's two matrix shapes, for f32, q4_0 (class
+ * q) and q4f16_1 (class u) weights at B = 1 and 16. Hardware GPUs only (software GPUs keep their
+ * fixed shape).
+ */
+export async function sweepGemv(
+  gpu: Gpu,
+  opts: { quick: boolean; shapes?: readonly (readonly [number, number])[] },
+): Promise<GemvSweep> {
+  const shapes = opts.shapes ?? SHAPES;
+  const table: GemvSweep['table'] = [];
+  const best: Record<string, GemvConfig> = {};
+  for (const dtype of ['f32', 'q4_0', 'q4f16_1'] as const) {
+    const ws = shapes.map(([N, K]) => randomWeight(gpu, dtype, N, K));
+    for (const B of BATCHES) {
+      const key = gemvKey(dtype, B);
+      const xs = shapes.map(([, K]) => input(gpu, B, K));
+      const outs = shapes.map(([N]) => gpu.tensor([B, N], 'bench.out'));
+      const rows: GemvSweep['table'] = [];
+      for (const cfg of gemvCandidates(B, gpu.limits.maxComputeWorkgroupStorageSize ?? 16384)) {
+        let sec = 0;
+        for (let s = 0; s < shapes.length; s++) {
+          const [N, K] = shapes[s]!;
+          sec += await timeDispatches(
+            gpu,
+            () => matmulForwardGemv(gpu, outs[s]!, xs[s]!, ws[s]!, B, K, N, false, cfg),
+            opts.quick ? 0 : 30,
+            opts.quick ? 1 : 8,
+          );
+        }
+        rows.push({ key, cfg, us: sec * 1e6 });
+      }
+      rows.sort((a, b) => a.us - b.us);
+      best[key] = rows[0]!.cfg;
+      table.push(...rows);
+      for (const t of [...xs, ...outs]) t.buffer.destroy();
+    }
+    for (const w of ws) w.buffer.destroy();
+  }
+  return { best, table };
 }

@@ -266,3 +266,83 @@ fn matmul_forward_gemv_rb8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgr
     }
   }
 }
+
+// matmul_forward_gemv_r: RT weight rows per thread (GPUs). A row's TPR threads split K in blocks of
+// 32 values as the other kernels do, but a thread takes RT consecutive rows at once: per block it
+// loads the RT rows' weights and each batch row's 32 inputs once, for RT·BT dot products (the
+// other kernels load the inputs again for every weight row, which bounds them by load throughput,
+// not by memory). Any weight type, K % 32 == 0: f32 read through the u32 view (bitcast), q8_0/q4_0
+// as matmul_forward_gemv_q, q4f16_1/q4_k/q6_k as units (their run offsets depend on the unit only).
+// Then as `finish`: one barrier, a row's TPR partial sums added in a fixed order.
+// Grid: x·y = ceil(N / (RPW·RT)) workgroups, z = ceil(B / BT). Bindings as matmul_forward_gemv_q.
+override RT: u32 = 2; // 1 to 4
+var<workgroup> part_r: array<array<vec4<f32>, 4>, TPR * RPW * RT>;
+
+// Block kb (k = 32kb ..) of row n, dequantized, as a Unit (runs at o; consecutive for f32/q8_0/q4_0).
+fn wblock(n: u32, kb: u32) -> Unit {
+  if (DTYPE == 1u || DTYPE == 2u || DTYPE == 3u) { return unit_at(n, kb); }
+  let o = 8u * kb;
+  let offs = vec4<u32>(o, o + 2u, o + 4u, o + 6u);
+  if (DTYPE == 0u) {
+    let i = n * (p.K / 4u) + o;
+    return Unit(array<vec4<f32>, 8>(
+      bitcast<vec4<f32>>(wq[i]), bitcast<vec4<f32>>(wq[i + 1u]), bitcast<vec4<f32>>(wq[i + 2u]), bitcast<vec4<f32>>(wq[i + 3u]),
+      bitcast<vec4<f32>>(wq[i + 4u]), bitcast<vec4<f32>>(wq[i + 5u]), bitcast<vec4<f32>>(wq[i + 6u]), bitcast<vec4<f32>>(wq[i + 7u])), offs);
+  }
+  let g = n * (p.K / 32u) + kb;
+  let d = f16_bits((ws[p.N * (p.K / 32u) * DTYPE + g / 2u] >> (16u * (g & 1u))) & 0xffffu);
+  if (DTYPE == 8u) {
+    let lo = wq[2u * g];
+    let hi = wq[2u * g + 1u];
+    return Unit(array<vec4<f32>, 8>(i8x4(lo.x) * d, i8x4(lo.y) * d, i8x4(lo.z) * d, i8x4(lo.w) * d,
+                                    i8x4(hi.x) * d, i8x4(hi.y) * d, i8x4(hi.z) * d, i8x4(hi.w) * d), offs);
+  }
+  let u = wq[g];
+  return Unit(array<vec4<f32>, 8>(nib(u.x, 0u) * d, nib(u.y, 0u) * d, nib(u.z, 0u) * d, nib(u.w, 0u) * d,
+                                  nib(u.x, 4u) * d, nib(u.y, 4u) * d, nib(u.z, 4u) * d, nib(u.w, 4u) * d), offs);
+}
+
+@compute @workgroup_size(TPR, RPW)
+fn matmul_forward_gemv_r(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_id) lid: vec3u) {
+  let n0 = row_of(wg, nwg, lid.y) * RT;
+  let b0 = wg.z * BT;
+  let end = select(0u, p.K / 32u, n0 < p.N);
+  var acc: array<array<f32, 16>, 4>; // acc[r][b]: weight row n0 + r, batch row b0 + b
+  for (var kb = lid.x; kb < end; kb += TPR) {
+    var W: array<Unit, 4>;
+    for (var r = 0u; r < RT; r++) { W[r] = wblock(min(n0 + r, p.N - 1u), kb); }
+    let o = W[0].o;
+    for (var b = 0u; b < BT; b++) {
+      let x = array<vec4<f32>, 8>(x_at(b0 + b, o.x), x_at(b0 + b, o.x + 1u), x_at(b0 + b, o.y), x_at(b0 + b, o.y + 1u),
+                                  x_at(b0 + b, o.z), x_at(b0 + b, o.z + 1u), x_at(b0 + b, o.w), x_at(b0 + b, o.w + 1u));
+      for (var r = 0u; r < RT; r++) {
+        acc[r][b] += dot(W[r].q[0], x[0]) + dot(W[r].q[1], x[1]) + dot(W[r].q[2], x[2]) + dot(W[r].q[3], x[3]) +
+                     dot(W[r].q[4], x[4]) + dot(W[r].q[5], x[5]) + dot(W[r].q[6], x[6]) + dot(W[r].q[7], x[7]);
+      }
+    }
+  }
+  let slot = lid.y * RT;
+  if (TPR > 1u) {
+    for (var r = 0u; r < RT; r++) {
+      let a = acc[r];
+      part_r[(slot + r) * TPR + lid.x] = array<vec4<f32>, 4>(vec4<f32>(a[0], a[1], a[2], a[3]),
+        vec4<f32>(a[4], a[5], a[6], a[7]), vec4<f32>(a[8], a[9], a[10], a[11]), vec4<f32>(a[12], a[13], a[14], a[15]));
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < RT; r++) {
+    let n = n0 + r;
+    for (var b = lid.x; b < BT; b += TPR) {
+      if (n < p.N && b0 + b < p.B) {
+        var s = acc[r][b];
+        if (TPR > 1u) {
+          s = 0.0;
+          for (var t = 0u; t < TPR; t++) { s += part_r[(slot + r) * TPR + t][b / 4u][b % 4u]; }
+        }
+        let o = (b0 + b) * p.N + n;
+        if (p.accumulate != 0u) { out[o] += s; } else { out[o] = s; }
+      }
+    }
+  }
+}

@@ -137,12 +137,18 @@ async function run(
       ['gemv 1x64', { TPR: 1, RPW: 64 }],
       ['gemv blocked', { TPR: 1, RPW: 8, blocked: true }],
       ['gemv 16x4', { TPR: 16, RPW: 4 }],
+      ['gemv 16x4 RT 2', { TPR: 16, RPW: 4, RT: 2 }],
+      ['gemv 8x2 RT 4 BT 8', { TPR: 8, RPW: 2, RT: 4, BT: 8 }],
+      ['gemv 1x4 RT 3 BT 4', { TPR: 1, RPW: 4, RT: 3, BT: 4 }],
     ];
     for (const [what, cfg] of gemvs) {
       forward(what, out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, cfg));
     }
     forward('gemv 16x4 acc', outAcc, (o) =>
       gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 16, RPW: 4 }),
+    );
+    forward('gemv 8x2 RT 4 acc', outAcc, (o) =>
+      gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 8, RPW: 2, RT: 4, BT: 8 }),
     );
     const got = await readAll(
       gpu,

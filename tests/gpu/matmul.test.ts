@@ -90,6 +90,16 @@ async function run(gpu: Gpu, dtype: WDType, B: number, K: number, N: number, xSc
       );
       forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, { TPR: 16, RPW: 4 }));
       forward(outAcc, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, { TPR: 16, RPW: 4 }));
+      // RT weight rows per thread (K % 32 == 0; other K take the one-row kernel): N not a multiple
+      // of RT, fewer batch rows than BT, one thread per row (no barrier)
+      for (const cfg of [
+        { TPR: 16, RPW: 4, RT: 2 },
+        { TPR: 8, RPW: 2, RT: 4, BT: 8 },
+        { TPR: 1, RPW: 4, RT: 3, BT: 4 },
+      ]) {
+        forward(out, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, false, cfg));
+        forward(outAcc, (o) => gpuOp.matmulForwardGemv(gpu, o, tx, tw, B, K, N, true, cfg));
+      }
     }
     for (const [o, expected] of fwd) checkOp(`${tag}_forward`, await gpu.read(o), expected);
     gpuOp.matmulBackwardInput(gpu, dx, tdout, tw, B, K, N, false); // the device's variant
@@ -209,5 +219,27 @@ describe('matmul GPU vs reference', () => {
       gpuOp.matmulForward(gpu, o, x, a, 0, K, N); // B = 0: nothing to do
       for (const t of [a, b, x, o]) t.buffer.destroy();
     });
+  });
+
+  it('a decode-kernel shape over the workgroup memory limit is refused; a tuning table is used', async () => {
+    const gpu = await testGpu();
+    const N = 8,
+      K = 64;
+    const w = uploadWeight(gpu, 'q4_0', randArray(Float32Array, N * K, 10), N, K, 'w');
+    const x = gpu.fromData([1, K], randArray(Float32Array, K, 11), 'x'),
+      o = gpu.tensor([1, N], 'o');
+    const limit = gpu.limits.maxComputeWorkgroupStorageSize!;
+    const big = { TPR: 64, RPW: 8, RT: Math.ceil(limit / (64 * 8 * 64)) + 1 };
+    expect(() => gpuOp.matmulForwardGemv(gpu, o, x, w, 1, K, N, false, big)).toThrow(/workgroup memory/);
+    expect(gpuOp.gemvKey('q4_0', 1)).toBe('q_b1');
+    expect(gpuOp.gemvKey('q4f16_1', 16)).toBe('u_bn');
+    expect(gpuOp.gemvKey('f32', 3)).toBe('f32_bn');
+    if (!gpu.info.software) {
+      // hardware GPUs read the table (software GPUs keep their one shape)
+      gpu.tuning.gemv = { q_b1: { TPR: 8, RPW: 4, RT: 2 } };
+      expect(gpuOp.gemvConfig(gpu, 'q4_0', 1)).toEqual({ TPR: 8, RPW: 4, RT: 2 });
+      delete gpu.tuning.gemv;
+    }
+    for (const t of [w, x, o]) t.buffer.destroy();
   });
 });

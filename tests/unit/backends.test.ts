@@ -10,6 +10,7 @@ const GPU_ONLY = [
   'matmulForwardGemv',
   'matmulForwardTiled',
   'gemvConfig',
+  'gemvKey',
   'decodeVariant',
   'serial4Fits',
   'rowVariant',

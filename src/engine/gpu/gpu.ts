@@ -55,6 +55,11 @@ export class Gpu {
   private lostListeners = new Set<(message: string) => void>();
   /** Dispatches recorded since creation (for benchmarks and tests). */
   dispatches = 0;
+  /**
+   * Kernel shapes measured for this device, replacing the defaults: `gemv` maps a decode-kernel
+   * class (ops/matmul.ts `gemvKey`) to its shape. Set by benchmarks (`npm run bench -- --tune`).
+   */
+  tuning: { gemv?: Record<string, { TPR: number; RPW: number; BT?: number; RT?: number }> } = {};
   /** When set, every dispatch gets its own timed pass (see profiler.ts). */
   profiler: Profiler | null = null;
   /** Every buffer this context created and has not destroyed (tests check nothing leaks). */

@@ -44,6 +44,11 @@ export interface GemvConfig {
   /** Batch rows per workgroup (4, 8, 12 or 16; default 16: each weight read once per 16 rows). */
   BT?: number;
   /**
+   * Weight rows per thread (1–4; K % 32 == 0): the `_r` kernel, which loads each input once for
+   * RT rows. Unset: the one-row kernels.
+   */
+  RT?: number;
+  /**
    * f32 weights: each thread owns 4 weight rows × 4 batch rows (RPW threads per workgroup, TPR
    * ignored, no workgroup memory). Software GPUs' shape; quantized weights take the row kernel.
    */
@@ -55,8 +60,32 @@ export interface GemvConfig {
  * workgroup's SIMD groups as fibers that switch at every barrier: there a thread owns a whole row
  * and no barrier is compiled in, 2–3× faster at B = 1 than the GPU shape.
  */
-export function gemvConfig(gpu: Gpu): GemvConfig {
-  return gpu.info.software ? { TPR: 1, RPW: 8, blocked: true } : { TPR: 16, RPW: 4 };
+export function gemvConfig(gpu: Gpu, dtype: DType = 'f32', B = 1): GemvConfig {
+  if (gpu.info.software) return { TPR: 1, RPW: 8, blocked: true };
+  const key = gemvKey(dtype, B);
+  return gpu.tuning.gemv?.[key] ?? HARDWARE_GEMV[key] ?? { TPR: 16, RPW: 4 };
+}
+
+/**
+ * Hardware defaults other than 16 × 4, from `npm run bench -- --tune` on an NVIDIA H100 (Vulkan
+ * through Dawn, 2026-11-26): quantized weights at B = 2–16 take 4 weight rows per thread and 8
+ * batch rows per workgroup: 390 µs for LLaMA-7b's two shapes at B = 16 against 1,480 µs for the
+ * one-row kernel (16 × 4, BT 16), and 7B decode at m = 16 went from 100 to 264 tokens/s. At B = 1
+ * and for f32 every shape swept was within a few percent (those runs are bound by the CPU's
+ * dispatch cost): 16 × 4 stays.
+ */
+const HARDWARE_GEMV: Partial<Record<string, GemvConfig>> = {
+  q_bn: { TPR: 32, RPW: 2, RT: 4, BT: 8 },
+  u_bn: { TPR: 32, RPW: 2, RT: 4, BT: 8 },
+};
+
+/**
+ * The decode-kernel classes a tuning table (`Gpu.tuning.gemv`, set by `npm run bench -- --tune`)
+ * is keyed by: f32, q (q8_0, q4_0) or u (q4f16_1, q4_k, q6_k) weights, at B = 1 or B > 1.
+ */
+export function gemvKey(dtype: DType, B: number): string {
+  const kind = dtype === 'f32' ? 'f32' : dtype === 'q8_0' || dtype === 'q4_0' ? 'q' : 'u';
+  return `${kind}_b${B === 1 ? 1 : 'n'}`;
 }
 
 /**
@@ -152,7 +181,7 @@ export function matmulForwardGemv(
   K: number,
   N: number,
   accumulate = false,
-  cfg: GemvConfig = gemvConfig(gpu),
+  cfg: GemvConfig = gemvConfig(gpu, weight.dtype, B),
 ): void {
   if (weight.parts) {
     forwardParts(gpu, out, weight, weight.parts, B, K, N, accumulate, (o, w, n) =>
@@ -180,13 +209,38 @@ export function matmulForwardGemv(
   }
   const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
   const BT = B === 1 ? 1 : Math.min(cfg.BT ?? GEMV_MAX_B, 4 * Math.ceil(B / 4));
+  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
+  // partial sums through workgroup memory: 64 bytes per (thread, weight row of the thread)
+  const wgBytes = cfg.blocked ? 0 : TPR * RPW * (cfg.RT ?? 1) * 64;
+  if (wgBytes > (gpu.limits.maxComputeWorkgroupStorageSize ?? 16384)) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `matmulForwardGemv: TPR ${TPR} × RPW ${RPW} × RT ${cfg.RT ?? 1} needs ${wgBytes} bytes of workgroup memory; this device allows ${gpu.limits.maxComputeWorkgroupStorageSize}.`,
+    );
+  }
+  if (cfg.RT && !cfg.blocked && K % 32 === 0) {
+    const RT = cfg.RT;
+    const [rx, ry] = grid2d(gpu, Math.ceil(N / (RPW * RT)));
+    const spec: KernelSpec = {
+      op: 'matmul',
+      code: gemvCode,
+      entry: 'matmul_forward_gemv_r',
+      constants: { TPR, RPW, BT, RT, DTYPE },
+    };
+    gpu.dispatch(
+      spec,
+      [rx, ry, Math.ceil(B / BT)],
+      [out, inp, weight, weight],
+      [B, K, N, accumulate ? 1 : 0],
+    );
+    return;
+  }
   const [wx, wy] = grid2d(gpu, Math.ceil(N / RPW));
   const entry = isUnit(DTYPE) ? 'matmul_forward_gemv_u' : 'matmul_forward_gemv_q';
   const spec: KernelSpec =
     DTYPE === 0
       ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
       : { op: 'matmul', code: gemvCode, entry, constants: { TPR, RPW, BT, DTYPE } };
-  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
 
