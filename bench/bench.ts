@@ -204,6 +204,33 @@ async function main(): Promise<void> {
     destroyLlama(model);
   }
   if (want('llama7b')) await llama7b('');
+  if (want('train7b')) {
+    // a LoRA step (r8 on q, v; AdamW) on the LLaMA-7b-shaped q4_0 model at 1 × 512 tokens with
+    // activation recompute: the time, and the GPU bytes held after two steps (weights, adapter,
+    // optimizer state and every pooled activation buffer: the pool keeps what it allocated)
+    const L = layers7b ?? (gpu.info.software ? 1 : 32);
+    const T = gpu.info.software ? 16 : 512;
+    const model = randomQuantLlama(be, llama7bConfig(L), 'q4_0');
+    const weights = gpu.liveBuffers.bytes;
+    const adapter = createLora(
+      be,
+      model.config,
+      { rank: 8, alpha: 16, dropout: 0.05, targets: ['q', 'v'] },
+      1,
+    );
+    const trainer = new LoraTrainer(model, adapter, DEFAULT_ADAMW, 1234, { recompute: true });
+    const tokens = Array.from({ length: T + 1 }, (_, t) => ((t * 7) % 200) + 3);
+    const ex = [{ tokens, lossMask: tokens.map((_, t) => (t === 0 ? 0 : 1)) }];
+    await trainer.step(ex);
+    const t0 = performance.now();
+    const { loss } = await trainer.step(ex);
+    const tag = `llama7b_L${L}_q4_0_lora_T${T}_recompute`;
+    push(`${tag}_step_ms`, performance.now() - t0, `ms (loss ${loss.toPrecision(4)})`);
+    push(`${tag}_gpu_gb`, gpu.liveBuffers.bytes / 1e9, `GB held (weights ${(weights / 1e9).toFixed(3)})`);
+    trainer.destroy();
+    destroyLora(be, adapter);
+    for (const t of model.tensors) t.buffer.destroy();
+  }
   if (tune) {
     sweep = await sweepGemv(gpu, { quick });
     gpu.tuning.gemv = sweep.best;
