@@ -42,7 +42,7 @@ const profile = args.includes('--profile');
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
 const numArg = (flag: string): number | undefined =>
   args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : undefined;
-/** Layers of the LLaMA-7b-shaped decode model (default: 32 on a hardware GPU, 2 on a software one). */
+/** Layers of the LLaMA-7b-shaped decode model (default: 32 on a hardware GPU, 1 on a software one). */
 const layers7b = numArg('--layers-7b');
 /** The card's nominal memory bandwidth in GB/s, for the share figures (e.g. 3350 for an H100 SXM). */
 const bandwidthGbs = numArg('--bandwidth-gbs');
@@ -158,8 +158,8 @@ async function main(): Promise<void> {
     destroyLlama(model);
   };
   const llama7b = async (suffix: string) => {
-    const L = layers7b ?? (gpu.info.software ? 2 : 32);
-    const steps7b = quick ? 4 : gpu.info.software ? 8 : 32;
+    const L = layers7b ?? (gpu.info.software ? 1 : 32);
+    const steps7b = quick ? 2 : gpu.info.software ? 3 : 32;
     if (!suffix) push('copy_gbs', await copyGbs(gpu, 2 ** 28, quick), 'GB/s (read + write)');
     for (const dtype of ['q4_0', 'q4f16_1'] as const) {
       const model = randomQuantLlama(be, llama7bConfig(L), dtype);
