@@ -70,9 +70,8 @@ export function gemvConfig(gpu: Gpu, dtype: DType = 'f32', B = 1): GemvConfig {
  * Hardware defaults other than 16 × 4, from `npm run bench -- --tune` on an NVIDIA H100 (Vulkan
  * through Dawn, 2026-11-26): quantized weights at B = 2–16 take 4 weight rows per thread and 8
  * batch rows per workgroup: 390 µs for LLaMA-7b's two shapes at B = 16 against 1,480 µs for the
- * one-row kernel (16 × 4, BT 16), and 7B decode at m = 16 went from 100 to 264 tokens/s. At B = 1
- * and for f32 every shape swept was within a few percent (those runs are bound by the CPU's
- * dispatch cost): 16 × 4 stays.
+ * one-row kernel (16 × 4, BT 16), and 7B-shaped decode at m = 16 went from 100 to 271 tokens/s. At
+ * B = 1 and for f32 the shapes swept were within a few percent of one another: 16 × 4 stays.
  */
 const HARDWARE_GEMV: Partial<Record<string, GemvConfig>> = {
   q_bn: { TPR: 32, RPW: 2, RT: 4, BT: 8 },
@@ -209,7 +208,6 @@ export function matmulForwardGemv(
   }
   const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
   const BT = B === 1 ? 1 : Math.min(cfg.BT ?? GEMV_MAX_B, 4 * Math.ceil(B / 4));
-  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   // partial sums through workgroup memory: 64 bytes per (thread, weight row of the thread)
   const wgBytes = cfg.blocked ? 0 : TPR * RPW * (cfg.RT ?? 1) * 64;
   if (wgBytes > (gpu.limits.maxComputeWorkgroupStorageSize ?? 16384)) {
@@ -230,7 +228,7 @@ export function matmulForwardGemv(
     gpu.dispatch(
       spec,
       [rx, ry, Math.ceil(B / BT)],
-      [out, inp, weight, weight],
+      [out, inp, weight, weight], // f32 weights too: the kernel reads them through the u32 view
       [B, K, N, accumulate ? 1 : 0],
     );
     return;
@@ -241,6 +239,7 @@ export function matmulForwardGemv(
     DTYPE === 0
       ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
       : { op: 'matmul', code: gemvCode, entry, constants: { TPR, RPW, BT, DTYPE } };
+  const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
   gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
 
