@@ -9,6 +9,7 @@
  * time per kernel for the decode runs, from timestamp queries), --layers-7b N, --bandwidth-gbs G
  * (the card's nominal memory bandwidth), --tune (hardware GPUs: sweep the decode kernels' shapes,
  * then rerun the decode groups with the fastest, suffix _tuned; the JSON's machine.tuning holds them).
+ * Group `bindgroups`: decode with the bind-group cache on and off, side by side.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -241,6 +242,38 @@ async function main(): Promise<void> {
     }
     if (want('stories260K')) await stories('_tuned');
     if (want('llama7b')) await llama7b('_tuned');
+  }
+  if (want('bindgroups')) {
+    // decode with the bind-group cache (gpu/bindgroups.ts) on and off, interleaved in 3 rounds,
+    // medians: stories260K, and on a hardware GPU the LLaMA-7b-shaped q4_0 model
+    const was = gpu.bindGroups.enabled;
+    const buf = readFileSync('public/models/stories260K.bin');
+    const { config, weights } = parseLlama2c(
+      buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
+    );
+    const models: [string, LlamaModel<Tensor>, number][] = [
+      ['stories260K', loadLlama(be, config, weights), steps],
+    ];
+    if (!gpu.info.software)
+      models.push(['llama7b_L32_q4_0', randomQuantLlama(be, llama7bConfig(layers7b ?? 32), 'q4_0'), 16]);
+    for (const [name, model, n] of models) {
+      for (const m of [1, 16]) {
+        const on: number[] = [];
+        const off: number[] = [];
+        for (let r = 0; r < (quick ? 1 : 3); r++) {
+          gpu.bindGroups.enabled = true;
+          on.push(await decodeTps(model, m, n));
+          gpu.bindGroups.enabled = false;
+          off.push(await decodeTps(model, m, n));
+        }
+        push(`${name}_decode_m${m}_bindgroup_cache_tps`, median(on), 'tokens/s');
+        push(`${name}_decode_m${m}_no_bindgroup_cache_tps`, median(off), 'tokens/s');
+      }
+      if (name === 'stories260K') destroyLlama(model);
+      else for (const t of model.tensors) t.buffer.destroy();
+    }
+    gpu.bindGroups.enabled = was;
+    gpu.bindGroups.clear();
   }
   if (want('matmul')) {
     for (const r of await benchMatmul(gpu, { quick })) push(r.name, r.value, r.unit);

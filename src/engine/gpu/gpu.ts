@@ -11,6 +11,7 @@
  */
 import { EngineError, formatBytes } from '../errors.ts';
 import { requestDevice, type DeviceRequest, type GpuInfo } from './device.ts';
+import { BindGroupCache } from './bindgroups.ts';
 import { getPipeline, type KernelSpec } from './pipelines.ts';
 import { BufferPool } from './pool.ts';
 import type { Profiler } from './profiler.ts';
@@ -60,6 +61,8 @@ export class Gpu {
    * class (ops/matmul.ts `gemvKey`) to its shape. Set by benchmarks (`npm run bench -- --tune`).
    */
   tuning: { gemv?: Record<string, { TPR: number; RPW: number; BT?: number; RT?: number }> } = {};
+  /** Bind groups made once and reused (bindgroups.ts; on hardware adapters). */
+  readonly bindGroups: BindGroupCache;
   /** When set, every dispatch gets its own timed pass (see profiler.ts). */
   profiler: Profiler | null = null;
   /** Every buffer this context created and has not destroyed (tests check nothing leaks). */
@@ -68,6 +71,7 @@ export class Gpu {
   private constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
     this.info = info;
+    this.bindGroups = new BindGroupCache(!info.software);
     this.pool = new BufferPool(
       (size, usage, label) => this.createBuffer(size, usage, label),
       (b) => this.destroyBuffer(b),
@@ -147,6 +151,7 @@ export class Gpu {
   /** Destroys a buffer made by `createBuffer` (idempotent). */
   destroyBuffer(b: GPUBuffer): void {
     if (!this.live.delete(b)) return;
+    this.bindGroups.forget(b);
     // Recorded work may still name this buffer: submit it first (destroy waits for the queue).
     if (this.encoder) this.flush();
     b.destroy();
@@ -261,8 +266,7 @@ export class Gpu {
       ? this.ensureEncoder().beginComputePass({ timestampWrites: timing })
       : this.ensurePass();
     const pipeline = getPipeline(this.device, kernel);
-    const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
+    let uniform: [number, number] | null = null;
     if (params) {
       const slot = this.slots++;
       const base = (slot * SLOT) / 4;
@@ -271,18 +275,11 @@ export class Gpu {
         else if ('f32' in p) this.paramsF32[base + i] = p.f32;
         else this.paramsI32[base + i] = p.i32;
       });
-      const size = Math.max(16, Math.ceil((params.length * 4) / 16) * 16);
-      entries.push({ binding: binding++, resource: { buffer: this.arena, offset: slot * SLOT, size } });
+      uniform = [slot * SLOT, Math.max(16, Math.ceil((params.length * 4) / 16) * 16)];
     }
-    for (const b of bindings) {
-      const buffer = 'buffer' in b ? b.buffer : b;
-      entries.push({ binding: binding++, resource: { buffer } });
-    }
-    const bindGroup = this.device.createBindGroup({
-      label: `${kernel.op}.${kernel.entry}`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const buffers = bindings.map((b) => ('buffer' in b ? b.buffer : b));
+    const label = `${kernel.op}.${kernel.entry}`;
+    const bindGroup = this.bindGroups.get(this.device, pipeline, label, this.arena, uniform, buffers);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
