@@ -169,9 +169,12 @@ describe('app: Train', () => {
     await ctx.close();
   }, 900_000);
 
-  it('NCE on the built-in NAT set: the β of every sequence in a histogram, each in [0, 1)', async () => {
+  it('NCE on the built-in NAT set: the β of every sequence in a histogram, each in [0, 1); Solve, opened before, lists the new set', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const { page, errors } = await openPage(ctx, `${app.url}#/train`);
+    // Solve first: its model and adapter list loaded before the set exists
+    const { page, errors } = await openPage(ctx, `${app.url}#/solve`);
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
+    await page.goto(`${app.url}#/train`); // the same page: no reload
     await setUp(page, 'nce', 2, 2, 2);
     expect(await page.getByTestId('train-input').inputValue()).toBe('builtin-nat');
     await page.getByTestId('train-start').click();
@@ -190,6 +193,12 @@ describe('app: Train', () => {
     for (const b of betas) expect(b >= 0 && b < 1, String(b)).toBe(true);
     expect(new Set(betas).size).toBeGreaterThan(1);
     await screenshot(page, 'train-nce-beta');
+    // back in Solve without a reload: the set trained since is a student there
+    await page.goto(`${app.url}#/solve`);
+    await page.waitForSelector(solvePhase('ready'), { timeout: 120_000 });
+    await until('the new set among the students', async () =>
+      (await page.getByTestId('student').locator(`option[value="${set!.id}"]`).count()) === 1 ? true : null,
+    );
     expect(errors).toEqual([]);
     await ctx.close();
   }, 600_000);

@@ -141,9 +141,15 @@ export class SolveState {
   private opened = false;
   private loaded: ModelChoice | null = null;
 
-  /** Opens the GPU, loads the model, lists adapters and problems: once per page. */
+  /**
+   * Opens the GPU, loads the model, lists adapters and problems: once per page. Each later visit
+   * lists the adapter sets again (one trained or imported meanwhile shows up).
+   */
   async start(): Promise<void> {
-    if (this.opened) return;
+    if (this.opened) {
+      await this.refreshSets();
+      return;
+    }
     this.opened = true;
     if (this.source !== 'custom') void this.loadProblems(this.source);
     try {
@@ -219,6 +225,30 @@ export class SolveState {
     await this.apply();
     await this.checkQuestion();
     this.phase = 'ready';
+  }
+
+  /** The adapter sets listed again, each new one checked against the model; the picks stay. */
+  private async refreshSets(): Promise<void> {
+    if (!this.model || this.phase !== 'ready') return;
+    try {
+      const sets = await listAdapterSets();
+      if (sets.length === this.sets.length && sets.every((s, i) => s.id === this.sets[i]!.id)) return;
+      const unfit = await this.checkSets(
+        sets.filter((s) => !this.sets.some((k) => k.id === s.id)),
+        this.model.name,
+      );
+      const kept = Object.fromEntries(
+        Object.entries(this.unfit).filter(([id]) => sets.some((s) => s.id === id)),
+      );
+      this.sets = sets;
+      this.unfit = { ...kept, ...unfit };
+      // a picked set deleted meanwhile (Models): back to the base model / no ranker
+      if (!this.students.some((s) => s.id === this.studentId)) this.studentId = 'base';
+      if (!this.rankers.some((s) => s.id === this.rankerId)) this.rankerId = 'none';
+      await this.apply();
+    } catch (e) {
+      this.notice = describeError(e);
+    }
   }
 
   /**
