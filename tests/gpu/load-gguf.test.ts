@@ -40,6 +40,7 @@ import { randomLlamaWeights } from '../../tools/mlc-write.ts';
 import { checkOp } from '../helpers/checkop.ts';
 import { cpuWeights } from '../helpers/backends.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { logitsOf } from '../helpers/runner.ts';
 
 // K of every matrix a multiple of 256 (K-quant super-blocks); GQA (4 query heads, 2 kv heads)
 const CONFIG: LlamaConfig = {
@@ -91,22 +92,6 @@ async function expectedWeights(b: Built, opts: GgufLoadOptions = {}): Promise<Ll
   }
   if (b.file.tensorsByName.has('output.weight') === false) w.wcls = w.tokenEmbedding;
   return w;
-}
-
-async function logits<T extends BackendTensor>(
-  model: LlamaModel<T>,
-  tokens: number[],
-): Promise<Float32Array> {
-  const runner = new LlamaRunner(model, { slots: 1, maxT: tokens.length });
-  try {
-    const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));
-    return await runner.forward(
-      rows,
-      rows.map((_, i) => i),
-    );
-  } finally {
-    runner.destroy();
-  }
 }
 
 const gpuBackend = async () => new GpuBackend(await testGpu());
@@ -238,8 +223,8 @@ describe('loadLlamaGguf on the GPU: logits equal the same values loaded as f32',
       const model = await loadLlamaGguf(be, b.file, b.src, opts);
       const ref = loadLlama(be, CONFIG, await expectedWeights(b, opts));
       try {
-        const got = await logits(model, PROMPT);
-        const want = await logits(ref, PROMPT);
+        const got = await logitsOf(model, PROMPT);
+        const want = await logitsOf(ref, PROMPT);
         checkOp('model_logits', got, want);
         expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(1); // not flat
       } finally {
@@ -260,7 +245,7 @@ describe('loadLlamaGguf on the GPU: logits equal the same values loaded as f32',
       expect(model.wcls).toBe(model.tokenEmbedding);
       expect(model.tokenEmbedding.dtype).toBe('q8_0');
       expect(model.tensors.length).toBe(2 + 9 * config.nLayers);
-      checkOp('model_logits', await logits(model, PROMPT), await logits(ref, PROMPT));
+      checkOp('model_logits', await logitsOf(model, PROMPT), await logitsOf(ref, PROMPT));
     } finally {
       destroyLlama(model);
       destroyLlama(ref);
@@ -312,10 +297,10 @@ describe('GGUF q/k rows are in our RoPE order', () => {
     const unconverted = await build('F32', CONFIG, hf);
 
     const be = new CpuBackend();
-    const want = await logits(loadLlama(be, CONFIG, ours), PROMPT);
-    const got = await logits(await loadLlamaGguf(be, converted.file, converted.src), PROMPT);
+    const want = await logitsOf(loadLlama(be, CONFIG, ours), PROMPT);
+    const got = await logitsOf(await loadLlamaGguf(be, converted.file, converted.src), PROMPT);
     expect(Array.from(got)).toEqual(Array.from(want)); // same values, same reference ops: bit for bit
-    const wrong = await logits(await loadLlamaGguf(be, unconverted.file, unconverted.src), PROMPT);
+    const wrong = await logitsOf(await loadLlamaGguf(be, unconverted.file, unconverted.src), PROMPT);
     const V = CONFIG.vocabSize;
     // position 0 has no rotation, so only later positions can tell the orders apart
     expect(Array.from(wrong.subarray(0, V))).toEqual(Array.from(want.subarray(0, V)));

@@ -28,6 +28,7 @@ import { randomLlamaWeights, writeMlc } from '../../tools/mlc-write.ts';
 import { checkOp } from '../helpers/checkop.ts';
 import { cpuWeights } from '../helpers/backends.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { logitsOf } from '../helpers/runner.ts';
 
 const CONFIG: LlamaConfig = {
   dim: 128,
@@ -56,22 +57,6 @@ function expectSame(got: Record<WeightName, Float32Array>, want: LlamaWeightsF32
       got[k].every((v, i) => v === want[k][i]),
       k,
     ).toBe(true);
-  }
-}
-
-async function logits<T extends BackendTensor>(
-  model: LlamaModel<T>,
-  tokens: number[],
-): Promise<Float32Array> {
-  const runner = new LlamaRunner(model, { slots: 1, maxT: tokens.length });
-  try {
-    const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));
-    return await runner.forward(
-      rows,
-      rows.map((_, i) => i),
-    );
-  } finally {
-    runner.destroy();
   }
 }
 
@@ -170,8 +155,8 @@ describe('loadLlamaMlc', () => {
       const ref = loadLlama(be, config, await readMlcWeightsF32(mlc));
       try {
         if (config.sharedClassifier) expect(model.wcls).toBe(model.tokenEmbedding);
-        const want = await logits(ref, PROMPT);
-        checkOp('model_logits', await logits(model, PROMPT), want);
+        const want = await logitsOf(ref, PROMPT);
+        checkOp('model_logits', await logitsOf(model, PROMPT), want);
         expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(1);
       } finally {
         destroyLlama(model);

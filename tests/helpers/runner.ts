@@ -1,9 +1,12 @@
 // The logits of every position of one sequence through the KV-cache runner (what Solve runs).
-import type { Tensor } from '../../src/engine/gpu/tensor.ts';
+import type { BackendTensor } from '../../src/engine/backend/types.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import type { LlamaModel } from '../../src/engine/model/llama.ts';
 
-export async function logitsOf(model: LlamaModel<Tensor>, tokens: number[]): Promise<Float32Array> {
+export async function logitsOf<T extends BackendTensor>(
+  model: LlamaModel<T>,
+  tokens: number[],
+): Promise<Float32Array> {
   const runner = new LlamaRunner(model, { slots: 1, maxT: tokens.length });
   try {
     const rows = tokens.map((token, pos) => ({ slot: 0, pos, token }));

@@ -11,6 +11,7 @@
  */
 import { EngineError, formatBytes } from '../errors.ts';
 import { requestDevice, type DeviceRequest, type GpuInfo } from './device.ts';
+import type { GemvConfig } from '../ops/matmul.ts';
 import { BindGroupCache } from './bindgroups.ts';
 import { getPipeline, type KernelSpec } from './pipelines.ts';
 import { BufferPool } from './pool.ts';
@@ -60,7 +61,7 @@ export class Gpu {
    * Kernel shapes measured for this device, replacing the defaults: `gemv` maps a decode-kernel
    * class (ops/matmul.ts `gemvKey`) to its shape. Set by benchmarks (`npm run bench -- --tune`).
    */
-  tuning: { gemv?: Record<string, { TPR: number; RPW: number; BT?: number; RT?: number }> } = {};
+  tuning: { gemv?: Record<string, GemvConfig> } = {};
   /** Bind groups made once and reused (bindgroups.ts; on hardware adapters). */
   readonly bindGroups: BindGroupCache;
   /** When set, every dispatch gets its own timed pass (see profiler.ts). */
