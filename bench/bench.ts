@@ -43,7 +43,6 @@ const profile = args.includes('--profile');
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '') : '';
 const numArg = (flag: string): number | undefined =>
   args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : undefined;
-/** Layers of the LLaMA-7b-shaped decode model (default: 32 on a hardware GPU, 1 on a software one). */
 const layers7b = numArg('--layers-7b');
 /** The card's nominal memory bandwidth in GB/s, for the share figures (e.g. 3350 for an H100 SXM). */
 const bandwidthGbs = numArg('--bandwidth-gbs');
@@ -132,12 +131,17 @@ async function main(): Promise<void> {
   // suffix _tuned: before and after side by side on one machine.
   const tune = args.includes('--tune') && !gpu.info.software;
   let sweep: GemvSweep | null = null;
-  const stories = async (suffix: string) => {
+  const loadStories = (): LlamaModel<Tensor> => {
     const buf = readFileSync('public/models/stories260K.bin');
     const { config, weights } = parseLlama2c(
       buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
     );
-    const model = loadLlama(be, config, weights);
+    return loadLlama(be, config, weights);
+  };
+  /** Layers of the LLaMA-7b-shaped models (--layers-7b; 32 on a hardware GPU, 1 on a software one). */
+  const L7 = layers7b ?? (gpu.info.software ? 1 : 32);
+  const stories = async (suffix: string) => {
+    const model = loadStories();
     // m = 1, 4, 16 side by side in `rounds` interleaved rounds, the median of each: a software GPU
     // on a shared machine swings ±15% run to run, most of all at m = 1 (latency-bound); the ratio
     // m16 / m1 is the median of the per-round ratios (issue bar: ≥ 8×)
@@ -159,13 +163,12 @@ async function main(): Promise<void> {
     destroyLlama(model);
   };
   const llama7b = async (suffix: string) => {
-    const L = layers7b ?? (gpu.info.software ? 1 : 32);
     const steps7b = quick ? 2 : gpu.info.software ? 3 : 32;
     if (!suffix) push('copy_gbs', await copyGbs(gpu, 2 ** 28, quick), 'GB/s (read + write)');
     for (const dtype of ['q4_0', 'q4f16_1'] as const) {
-      const model = randomQuantLlama(be, llama7bConfig(L), dtype);
+      const model = randomQuantLlama(be, llama7bConfig(L7), dtype);
       const gb = weightBytesPerStep(model) / 1e9;
-      const tag = `llama7b_L${L}_${dtype}`;
+      const tag = `llama7b_L${L7}_${dtype}`;
       if (!suffix) push(`${tag}_weights_gb`, gb, 'GB per decode step');
       for (const [m, kv] of [
         [1, 'f32'],
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
         push(`${name}_gbs`, gbs, 'GB/s of weights');
         if (bandwidthGbs) push(`${name}_bw_share`, (100 * gbs) / bandwidthGbs, `% of ${bandwidthGbs} GB/s`);
       }
-      for (const t of model.tensors) t.buffer.destroy();
+      destroyLlama(model);
     }
   };
 
@@ -209,9 +212,8 @@ async function main(): Promise<void> {
     // a LoRA step (r8 on q, v; AdamW) on the LLaMA-7b-shaped q4_0 model at 1 × 512 tokens with
     // activation recompute: the time, and the GPU bytes held after two steps (weights, adapter,
     // optimizer state and every pooled activation buffer: the pool keeps what it allocated)
-    const L = layers7b ?? (gpu.info.software ? 1 : 32);
     const T = gpu.info.software ? 16 : 512;
-    const model = randomQuantLlama(be, llama7bConfig(L), 'q4_0');
+    const model = randomQuantLlama(be, llama7bConfig(L7), 'q4_0');
     const weights = gpu.liveBuffers.bytes;
     const adapter = createLora(
       be,
@@ -225,12 +227,12 @@ async function main(): Promise<void> {
     await trainer.step(ex);
     const t0 = performance.now();
     const { loss } = await trainer.step(ex);
-    const tag = `llama7b_L${L}_q4_0_lora_T${T}_recompute`;
+    const tag = `llama7b_L${L7}_q4_0_lora_T${T}_recompute`;
     push(`${tag}_step_ms`, performance.now() - t0, `ms (loss ${loss.toPrecision(4)})`);
     push(`${tag}_gpu_gb`, gpu.liveBuffers.bytes / 1e9, `GB held (weights ${(weights / 1e9).toFixed(3)})`);
     trainer.destroy();
     destroyLora(be, adapter);
-    for (const t of model.tensors) t.buffer.destroy();
+    destroyLlama(model);
   }
   if (tune) {
     sweep = await sweepGemv(gpu, { quick });
@@ -247,15 +249,9 @@ async function main(): Promise<void> {
     // decode with the bind-group cache (gpu/bindgroups.ts) on and off, interleaved in 3 rounds,
     // medians: stories260K, and on a hardware GPU the LLaMA-7b-shaped q4_0 model
     const was = gpu.bindGroups.enabled;
-    const buf = readFileSync('public/models/stories260K.bin');
-    const { config, weights } = parseLlama2c(
-      buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
-    );
-    const models: [string, LlamaModel<Tensor>, number][] = [
-      ['stories260K', loadLlama(be, config, weights), steps],
-    ];
+    const models: [string, LlamaModel<Tensor>, number][] = [['stories260K', loadStories(), steps]];
     if (!gpu.info.software)
-      models.push(['llama7b_L32_q4_0', randomQuantLlama(be, llama7bConfig(layers7b ?? 32), 'q4_0'), 16]);
+      models.push([`llama7b_L${L7}_q4_0`, randomQuantLlama(be, llama7bConfig(L7), 'q4_0'), 16]);
     for (const [name, model, n] of models) {
       for (const m of [1, 16]) {
         const on: number[] = [];
@@ -269,8 +265,7 @@ async function main(): Promise<void> {
         push(`${name}_decode_m${m}_bindgroup_cache_tps`, median(on), 'tokens/s');
         push(`${name}_decode_m${m}_no_bindgroup_cache_tps`, median(off), 'tokens/s');
       }
-      if (name === 'stories260K') destroyLlama(model);
-      else for (const t of model.tensors) t.buffer.destroy();
+      destroyLlama(model);
     }
     gpu.bindGroups.enabled = was;
     gpu.bindGroups.clear();

@@ -71,7 +71,7 @@ export function randomQuantLlama(
     const wcls = keep(randomWeight(gpu, dtype, V, C, weightLabel('wcls', null)));
     return { be, config, tokenEmbedding, layers, rmsFinal, wcls, tensors };
   } catch (e) {
-    for (const t of tensors) t.buffer.destroy();
+    for (const t of tensors) gpu.destroyBuffer(t.buffer);
     throw e;
   }
 }
@@ -100,7 +100,7 @@ export async function copyGbs(gpu: Gpu, bytes: number, quick: boolean): Promise<
     const sec = (performance.now() - t0) / 1000;
     return (2 * bytes * reps) / sec / 1e9;
   } finally {
-    a.buffer.destroy();
-    b.buffer.destroy();
+    gpu.destroyBuffer(a.buffer);
+    gpu.destroyBuffer(b.buffer);
   }
 }

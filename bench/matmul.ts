@@ -108,10 +108,10 @@ export async function benchMatmul(gpu: Gpu, opts: { quick: boolean }): Promise<B
         const name = `matmul_${dtype}_${N}x${K}_b${B}`;
         results.push({ name, value: (2 * B * K * N) / sec / 1e9, unit: 'GFLOP/s' });
         results.push({ name: `${name}_gbs`, value: w.byteLength / sec / 1e9, unit: 'GB/s' });
-        x.buffer.destroy();
-        out.buffer.destroy();
+        gpu.destroyBuffer(x.buffer);
+        gpu.destroyBuffer(out.buffer);
       }
-      w.buffer.destroy();
+      gpu.destroyBuffer(w.buffer);
     }
   }
   return results;
@@ -172,9 +172,9 @@ export async function sweepGemv(
       rows.sort((a, b) => a.us - b.us);
       best[key] = rows[0]!.cfg;
       table.push(...rows);
-      for (const t of [...xs, ...outs]) t.buffer.destroy();
+      for (const t of [...xs, ...outs]) gpu.destroyBuffer(t.buffer);
     }
-    for (const w of ws) w.buffer.destroy();
+    for (const w of ws) gpu.destroyBuffer(w.buffer);
   }
   return { best, table };
 }
