@@ -41,7 +41,8 @@ commands:
   inspect FILE_OR_DIR [--json]      a .gguf, an MLC folder, a dust2gold .safetensors or a llama2.c .bin
   plan (--model FILE_OR_DIR | --config 7b|13b|stories260K|arith-student) [--weights q4_0|q8_0|q4_k|q6_k|f16|f32]
           [--m 16] [--context 1024] [--kv f32|f16] [--adapters N] [--budget 8GiB] [--binding-limit 128MiB]
-          [--train [--batch 1] [--seq 512] [--rank 8] [--targets q,v] [--recompute] [--logits-chunk N]]
+          [--train [--batch 1] [--seq 512] [--rank 8] [--targets q,v] [--recompute] [--logits-chunk N]
+                   [--stage kd|nat|nce|linmix|... [--du N]]]
           [--json]                  exit 0: fits; 2: refused (with what would fit)
 `;
 

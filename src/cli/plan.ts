@@ -29,7 +29,9 @@ import {
   type Suggestion,
   type WeightType,
   type WeightTypes,
+  type TrainVariant,
 } from '../engine/plan.ts';
+import { defaultNatWidth } from '../engine/model/nat.ts';
 import { describeConfig, inspectModel, weightTypesFromTensors } from './inspect.ts';
 import { fromFile } from './files.ts';
 import { readGgufHeader } from '../engine/io/gguf.ts';
@@ -213,6 +215,36 @@ export function planJson(model: PlanModel, plan: Plan): Record<string, unknown> 
   };
 }
 
+/** `--stage kd|neg|nat|nce|linmix|...` and `--du N`: what the step runs besides its trained LoRA. */
+function trainVariant(
+  stage: string | undefined,
+  du: string | undefined,
+  c: LlamaConfig,
+  bad: (msg: string) => never,
+): TrainVariant {
+  const width = int(du, 'du', defaultNatWidth(c));
+  if (du !== undefined && stage !== 'nat' && stage !== 'nce')
+    bad("--du is the NAT integration unit's width: use it with --stage nat or --stage nce");
+  switch (stage ?? 'kd') {
+    case 'nat':
+      return { kind: 'nat', du: width };
+    case 'nce':
+      return { kind: 'nce', du: width };
+    case 'linmix':
+      return { kind: 'linmix' };
+    case 'kd':
+    case 'neg':
+    case 'mix':
+    case 'nt':
+    case 'ul':
+    case 'cl':
+    case 'rank':
+      return { kind: 'lora' };
+    default:
+      return bad(`--stage is one of kd, neg, mix, nat, linmix, nce, rank, nt, ul, cl; got "${stage}"`);
+  }
+}
+
 export async function planCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -231,6 +263,8 @@ export async function planCommand(argv: string[]): Promise<number> {
       targets: { type: 'string' },
       recompute: { type: 'boolean', default: false },
       'logits-chunk': { type: 'string' },
+      stage: { type: 'string' },
+      du: { type: 'string' },
       budget: { type: 'string' },
       'binding-limit': { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -249,12 +283,12 @@ export async function planCommand(argv: string[]): Promise<number> {
   const wrongMode = (
     train
       ? (['m', 'context', 'kv', 'adapters'] as const)
-      : (['batch', 'seq', 'recompute', 'logits-chunk'] as const)
+      : (['batch', 'seq', 'recompute', 'logits-chunk', 'stage', 'du'] as const)
   ).filter((k) => values[k] !== undefined && values[k] !== false);
   if (wrongMode.length > 0)
     bad(
       train
-        ? `--${wrongMode.join(', --')} ${wrongMode.length === 1 ? 'is' : 'are'} for inference; a training plan takes --batch, --seq, --rank, --targets, --recompute`
+        ? `--${wrongMode.join(', --')} ${wrongMode.length === 1 ? 'is' : 'are'} for inference; a training plan takes --batch, --seq, --rank, --targets, --recompute, --stage`
         : `--${wrongMode.join(', --')} ${wrongMode.length === 1 ? 'is' : 'are'} for a training plan: add --train`,
     );
   if (values.kv !== undefined && values.kv !== 'f32' && values.kv !== 'f16')
@@ -330,6 +364,7 @@ export async function planCommand(argv: string[]): Promise<number> {
       lora,
       recompute: values.recompute,
       ...(chunk !== undefined ? { logitsChunkRows: int(chunk, 'logits-chunk', 1) } : {}),
+      variant: trainVariant(values.stage, values.du, c, bad),
     };
   } else {
     req = {

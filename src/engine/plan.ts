@@ -26,6 +26,7 @@ import {
   DEFAULT_MEMORY_BUDGET,
   type InferenceRequest,
   type TrainingRequest,
+  type TrainVariant,
   type PlanRequest,
   type PlanItems,
   ITEM_NAMES,
@@ -187,8 +188,29 @@ function describe(r: PlanRequest): string {
   if (r.kind === 'inference') {
     return `Inference with ${fmtInt(r.sequences)} sequence${r.sequences === 1 ? '' : 's'} × ${fmtInt(r.context)} positions`;
   }
-  return `A LoRA training step on ${fmtInt(r.batch)} × ${fmtInt(r.seq)} tokens${r.recompute ? ' with recompute' : ''}`;
+  const v = r.variant?.kind ?? 'lora';
+  return `${v === 'nce' ? 'An' : 'A'} ${STEP_SHORT[v]} training step on ${fmtInt(r.batch)} × ${fmtInt(r.seq)} tokens${r.recompute ? ' with recompute' : ''}`;
 }
+
+const ADAPTERS_NOTE: Record<Exclude<TrainVariant['kind'], 'lora'>, string> = {
+  nat: 'positive LoRA, integration unit, frozen negative LoRA',
+  nce: "student LoRA; NAT's two LoRAs and unit, frozen",
+  linmix: 'positive LoRA, frozen negative LoRA',
+};
+
+const STEP_SHORT: Record<TrainVariant['kind'], string> = {
+  lora: 'LoRA',
+  nat: 'NAT',
+  nce: 'NCE',
+  linmix: 'linear-mix',
+};
+
+const STEP_NAME: Record<TrainVariant['kind'], string> = {
+  lora: 'LoRA',
+  nat: 'NAT (positive LoRA and integration unit beside the frozen negative LoRA)',
+  nce: 'NCE (student LoRA beside the frozen NAT and negative models)',
+  linmix: 'linear-mix (positive LoRA beside the frozen negative LoRA)',
+};
 
 const ITEM_LABEL: Record<Exclude<keyof PlanItems, 'total'>, string> = {
   weights: 'weights',
@@ -343,7 +365,7 @@ export function formatPlan(plan: Plan): string {
   const head =
     r.kind === 'inference'
       ? `inference: ${fmtInt(r.sequences)} × ${fmtInt(r.context)} positions, ${dtypes(r)}`
-      : `LoRA training: ${fmtInt(r.batch)} × ${fmtInt(r.seq)} tokens, rank ${r.lora.rank} on ${r.lora.targets.join(',')}, recompute ${r.recompute ? 'on' : 'off'}`;
+      : `${STEP_NAME[r.variant?.kind ?? 'lora']} training: ${fmtInt(r.batch)} × ${fmtInt(r.seq)} tokens, rank ${r.lora.rank} on ${r.lora.targets.join(',')}, recompute ${r.recompute ? 'on' : 'off'}`;
   const types = new Map<string, number>();
   for (const t of weightTensors(c, r.weights)) types.set(t.type, (types.get(t.type) ?? 0) + 1);
   const t = plan.training;
@@ -363,6 +385,14 @@ export function formatPlan(plan: Plan): string {
     if (r.recompute)
       note.recompute = `one layer re-run: ${formatBytes(t.layerForward)} forward, ${formatBytes(t.layerBackward)} backward`;
     note.scratch = `pool rounding ${formatBytes(t.poolSlack)}`;
+    const v = r.variant?.kind ?? 'lora';
+    if (v === 'nce') note.logits += `; the teacher's and the negative model's logits`;
+    if (v !== 'lora') note.adapters = ADAPTERS_NOTE[v];
+    if (
+      t.frozenPeak > 0 &&
+      plan.items.recompute > (r.recompute ? t.layerForward + t.layerBackward + t.carried : 0)
+    )
+      note.recompute = `the NAT teacher's forward at its peak`;
   }
   const rows = ITEM_NAMES.filter((k) => plan.items[k] > 0).map(
     (k) => [k, ITEM_LABEL[k], plan.items[k]] as const,

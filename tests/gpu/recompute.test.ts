@@ -33,7 +33,7 @@ import {
   type Example,
   type Objective,
 } from '../../src/engine/train/trainer.ts';
-import { linearMixHook } from '../../src/method/stages/linmix.ts';
+import { linearMixHook } from '../../src/engine/train/linmix.ts';
 import { runStage, type TrainItem } from '../../src/method/stages/stages.ts';
 import { randArray } from '../helpers/fd.ts';
 import { testGpu } from '../helpers/gpu.ts';
@@ -419,6 +419,109 @@ describe('peak memory of a LoRA step, measured and planned', () => {
     expect(on.pooled).toBeGreaterThanOrEqual(on.peak);
     expect(on.pooled).toBeLessThan(off.pooled);
   });
+});
+
+describe('peak memory of a NAT, NCE and linear-mix step, measured and planned', () => {
+  const B = 2,
+    T = 12;
+  const batch = [ex(11, T + 1), ex(12, T + 1)];
+  const VARIANTS = ['nat', 'nce', 'linmix'] as const;
+  type Variant = (typeof VARIANTS)[number];
+  const plan = (v: Variant, recompute: boolean) =>
+    planMemory({
+      kind: 'training',
+      config,
+      weights: { matrices: 'f32' },
+      batch: B,
+      seq: T,
+      lora: LORA,
+      recompute,
+      variant: v === 'linmix' ? { kind: 'linmix' } : { kind: v, du: 8 },
+      limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, memoryBudget: 2 ** 30 },
+    });
+  const tape = (v: Variant, recompute: boolean) => {
+    const p = plan(v, recompute);
+    return p.items.activations + p.items.logits + p.items.recompute + p.training!.batchInputs;
+  };
+  /** The stage's objective, as src/method/stages/stages.ts builds it (NAT keeps its α). */
+  function stageObjective<T extends BackendTensor>(w: World<T>, v: Variant): Objective<T, Example> {
+    switch (v) {
+      case 'nat':
+        return likelihoodObjective(w.model, (tp, s, tr) =>
+          natHook(tp, w.lora, w.neg, w.unit, { trainable: true, training: tr, seed: s }, []),
+        );
+      case 'nce':
+        return nceObjective(w.model, {
+          teacher: (tp) => natHook(tp, w.lora, w.neg, w.unit, { trainable: false, training: false, seed: 0 }),
+          negative: (tp) => loraHook(tp, w.neg, 0, false, true),
+          student: (tp, s, tr) => loraHook(tp, w.student, s, tr),
+        });
+      case 'linmix':
+        return likelihoodObjective(w.model, (tp, s, tr) => linearMixHook(tp, w.lora, w.neg, s, tr));
+    }
+  }
+  async function peak<T extends BackendTensor>(be: Backend<T>, v: Variant, recompute: boolean) {
+    const w = world(be);
+    const m = liveBytes(be);
+    const objective = stageObjective(w, v);
+    const tp = new Tape(be);
+    const before = m.bytes;
+    m.peak = before;
+    await objective.run(tp, batch, { norm: objective.prepare(batch), seed: 7, training: true, recompute });
+    tp.backward();
+    tp.release();
+    expect(m.bytes).toBe(before);
+    return m.peak - before;
+  }
+  const residual = B * T * config.dim * 4;
+
+  it('the adapters, their gradients and AdamW state: by hand', () => {
+    // per layer, rank 4: q (32+32), k (32+16), v (32+16), o (32+32), gate, up (32+64), down (64+32)
+    const P = 4 * (64 + 48 + 48 + 64 + 96 + 96 + 96) * config.nLayers;
+    // the unit per site (d_u 8): W_Q 8×in, W_K and W_V1 8×out, W_V2 out×8
+    const sites = [
+      [32, 32],
+      [32, 16],
+      [32, 16],
+      [32, 32],
+      [32, 64],
+      [32, 64],
+      [64, 32],
+    ];
+    const U = sites.reduce((n, [inp, out]) => n + 8 * inp! + 3 * 8 * out!, 0) * config.nLayers;
+    const lora = planMemory({ ...plan('nat', false).request, variant: { kind: 'lora' } } as never).items;
+    const nat = plan('nat', false).items;
+    const nce = plan('nce', false).items;
+    const mix = plan('linmix', false).items;
+    expect(lora.adapters).toBe(4 * P);
+    expect(nat.adapters).toBe(4 * (2 * P + U)); // positive, negative, unit
+    expect(nce.adapters).toBe(4 * (3 * P + U)); // student, NAT's two LoRAs and unit
+    expect(mix.adapters).toBe(4 * 2 * P);
+    for (const i of [lora, nat, nce, mix]) expect(i.gradients).toBe(i.adapters);
+    // AdamW's two moments of what is trained, and a norm per trained tensor (+ the total)
+    const tensors = 2 * TARGETS.length * config.nLayers;
+    expect(nat.optimizer).toBe(8 * (P + U) + 4 * 3 * tensors + 4);
+    expect(nce.optimizer).toBe(lora.optimizer);
+    expect(mix.optimizer).toBe(lora.optimizer);
+    // NCE keeps the teacher's and the negative model's logits beside the student's and its gradient
+    expect(nce.logits).toBe(lora.logits + 2 * B * T * config.vocabSize * 4);
+  });
+
+  for (const v of VARIANTS)
+    it(`${v}: the live peak is the plan's tape, without recompute and with it (CPU and GPU)`, async () => {
+      const gpu = await testGpu();
+      for (const be of [new CpuBackend(), new GpuBackend(gpu)] as unknown as Backend<BackendTensor>[]) {
+        const off = await peak(be, v, false);
+        const on = await peak(be, v, true);
+        expect(off, `${v} ${be.kind}: recompute off`).toBe(tape(v, false));
+        // with recompute: less one residual of margin, as for a LoRA step (above) — unless the
+        // peak is in NCE's frozen forwards (the NAT teacher's last layer, here: d_u 8 on dim 32)
+        const frozen = plan(v, true).training!.frozenPeak;
+        expect(frozen > tape(v, true) - residual).toBe(v === 'nce');
+        expect(on, `${v} ${be.kind}: recompute on`).toBe(Math.max(tape(v, true) - residual, frozen));
+        expect(on).toBeLessThan(off);
+      }
+    });
 });
 
 describe('a method stage with recompute on', () => {

@@ -425,6 +425,33 @@ describe('d2g plan', () => {
     expect(j.suggestions.find((s) => s.kind === 'seq')?.flag).toBe('--seq 160');
   });
 
+  it('--train --stage: NAT and NCE count what they hold beside the trained LoRA', async () => {
+    const args = ['--config', '7b', '--train', '--seq', '512', '--recompute', '--budget', '8GiB'];
+    const nat = await run(planCommand, ...args, '--stage', 'nat');
+    expect(nat.code).toBe(0);
+    expect(nat.out).toContain(
+      'NAT (positive LoRA and integration unit beside the frozen negative LoRA) training: 1 × 512 tokens',
+    );
+    expect(nat.out).toContain(
+      '  adapters            544.0 MiB  positive LoRA, integration unit, frozen negative LoRA\n',
+    );
+    const nce = JSON.parse((await run(planCommand, ...args, '--stage', 'nce', '--json')).out) as {
+      items: { logits: number; adapters: number };
+    };
+    // the student's logits and their gradient, and the two frozen models' logits: 4 × 512 × 32,000 f32
+    expect(nce.items.logits).toBe(4 * 512 * 32000 * 4);
+    // a narrower unit holds less
+    const narrow = JSON.parse(
+      (await run(planCommand, ...args, '--stage', 'nat', '--du', '64', '--json')).out,
+    ) as {
+      items: { adapters: number };
+    };
+    const wide = JSON.parse((await run(planCommand, ...args, '--stage', 'nat', '--json')).out) as {
+      items: { adapters: number };
+    };
+    expect(wide.items.adapters - narrow.items.adapters).toBe(4 * 64 * 4 * 4096 * 2 * 32);
+  });
+
   it('--model: weight types per tensor from a GGUF and an MLC folder', async () => {
     const g = JSON.parse(
       (await run(planCommand, '--model', ggufPath, '--m', '2', '--context', '64', '--json')).out,
@@ -466,7 +493,16 @@ describe('d2g plan', () => {
       [[], 'plan needs either --model FILE_OR_DIR or --config 7b|13b|stories260K|arith-student'],
       [
         ['--config', '7b', '--train', '--m', '4'],
-        '--m is for inference; a training plan takes --batch, --seq, --rank, --targets, --recompute',
+        '--m is for inference; a training plan takes --batch, --seq, --rank, --targets, --recompute, --stage',
+      ],
+      [['--config', '7b', '--stage', 'nat'], '--stage is for a training plan: add --train'],
+      [
+        ['--config', '7b', '--train', '--stage', 'natt'],
+        '--stage is one of kd, neg, mix, nat, linmix, nce, rank, nt, ul, cl; got "natt"',
+      ],
+      [
+        ['--config', '7b', '--train', '--stage', 'kd', '--du', '64'],
+        "--du is the NAT integration unit's width: use it with --stage nat or --stage nce",
       ],
       [['--config', '7b', '--recompute'], '--recompute is for a training plan: add --train'],
       [

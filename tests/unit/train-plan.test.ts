@@ -6,9 +6,15 @@
 import { describe, expect, it } from 'vitest';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
 import type { LlamaConfig } from '../../src/engine/model/config.ts';
-import { planMemory, type DeviceLimits, type TrainingRequest } from '../../src/engine/plan.ts';
+import {
+  planMemory,
+  type DeviceLimits,
+  type TrainingRequest,
+  type TrainVariant,
+} from '../../src/engine/plan.ts';
 import { planTraining } from '../../src/method/api/big-student.ts';
-import { checkStageData, measureItems, stageSides } from '../../src/method/api/train-plan.ts';
+import { checkStageData, measureItems, stageSides, stageVariant } from '../../src/method/api/train-plan.ts';
+import { DEFAULT_STAGE } from '../../src/method/stages/config.ts';
 import { promptOf } from '../../src/method/stages/text.ts';
 import type { StageData } from '../../src/method/stages/types.ts';
 import { tok512Vocab } from '../helpers/stories-gguf.ts';
@@ -146,6 +152,43 @@ describe('planTraining: one LoRA step of a student', () => {
     });
     expect(off.error!.message).toMatch(
       /^A LoRA training step on 1 × 512 tokens needs 17\.2 GiB .* budget is 8\.0 GiB: 9\.2 GiB over\. To fit: turn on recompute/,
+    );
+  });
+
+  it('NAT, NCE and the linear mix: the frozen LoRAs, the unit and the teacher logits, by hand', () => {
+    const s = { config: LLAMA_7B, weights: { matrices: 'q4_0' as const } };
+    const plan = (variant?: TrainVariant) =>
+      planTraining(limits(), s, {
+        ...step,
+        recompute: true,
+        memoryBudget: 8 * GiB,
+        ...(variant ? { variant } : {}),
+      }).view;
+    const kd = plan();
+    const nat = plan(stageVariant('nat', DEFAULT_STAGE, LLAMA_7B));
+    const nce = plan(stageVariant('nce', DEFAULT_STAGE, LLAMA_7B));
+    const mix = plan(stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B));
+    expect(stageVariant('kd', DEFAULT_STAGE, LLAMA_7B)).toEqual({ kind: 'lora' });
+    expect(stageVariant('nat', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B)).toEqual({ kind: 'nat', du: 32 });
+    // a LoRA r8 on q and v: 8 · (4096 + 4096) values per site, 2 sites, 32 layers
+    const P = 8 * 8192 * 2 * 32;
+    // the unit (d_u = min(128, dim) = 128) per site: W_Q 128×4096, W_K and W_V1 128×4096, W_V2 4096×128
+    const U = 4 * 128 * 4096 * 2 * 32;
+    expect(kd.items.adapters).toBe(4 * P);
+    expect(nat.items.adapters).toBe(4 * (2 * P + U)); // 544 MiB: the unit is 32× the LoRA here
+    expect(nat.items.gradients).toBe(nat.items.adapters);
+    // AdamW's two moments of the positive LoRA and the unit; a norm per trained tensor and the total
+    expect(nat.items.optimizer).toBe(8 * (P + U) + 4 * (2 * 2 * 32 + 4 * 2 * 32) + 4);
+    expect(nce.items.adapters).toBe(4 * (3 * P + U));
+    expect(nce.items.optimizer).toBe(kd.items.optimizer);
+    expect(nce.items.logits).toBe(kd.items.logits + 2 * 512 * 32000 * 4);
+    expect(mix.items.adapters).toBe(4 * 2 * P);
+    // what each needs with recompute at 1 × 512: all fit 8 GiB
+    expect([kd, nat, nce, mix].map((p) => p.items.total)).toEqual([
+      4_756_048_388, 7_248_190_980, 6_031_127_300, 4_957_440_516,
+    ]);
+    expect(nat.text).toMatch(
+      /^NAT \(positive LoRA and integration unit beside the frozen negative LoRA\) training/,
     );
   });
 

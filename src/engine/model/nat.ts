@@ -47,12 +47,13 @@ export function defaultNatWidth(c: LlamaConfig): number {
   return Math.min(128, c.dim);
 }
 
-const PARTS = ['wq', 'wk', 'wv1', 'wv2'] as const;
+export const NAT_PARTS = ['wq', 'wk', 'wv1', 'wv2'] as const;
 
-function partShape(
+/** The shape of one part of a site's unit. */
+export function natPartShape(
   c: LlamaConfig,
   target: LoraTarget,
-  part: (typeof PARTS)[number],
+  part: (typeof NAT_PARTS)[number],
   du: number,
 ): [number, number] {
   const [out, inp] = siteShape(c, SITE_OF_TARGET[target]);
@@ -71,7 +72,7 @@ function spec(c: LlamaConfig, cfg: NatConfig): [string, [number, number]][] {
   const s: [string, [number, number]][] = [];
   for (let l = 0; l < c.nLayers; l++)
     for (const t of cfg.targets)
-      for (const part of PARTS) s.push([`layers.${l}.${t}.${part}`, partShape(c, t, part, cfg.du)]);
+      for (const part of NAT_PARTS) s.push([`layers.${l}.${t}.${part}`, natPartShape(c, t, part, cfg.du)]);
   return s;
 }
 

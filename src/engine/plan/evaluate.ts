@@ -3,6 +3,7 @@ import { EngineError } from '../errors.ts';
 import { BufferPool } from '../gpu/pool.ts';
 import { kvDim, type LlamaConfig } from '../model/config.ts';
 import { LINEAR_SITES, SITE_OF_TARGET, siteShape } from '../model/llama.ts';
+import { natParamCount } from '../model/nat.ts';
 import {
   type WeightType,
   WEIGHT_LAYOUT,
@@ -17,6 +18,7 @@ import {
   type SplitTensor,
   type OversizeTensor,
   type TrainingDetail,
+  type TrainVariant,
   fmtInt,
 } from './types.ts';
 import { type Alloc, BATCH_LABELS, traceStep, sum, slack, normLabel, lines, added } from './meter.ts';
@@ -227,6 +229,27 @@ function evaluateInference(r: InferenceRequest): Core {
   };
 }
 
+/**
+ * The step's parameters: trained (with AdamW state) and all held (frozen LoRAs and units too; every
+ * loaded adapter tensor has a gradient buffer), and how many trained tensors there are.
+ */
+function variantParams(c: LlamaConfig, lora: LoraSpec, v: TrainVariant) {
+  const P = adapterParams(c, lora);
+  const U =
+    v.kind === 'nat' || v.kind === 'nce' ? natParamCount(c, { du: v.du, targets: [...lora.targets] }) : 0;
+  const loraTensors = 2 * lora.targets.length * c.nLayers;
+  switch (v.kind) {
+    case 'lora':
+      return { trained: P, held: P, tensors: loraTensors, frozenModels: 0 };
+    case 'linmix':
+      return { trained: P, held: 2 * P, tensors: loraTensors, frozenModels: 0 };
+    case 'nat':
+      return { trained: P + U, held: 2 * P + U, tensors: 3 * loraTensors, frozenModels: 0 };
+    case 'nce':
+      return { trained: P, held: 3 * P + U, tensors: loraTensors, frozenModels: 2 };
+  }
+}
+
 function evaluateTraining(r: TrainingRequest): Core {
   const c = r.config;
   const C = c.dim,
@@ -234,48 +257,77 @@ function evaluateTraining(r: TrainingRequest): Core {
     L = c.nLayers;
   const N = r.batch * r.seq;
   const wts = weightTensors(c, r.weights);
-  const P = adapterParams(c, r.lora);
-  const nParamTensors = 2 * r.lora.targets.length * L;
+  const variant = r.variant ?? { kind: 'lora' };
+  const vp = variantParams(c, r.lora, variant);
+  const P = vp.trained;
+  const nParamTensors = vp.tensors;
 
   // The head alone (0 layers, its input needing a gradient as it does below any layer), one more
   // layer, and (without recompute) the whole model as the tape holds it.
-  const head0 = traceStep(c, 0, r.batch, r.seq, r.lora, true);
-  const one = traceStep(c, 1, r.batch, r.seq, r.lora, true);
-  const layerAllocs = added(one, head0);
+  const head0 = traceStep(c, 0, r.batch, r.seq, r.lora, true, variant);
+  const one = traceStep(c, 1, r.batch, r.seq, r.lora, true, variant);
+  const layerAll = added(one, head0);
+  const layerAllocs = layerAll.filter((x) => !x.frozen);
   const batchAllocs = head0.filter((x) => BATCH_LABELS.has(x.label));
-  const headAllocs = head0.filter((x) => !BATCH_LABELS.has(x.label) && x.label !== 'emb');
+  const batchInputs = sum(batchAllocs);
   const chunk = Math.min(r.logitsChunkRows ?? N, N);
   const isLogits = (x: Alloc) => x.label === 'classifier' || x.label === 'd(classifier)';
-  const chunked = (a: readonly Alloc[]) => a.map((x) => (isLogits(x) ? { ...x, bytes: chunk * V * 4 } : x));
-  const head = chunked(headAllocs);
+  // NCE's frozen models run on sub-tapes: only their logits (whole: every row is read) outlive them
+  const kept = (x: Alloc) => !x.frozen || x.label === 'classifier';
+  const chunked = (a: readonly Alloc[]) =>
+    a.map((x) => (isLogits(x) && !x.frozen ? { ...x, bytes: chunk * V * 4 } : x));
+  const headAll = chunked(head0.filter((x) => !BATCH_LABELS.has(x.label) && x.label !== 'emb'));
+  const head = headAll.filter(kept);
   const logits = sum(head.filter(isLogits));
   const layerForward = sum(layerAllocs.filter((x) => x.phase === 'forward'));
   const layerBackward = sum(layerAllocs.filter((x) => x.phase === 'backward'));
   const residual = N * C * 4;
+  // NAT's α (one per position, site and layer, read for the step's figures) outlives its layer's
+  // sub-tape under recompute
+  const layerAlphas = layerAllocs.filter((x) => x.label === 'nat.alpha');
+  const alphas = r.recompute ? L * sum(layerAlphas) : 0;
 
   let activations: number, recompute: number, firstLayer: number, tapeAllocs: Alloc[], checkpoints: number;
+  // NCE: the live bytes at the NAT teacher's peak (its forward runs first; the negative model's
+  // peak cannot be the step's: what is live then is live at the student's, and its forward is smaller)
+  let teacherPeak = 0;
   const counted: { bytes: number }[] = [...batchAllocs];
   if (r.recompute) {
     checkpoints = (L + 1) * residual;
-    activations = checkpoints + sum(head) - logits;
+    activations = checkpoints + alphas + sum(head) - logits;
     recompute = layerForward + layerBackward + residual;
+    if (vp.frozenModels) {
+      // at its last layer: its embedding, the earlier layers' outputs and that layer's forward;
+      // at its end: the embedding, every layer's output, the final norm and the logits
+      const lastLayer = L * residual + sum(layerAll.filter((x) => x.frozen === 1));
+      const end = (L + 1) * residual + sum(headAll.filter((x) => x.frozen === 1));
+      teacherPeak = batchInputs + Math.max(lastLayer, end);
+    }
     firstLayer = layerForward + layerBackward;
-    tapeAllocs = [...head, ...layerAllocs];
+    // (a frozen model's layer buffers are made too, one layer at a time)
+    tapeAllocs = [...headAll, ...layerAll];
     for (let i = 0; i <= L; i++) counted.push({ bytes: residual });
     counted.push(...head, ...layerAllocs, { bytes: residual });
+    for (let i = 0; i < L; i++) counted.push(...layerAlphas);
   } else {
     checkpoints = 0;
-    const full = chunked(traceStep(c, L, r.batch, r.seq, r.lora, false)).filter(
+    const traced = chunked(traceStep(c, L, r.batch, r.seq, r.lora, false, variant)).filter(
       (x) => !BATCH_LABELS.has(x.label),
     );
+    const full = traced.filter(kept);
     activations = sum(full) - logits;
     recompute = 0;
-    firstLayer = sum(full) - residual - sum(head) - (L - 1) * (layerForward + layerBackward);
-    tapeAllocs = full;
+    // the teacher's whole forward is live until its sub-tape ends
+    if (vp.frozenModels) teacherPeak = batchInputs + sum(traced.filter((x) => x.frozen === 1));
+    // (the trained model's allocations: a frozen model's are neither the head's nor a layer's)
+    const own = (a: readonly Alloc[]) => sum(a.filter((x) => !x.frozen));
+    firstLayer = own(full) - residual - own(head) - (L - 1) * (layerForward + layerBackward);
+    tapeAllocs = traced;
     counted.push(...full);
   }
+  // the transient row holds the teacher's forward where it peaks above the student's step
+  recompute = Math.max(recompute, teacherPeak - batchInputs - activations - logits);
   const poolSlack = slack(counted);
-  const batchInputs = sum(batchAllocs);
   // Readback: the losses (N) and the per-tensor gradient norms share one staging buffer.
   const staging = BufferPool.bucket(Math.max(N, nParamTensors) * 4);
 
@@ -300,9 +352,9 @@ function evaluateTraining(r: TrainingRequest): Core {
       kv: 0,
       activations,
       logits,
-      adapters: 4 * P,
+      adapters: 4 * vp.held,
       optimizer: 2 * 4 * P + 4 * Math.max(1, nParamTensors) + 4,
-      gradients: 4 * P,
+      gradients: 4 * vp.held,
       recompute,
       scratch: batchInputs + staging + poolSlack,
     }),
@@ -317,6 +369,7 @@ function evaluateTraining(r: TrainingRequest): Core {
       head: sum(head),
       checkpoints,
       carried: r.recompute ? residual : 0,
+      frozenPeak: teacherPeak,
       batchInputs,
       poolSlack,
       layerTensors: lines(layerAllocs),

@@ -17,9 +17,13 @@ import {
   type LoraTarget,
 } from '../model/llama.ts';
 import { DEFAULT_LORA, type LoraAdapter, type LoraPair } from '../model/lora.ts';
-import { llamaForward, loraHook } from '../train/forward.ts';
+import { NAT_PARTS, natPartShape, type NatSite, type NatUnit } from '../model/nat.ts';
+import { llamaForward, loraHook, type SiteHook } from '../train/forward.ts';
+import { linearMixHook } from '../train/linmix.ts';
+import { natHook } from '../train/nat.ts';
+import { nceStep } from '../train/objectives.ts';
 import { uploadBatch } from '../train/trainer.ts';
-import type { LoraSpec, TensorLine } from './types.ts';
+import type { LoraSpec, TensorLine, TrainVariant } from './types.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The metering backend: the real tape and ops, no computation, every allocation recorded.
@@ -32,6 +36,8 @@ export interface Alloc {
   label: string;
   bytes: number;
   phase: 'forward' | 'backward';
+  /** Made by a frozen model's forward: NCE's teacher (1) or negative model (2). */
+  frozen?: 1 | 2;
 }
 
 export const noop = () => undefined;
@@ -87,9 +93,11 @@ export class Meter implements Backend<MeterTensor> {
 export const BATCH_LABELS = new Set(['tokens', 'targets', 'weights', 'positions']);
 
 /**
- * Allocations of one LoRA training micro-batch (forward, cross-entropy, backward) of an
- * `nLayers`-layer model. `trainableEmbedding` makes the embedding's output need a gradient, so the
- * first layer behaves like any later one (how a recomputed layer sees its checkpointed input).
+ * Allocations of one training micro-batch (forward, loss, backward) of an `nLayers`-layer model,
+ * for the step `variant` trains (default: one LoRA by likelihood). `trainableEmbedding` makes the
+ * embedding's output need a gradient, so the first layer behaves like any later one (how a
+ * recomputed layer sees its checkpointed input). The frozen models' forwards (NCE's teacher and
+ * negative model) are marked `frozen`.
  */
 export function traceStep(
   c: LlamaConfig,
@@ -98,6 +106,7 @@ export function traceStep(
   T: number,
   lora: LoraSpec,
   trainableEmbedding: boolean,
+  variant: TrainVariant = { kind: 'lora' },
 ): Alloc[] {
   const be = new Meter();
   const cfg = { ...c, nLayers };
@@ -121,27 +130,111 @@ export function traceStep(
     wcls: c.sharedClassifier ? tokenEmbedding : be.tensor([c.vocabSize, C], 'output'),
     tensors: [],
   };
+  const adapter = meterLora(be, nLayers, c, lora, 'lora');
+  const n = B * T;
+  const tape = new Tape(be);
+  const packed = {
+    B,
+    T,
+    tokens: new Uint32Array(n),
+    targets: new Uint32Array(n),
+    weights: new Float32Array(n),
+    positions: new Uint32Array(n),
+  };
+  const trainable = trainableEmbedding
+    ? new Map([
+        [
+          tokenEmbedding,
+          { name: 'tok_embeddings', value: tokenEmbedding, grad: be.tensor(tokenEmbedding.shape, 'd(emb)') },
+        ],
+      ])
+    : null;
+  const loss = (hook: SiteHook<MeterTensor>) => {
+    const batch = uploadBatch(tape, packed);
+    const logits = llamaForward(tape, model, batch, hook, trainable);
+    ad.crossentropy(tape, logits, batch.targets, batch.weights);
+  };
+  switch (variant.kind) {
+    case 'lora':
+      loss(loraHook(tape, adapter, 0, true));
+      break;
+    case 'linmix':
+      loss(linearMixHook(tape, adapter, meterLora(be, nLayers, c, lora, 'neg'), 0, true));
+      break;
+    case 'nat': {
+      const unit = meterNatUnit(be, nLayers, c, variant.du, lora.targets);
+      const neg = meterLora(be, nLayers, c, lora, 'neg');
+      // the NAT stage reads α back after the step, so the hook keeps it (as the stage's does)
+      loss(natHook(tape, adapter, neg, unit, { trainable: true, training: true, seed: 0 }, []));
+      break;
+    }
+    case 'nce': {
+      const unit = meterNatUnit(be, nLayers, c, variant.du, lora.targets);
+      const pos = meterLora(be, nLayers, c, lora, 'pos');
+      const neg = meterLora(be, nLayers, c, lora, 'neg');
+      // nceStep's order: the batch (4 tensors), the teacher's forward, the negative model's, the
+      // student's; a hook is made just before its forward starts
+      let from = 4;
+      const mark = (model: 1 | 2) => {
+        for (let i = from; i < be.allocs.length; i++) be.allocs[i]!.frozen = model;
+        from = be.allocs.length;
+      };
+      nceStep(
+        tape,
+        model,
+        packed,
+        {
+          teacher: (tp) => natHook(tp, pos, neg, unit, { trainable: false, training: false, seed: 0 }),
+          negative: (tp) => {
+            mark(1);
+            return loraHook(tp, neg, 0, false, true);
+          },
+          student: (tp, s, tr) => {
+            mark(2);
+            return loraHook(tp, adapter, s, tr);
+          },
+        },
+        { norm: { tokens: n }, seed: 0, training: true },
+        trainable,
+      );
+      break;
+    }
+  }
+  be.phase = 'backward';
+  tape.backward();
+  tape.release();
+  return be.allocs;
+}
+
+/** A LoRA's parameters (uncounted tensors: the planner counts adapters apart). */
+function meterLora(
+  be: Meter,
+  nLayers: number,
+  c: LlamaConfig,
+  lora: LoraSpec,
+  name: string,
+): LoraAdapter<MeterTensor> {
   const params: Param<MeterTensor>[] = [];
   const adapterLayers: Partial<Record<LoraTarget, LoraPair<MeterTensor>>>[] = [];
   for (let l = 0; l < nLayers; l++) {
     const layer: Partial<Record<LoraTarget, LoraPair<MeterTensor>>> = {};
     for (const target of lora.targets) {
       const [out, inp] = siteShape(c, SITE_OF_TARGET[target]);
-      const p = (name: string, shape: number[]) => ({
-        name,
-        value: be.tensor(shape, name),
-        grad: be.tensor(shape, `d(${name})`),
+      const p = (pname: string, shape: number[]) => ({
+        name: pname,
+        value: be.tensor(shape, pname),
+        grad: be.tensor(shape, `d(${pname})`),
       });
       const pair = {
-        A: p(`layers.${l}.${target}.A`, [lora.rank, inp]),
-        B: p(`layers.${l}.${target}.B`, [out, lora.rank]),
+        A: p(`${name}.layers.${l}.${target}.A`, [lora.rank, inp]),
+        B: p(`${name}.layers.${l}.${target}.B`, [out, lora.rank]),
       };
       params.push(pair.A, pair.B);
       layer[target] = pair;
     }
     adapterLayers.push(layer);
   }
-  const adapter: LoraAdapter<MeterTensor> = {
+  return {
     config: {
       rank: lora.rank,
       alpha: lora.rank,
@@ -151,30 +244,33 @@ export function traceStep(
     layers: adapterLayers,
     params,
   };
-  const n = B * T;
-  const tape = new Tape(be);
-  const batch = uploadBatch(tape, {
-    B,
-    T,
-    tokens: new Uint32Array(n),
-    targets: new Uint32Array(n),
-    weights: new Float32Array(n),
-    positions: new Uint32Array(n),
+}
+
+/** NAT's integration unit of width `du` on the LoRA's targets (uncounted tensors). */
+function meterNatUnit(
+  be: Meter,
+  nLayers: number,
+  c: LlamaConfig,
+  du: number,
+  targets: readonly LoraTarget[],
+): NatUnit<MeterTensor> {
+  const cfg = { ...c, nLayers };
+  const params: Param<MeterTensor>[] = [];
+  const layers = Array.from({ length: nLayers }, (_, l) => {
+    const layer: Partial<Record<LoraTarget, NatSite<MeterTensor>>> = {};
+    for (const t of targets) {
+      const site = {} as NatSite<MeterTensor>;
+      for (const part of NAT_PARTS) {
+        const name = `nat.layers.${l}.${t}.${part}`;
+        const shape = natPartShape(cfg, t, part, du);
+        site[part] = { name, value: be.tensor(shape, name), grad: be.tensor(shape, `d(${name})`) };
+        params.push(site[part]);
+      }
+      layer[t] = site;
+    }
+    return layer;
   });
-  const trainable = trainableEmbedding
-    ? new Map([
-        [
-          tokenEmbedding,
-          { name: 'tok_embeddings', value: tokenEmbedding, grad: be.tensor(tokenEmbedding.shape, 'd(emb)') },
-        ],
-      ])
-    : null;
-  const logits = llamaForward(tape, model, batch, loraHook(tape, adapter, 0, true), trainable);
-  ad.crossentropy(tape, logits, batch.targets, batch.weights);
-  be.phase = 'backward';
-  tape.backward();
-  tape.release();
-  return be.allocs;
+  return { config: { du, targets: [...targets] }, layers, params };
 }
 
 export const sum = (a: readonly { bytes: number }[]) => a.reduce((s, x) => s + x.bytes, 0);
@@ -197,7 +293,7 @@ export function lines(allocs: readonly Alloc[]): TensorLine[] {
 /** Multiset difference of allocations (by normalized label, size and phase): what `more` adds. */
 export function added(more: readonly Alloc[], less: readonly Alloc[]): Alloc[] {
   const left = new Map<string, number>();
-  const key = (a: Alloc) => `${a.phase}|${normLabel(a.label)}|${a.bytes}`;
+  const key = (a: Alloc) => `${a.phase}|${a.frozen ?? 0}|${normLabel(a.label)}|${a.bytes}`;
   for (const a of less) left.set(key(a), (left.get(key(a)) ?? 0) + 1);
   const out: Alloc[] = [];
   for (const a of more) {

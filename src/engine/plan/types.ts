@@ -93,6 +93,15 @@ export interface InferenceRequest extends PlanBase {
   adapters?: readonly LoraSpec[];
 }
 
+/**
+ * What a training step runs besides its one trained LoRA (METHOD.md): NAT trains the positive
+ * LoRA and the integration unit (width `du`) beside the frozen negative LoRA; NCE trains a student
+ * LoRA and runs the frozen NAT model (positive and negative LoRA, unit) and the negative model on
+ * each micro-batch; the linear mix trains the positive LoRA beside the frozen negative one.
+ */
+export type TrainVariant =
+  { kind: 'lora' } | { kind: 'nat'; du: number } | { kind: 'nce'; du: number } | { kind: 'linmix' };
+
 /** One LoRA training micro-batch: `batch` sequences × `seq` tokens, AdamW. */
 export interface TrainingRequest extends PlanBase {
   kind: 'training';
@@ -103,6 +112,8 @@ export interface TrainingRequest extends PlanBase {
   recompute: boolean;
   /** Rows of logits computed at a time (default: all batch·seq rows at once). */
   logitsChunkRows?: number;
+  /** Default: one LoRA by likelihood (KD, Neg and the baselines). */
+  variant?: TrainVariant;
 }
 
 export type PlanRequest = InferenceRequest | TrainingRequest;
@@ -183,6 +194,11 @@ export interface TrainingDetail {
   checkpoints: number;
   /** Recompute: the gradient of the layer's output carried in from the layer above. */
   carried: number;
+  /**
+   * Recompute, NCE: the live bytes at the frozen models' forwards' peak (their last layer), when
+   * the step's peak may be there rather than in the student's backward; else 0.
+   */
+  frozenPeak: number;
   /** The four u32/f32 batch inputs. */
   batchInputs: number;
   /** What the buffer pool adds by rounding each tape buffer up to its bucket (gpu/pool.ts). */

@@ -15,6 +15,7 @@ import {
   type BatchTensors,
   type ForwardOptions,
   type SiteHook,
+  type TrainableWeights,
 } from './forward.ts';
 import {
   countLossTokens,
@@ -81,42 +82,75 @@ function lossMask(weights: Float32Array): Float32Array {
  */
 export function nceObjective<T extends BackendTensor>(
   model: LlamaModel<T>,
-  hooks: { teacher: HookFactory<T>; negative: HookFactory<T>; student: HookFactory<T> },
+  hooks: NceHooks<T>,
 ): Objective<T, Example> {
-  const V = model.config.vocabSize;
   return {
     prepare: likelihoodPrepare(model),
     async run(tape, chunk, ctx) {
-      const { ops } = model.be;
       const p = packBatch(chunk, sequenceLength(chunk, model.config.maxSeqLen), ctx.norm.tokens);
-      const batch = uploadBatch(tape, p);
-      const N = p.B * p.T;
-      const fo = forwardOptions(ctx);
-      // the frozen teacher and negative model keep only their logits under recompute, too
-      const zT = llamaForward(tape, model, batch, hooks.teacher(tape, 0, false), null, fo);
-      const zN = llamaForward(tape, model, batch, hooks.negative(tape, 0, false), null, fo);
-      const zS = llamaForward(tape, model, batch, hooks.student(tape, ctx.seed, ctx.training), null, fo);
-      const kl = tape.alloc([N], 'nce.kl');
-      ops.klForward(kl, zN.t, zT.t, N, V);
-      const mask = tape.alloc([N], 'nce.mask');
-      model.be.write(mask, lossMask(p.weights));
-      const beta = tape.alloc([p.B], 'nce.beta');
-      const kdWeights = tape.alloc([N], 'nce.kd_weights');
-      ops.nceWeightsForward(beta, kdWeights, kl, mask, p.B, p.T, 0.5 / ctx.norm.tokens);
-      const ceWeights = p.weights.map((w) => 0.5 * w);
-      const ceW = tape.alloc([N], 'nce.ce_weights');
-      model.be.write(ceW, ceWeights);
-      const ce = tape.alloc([N], 'nce.ce');
-      const kd = tape.alloc([N], 'nce.kd');
-      const dz = zS.requiresGrad && ctx.training ? tape.grad(zS).grad : null;
-      ops.crossentropyForwardBackward(ce, dz, zS.t, batch.targets, ceW, N, V);
-      ops.softCrossentropyForwardBackward(kd, dz, zT.t, zS.t, kdWeights, N, V, true);
+      const s = nceStep(tape, model, p, hooks, ctx);
       // one round trip for the step's figures: CE, KD and their weights, β
-      const [lce, lkd, wkd, b] = await model.be.readMany([ce, kd, kdWeights, beta]);
-      const loss = dot(lce!, ceWeights) + dot(lkd!, wkd!);
+      const [lce, lkd, wkd, b] = await model.be.readMany([s.ce, s.kd, s.kdWeights, s.beta]);
+      const loss = dot(lce!, s.ceWeights) + dot(lkd!, wkd!);
       return { loss, metrics: { beta: [...b!] } };
     },
   };
+}
+
+export interface NceHooks<T extends BackendTensor> {
+  teacher: HookFactory<T>;
+  negative: HookFactory<T>;
+  student: HookFactory<T>;
+}
+
+/**
+ * NCE's micro-batch on the tape (no readback): the three forwards, the KL, β, and the losses with
+ * the student's logit gradient. The memory planner traces this same code (plan/meter.ts).
+ */
+export function nceStep<T extends BackendTensor>(
+  tape: Tape<T>,
+  model: LlamaModel<T>,
+  p: ReturnType<typeof packBatch>,
+  hooks: NceHooks<T>,
+  ctx: ObjectiveContext,
+  trainable: TrainableWeights<T> | null = null,
+): { ce: T; kd: T; kdWeights: T; beta: T; ceWeights: Float32Array } {
+  const { ops } = model.be;
+  const V = model.config.vocabSize;
+  const batch = uploadBatch(tape, p);
+  const N = p.B * p.T;
+  const fo = forwardOptions(ctx);
+  // the frozen teacher and negative model need no backward: each runs on its own sub-tape (layer
+  // by layer under recompute) and only its logits outlive it
+  const frozen = (hook: HookFactory<T>): Var<T> => {
+    const sub = tape.sub(false);
+    try {
+      const z = llamaForward(sub, model, batch, hook(sub, 0, false), null, fo);
+      if (!sub.handOver(z.t, tape)) throw new Error('the logits of a frozen forward are its own tensor');
+      return z;
+    } finally {
+      sub.release();
+    }
+  };
+  const zT = frozen(hooks.teacher);
+  const zN = frozen(hooks.negative);
+  const zS = llamaForward(tape, model, batch, hooks.student(tape, ctx.seed, ctx.training), trainable, fo);
+  const kl = tape.alloc([N], 'nce.kl');
+  ops.klForward(kl, zN.t, zT.t, N, V);
+  const mask = tape.alloc([N], 'nce.mask');
+  model.be.write(mask, lossMask(p.weights));
+  const beta = tape.alloc([p.B], 'nce.beta');
+  const kdWeights = tape.alloc([N], 'nce.kd_weights');
+  ops.nceWeightsForward(beta, kdWeights, kl, mask, p.B, p.T, 0.5 / ctx.norm.tokens);
+  const ceWeights = p.weights.map((w) => 0.5 * w);
+  const ceW = tape.alloc([N], 'nce.ce_weights');
+  model.be.write(ceW, ceWeights);
+  const ce = tape.alloc([N], 'nce.ce');
+  const kd = tape.alloc([N], 'nce.kd');
+  const dz = zS.requiresGrad && ctx.training ? tape.grad(zS).grad : null;
+  ops.crossentropyForwardBackward(ce, dz, zS.t, batch.targets, ceW, N, V);
+  ops.softCrossentropyForwardBackward(kd, dz, zT.t, zS.t, kdWeights, N, V, true);
+  return { ce, kd, kdWeights, beta, ceWeights };
 }
 
 /** A sequence of a contrastive baseline: positive (teacher got it right) or negative. */

@@ -30,6 +30,7 @@ import {
   type PlanItems,
   type SplitTensor,
   type TrainingRequest,
+  type TrainVariant,
   type WeightTypes,
 } from '../../engine/plan.ts';
 
@@ -348,6 +349,8 @@ export interface TrainPlanOptions {
   recompute: boolean;
   /** The GPU memory the user says can be used, in bytes; absent: the planner assumes 4 GiB. */
   memoryBudget?: number;
+  /** What the stage runs besides the trained LoRA (NAT's unit, NCE's frozen models); default none. */
+  variant?: TrainVariant;
 }
 
 /** A training suggestion the Train view can apply in one click (quantization only names a file to pick). */
@@ -410,6 +413,7 @@ export function planTraining(
       ...(p.dropout !== undefined ? { dropout: p.dropout } : {}),
     },
     recompute: p.recompute,
+    ...(p.variant ? { variant: p.variant } : {}),
   };
   const plan = planMemory(req);
   const suggestions: TrainSuggestion[] = [];

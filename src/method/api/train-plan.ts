@@ -14,6 +14,8 @@
 import { EngineError } from '../../engine/errors.ts';
 import { CharTokenizer } from '../../engine/io/chartok.ts';
 import type { LlamaConfig } from '../../engine/model/config.ts';
+import { defaultNatWidth } from '../../engine/model/nat.ts';
+import type { TrainVariant } from '../../engine/plan.ts';
 import { paramCount } from '../../engine/model/config.ts';
 import { DEFAULT_STAGE, STAGES, type StageConfig, type StageName } from '../stages/config.ts';
 import { encodeExample } from '../stages/text.ts';
@@ -187,14 +189,29 @@ export function sourceKey(src: StudentSource): string {
   );
 }
 
+/** What the plan of a stage's step holds besides its one trained LoRA (said on the Train card). */
 const STAGE_NOTES: Partial<Record<StageName, string>> = {
-  nat: "NAT also holds the frozen negative LoRA and the integration unit (a few of the LoRA's bytes each), not counted here.",
-  linmix:
-    'The linear mix also holds the frozen negative LoRA (as many bytes as the adapters row), not counted here.',
+  nat: 'Counted with the positive LoRA: the frozen negative LoRA and the integration unit (trained, with its optimizer state).',
+  linmix: 'Counted with the positive LoRA: the frozen negative LoRA.',
   nce:
-    'NCE also runs the NAT model and the negative model on each micro-batch and keeps their logits: ' +
-    'about twice the logits row more than counted here.',
+    "Counted with the student's LoRA: the frozen NAT model (its two LoRAs and unit) and negative model, " +
+    'their forwards on each micro-batch and the logits they keep.',
 };
+
+/** The planner's name for what a stage's step runs besides its trained LoRA. */
+export function stageVariant(stage: StageName, c: StageConfig, model: LlamaConfig): TrainVariant {
+  const du = c.du ?? defaultNatWidth(model);
+  switch (stage) {
+    case 'nat':
+      return { kind: 'nat', du };
+    case 'nce':
+      return { kind: 'nce', du };
+    case 'linmix':
+      return { kind: 'linmix' };
+    default:
+      return { kind: 'lora' };
+  }
+}
 
 /** What a run would train on, the plan of one step, and the refusal (if any) to throw. */
 export interface Prepared {
@@ -262,6 +279,7 @@ export function prepareRun(
       targets: c.targets,
       dropout: c.dropout,
       recompute: c.recompute ?? false,
+      variant: stageVariant(req.stage, c, config),
       ...(req.memoryBudget !== undefined ? { memoryBudget: req.memoryBudget } : {}),
     },
   );

@@ -43,14 +43,14 @@ import { likelihoodObjective, Trainer, type Example, type Objective } from '../.
 import { meanAlphas, withAlphaSums } from './alpha.ts';
 import { BatchDrawer, questionPairs } from './batches.ts';
 import { DEFAULT_STAGE, type StageConfig, type StageName } from './config.ts';
-import { linearMixHook } from './linmix.ts';
+import { linearMixHook } from '../../engine/train/linmix.ts';
 import { linearWarmupDecay } from './schedule.ts';
 import { encodeExample } from './text.ts';
 import type { StageAdapters, StageResult, StageRun, TrainItem } from './types.ts';
 
 export * from './types.ts';
 export { BatchDrawer, questionPairs } from './batches.ts';
-export { linearMixHook } from './linmix.ts';
+export { linearMixHook } from '../../engine/train/linmix.ts';
 
 function requireSide(items: readonly TrainItem[], side: 'positive' | 'negative', stage: StageName): void {
   if (items.length === 0) {

@@ -1,9 +1,9 @@
 /** The linear-mix ablation's site adapter on the tape. */
-import type { BackendTensor } from '../../engine/backend/types.ts';
-import * as ad from '../../engine/autograd/ops.ts';
-import type { Tape } from '../../engine/autograd/tape.ts';
-import type { LoraAdapter } from '../../engine/model/lora.ts';
-import { loraSites, type SiteHook } from '../../engine/train/forward.ts';
+import type { BackendTensor } from '../backend/types.ts';
+import * as ad from '../autograd/ops.ts';
+import type { Tape } from '../autograd/tape.ts';
+import type { LoraAdapter } from '../model/lora.ts';
+import { loraSites, type SiteHook } from './forward.ts';
 
 /** The linear-mix ablation's site: base + 2·Δ_pos(x) − Δ_neg(x) (METHOD.md §1, last note). */
 export function linearMixHook<T extends BackendTensor>(
