@@ -16,7 +16,9 @@ override WG: u32 = 64;
 override HSMAX: u32 = 256;
 const NEG_BIG: f32 = -3.0e38;
 
-struct Params { R: u32, NH: u32, NKV: u32, HS: u32, maxT: u32, scale: f32 }
+// slot0: the first slot this cache tensor holds (a cache split across bindings, by slots); rows
+// of other slots are left alone (not written, their output untouched).
+struct Params { R: u32, NH: u32, NKV: u32, HS: u32, maxT: u32, scale: f32, slot0: u32 }
 
 @group(0) @binding(0) var<uniform> pw: Params;
 @group(0) @binding(1) var<storage, read_write> w_kcache: array<f32>;
@@ -32,7 +34,7 @@ fn kv_cache_write(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg
   let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
   let r = i / C;
   if (r >= pw.R) { return; }
-  let seq = w_info[2u * r];
+  let seq = w_info[2u * r] - pw.slot0; // a slot below slot0 wraps past the cache: skipped
   let pos = w_info[2u * r + 1u];
   if (pos >= pw.maxT || seq >= arrayLength(&w_kcache) / (pw.maxT * C)) { return; }
   let dst = (seq * pw.maxT + pos) * C + i % C;
@@ -66,8 +68,11 @@ fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
 @compute @workgroup_size(WG)
 fn attention_decode(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let HS = pd.HS; let h = wg.x; let r = wg.y;
-  let seq = d_info[2u * r];
-  let pos = min(d_info[2u * r + 1u], pd.maxT - 1u);
+  // a row of another part of a split cache: the same (uniform) work on slot 0, nothing written
+  let raw = d_info[2u * r] - pd.slot0;
+  let mine = raw < arrayLength(&d_kcache) / (pd.maxT * pd.NKV * HS);
+  let seq = select(0u, raw, mine);
+  let pos = select(0u, min(d_info[2u * r + 1u], pd.maxT - 1u), mine);
   let kvh = h / (pd.NH / pd.NKV);
   let qo = (r * pd.NH + h) * HS;
   let rs = pd.NKV * HS; // stride between cache positions
@@ -98,7 +103,7 @@ fn attention_decode(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
     }
     m = mnew;
   }
-  for (var d = lid.x; d < HS; d += WG) { d_out[qo + d] = acc[d] / l; }
+  if (mine) { for (var d = lid.x; d < HS; d += WG) { d_out[qo + d] = acc[d] / l; } }
 }
 
 // attention_decode_serial  bindings as attention_decode; one thread per (row, head), no barriers.
@@ -116,7 +121,8 @@ fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
   if (i >= ps.R * ps.NH) { return; }
   let HS = ps.HS; let h = i % ps.NH; let r = i / ps.NH;
-  let seq = s_info[2u * r];
+  let seq = s_info[2u * r] - ps.slot0;
+  if (seq >= arrayLength(&s_kcache) / (ps.maxT * ps.NKV * HS)) { return; } // another part's slot
   let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
   let kvh = h / (ps.NH / ps.NKV);
   let qo = (r * ps.NH + h) * HS;
@@ -165,7 +171,8 @@ fn attention_decode_serial4(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
   if (i >= ps.R * ps.NH) { return; }
   let h = i % ps.NH; let r = i / ps.NH;
-  let seq = s_info[2u * r];
+  let seq = s_info[2u * r] - ps.slot0;
+  if (seq >= arrayLength(&s4_kcache) / (ps.maxT * ps.NKV * HS4)) { return; } // another part's slot
   let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
   let kvh = h / (ps.NH / ps.NKV);
   let rs4 = ps.NKV * HS4;
@@ -229,7 +236,7 @@ fn kv_cache_write_f16(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
   let r = i / C2;
   if (r >= pw.R) { return; }
-  let seq = w_info[2u * r];
+  let seq = w_info[2u * r] - pw.slot0; // a slot below slot0 wraps past the cache: skipped
   let pos = w_info[2u * r + 1u];
   if (pos >= pw.maxT || seq >= arrayLength(&wh_kcache) / (pw.maxT * C2)) { return; }
   let dst = (seq * pw.maxT + pos) * C2 + i % C2;
@@ -246,8 +253,10 @@ fn kv_cache_write_f16(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn attention_decode_f16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let HS = pd.HS; let HS2 = HS / 2u; let h = wg.x; let r = wg.y;
-  let seq = d_info[2u * r];
-  let pos = min(d_info[2u * r + 1u], pd.maxT - 1u);
+  let raw = d_info[2u * r] - pd.slot0;
+  let mine = raw < arrayLength(&dh_kcache) / (pd.maxT * pd.NKV * HS2);
+  let seq = select(0u, raw, mine);
+  let pos = select(0u, min(d_info[2u * r + 1u], pd.maxT - 1u), mine);
   let kvh = h / (pd.NH / pd.NKV);
   let qo = (r * pd.NH + h) * HS;
   let rs2 = pd.NKV * HS2; // words between cache positions
@@ -285,9 +294,11 @@ fn attention_decode_f16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocat
     }
     m = mnew;
   }
-  for (var d2 = lid.x; d2 < HS2; d2 += WG) {
-    d_out[qo + 2u * d2] = acc[2u * d2] / l;
-    d_out[qo + 2u * d2 + 1u] = acc[2u * d2 + 1u] / l;
+  if (mine) {
+    for (var d2 = lid.x; d2 < HS2; d2 += WG) {
+      d_out[qo + 2u * d2] = acc[2u * d2] / l;
+      d_out[qo + 2u * d2 + 1u] = acc[2u * d2 + 1u] / l;
+    }
   }
 }
 
@@ -300,7 +311,8 @@ fn attention_decode_serial_f16(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
   if (i >= ps.R * ps.NH) { return; }
   let HS = ps.HS; let HS2 = HS / 2u; let h = i % ps.NH; let r = i / ps.NH;
-  let seq = s_info[2u * r];
+  let seq = s_info[2u * r] - ps.slot0;
+  if (seq >= arrayLength(&sh_kcache) / (ps.maxT * ps.NKV * HS / 2u)) { return; } // another part's slot
   let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
   let kvh = h / (ps.NH / ps.NKV);
   let qo = (r * ps.NH + h) * HS;
@@ -354,7 +366,8 @@ fn attention_decode_serial4_f16(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
   if (i >= ps.R * ps.NH) { return; }
   let h = i % ps.NH; let r = i / ps.NH;
-  let seq = s_info[2u * r];
+  let seq = s_info[2u * r] - ps.slot0;
+  if (seq >= arrayLength(&s4h_kcache) / (ps.maxT * ps.NKV * HS4)) { return; } // another part's slot
   let pos = min(s_info[2u * r + 1u], ps.maxT - 1u);
   let kvh = h / (ps.NH / ps.NKV);
   let rs4 = ps.NKV * HS4;

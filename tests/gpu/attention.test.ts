@@ -177,7 +177,7 @@ describe('attention against a KV cache', () => {
         const tq = up(qr, 'q');
         for (const variant of variantsFor(HS)) {
           gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
-          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, 0, variant);
           const got = await gpu.read(tout);
           checkOp(`attention_decode(${variant})`, got, outD);
           checkOp(`attention_decode(${variant})`, got, outRows);
@@ -295,7 +295,7 @@ describe('attention against a KV cache', () => {
         const tq = up(q, 'q');
         for (const variant of variantsFor(HS)) {
           gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
-          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, 0, variant);
           checkOp(`attention_decode(${variant})`, await gpu.read(tout), out);
         }
         destroy();

@@ -195,7 +195,7 @@ describe('f16 KV cache kernels vs the reference', () => {
       const tq = up(qr, 'q');
       for (const variant of variantsFor(HS)) {
         gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
-        gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+        gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, 0, variant);
         const got = await gpu.read(tout);
         checkOp(`attention_decode_f16(${variant})`, got, outD);
         checkOp(`attention_decode_f16(${variant})`, got, expected);
@@ -302,7 +302,7 @@ describe('f16 KV cache kernels vs the reference', () => {
         const tq = up(q, 'q');
         for (const variant of [undefined, ...variantsFor(HS)]) {
           gpu.upload(tout, new Float32Array(R * NH * HS).fill(NaN));
-          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, variant);
+          gpuOp.attentionDecode(gpu, tout, tq, tkc, tvc, tinfo, R, NH, NKV, HS, maxT, 0, variant);
           checkOp(`attention_decode_f16(${variant ?? 'default'})`, await gpu.read(tout), out);
         }
         destroy();

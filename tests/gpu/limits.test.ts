@@ -7,7 +7,6 @@ import { Gpu } from '../../src/engine/gpu/gpu.ts';
 import { nodeGpu } from '../../src/engine/gpu/node.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
-import { testGpu } from '../helpers/gpu.ts';
 import { stories260K } from '../helpers/stories.ts';
 
 const { config, weights } = stories260K();
@@ -39,19 +38,27 @@ describe('device limits and lost devices', () => {
     gpu.destroy();
   });
 
-  it('a KV cache beyond the limits fails with advice, and frees what it had allocated', async () => {
-    const gpu = await testGpu();
-    const be = new GpuBackend(gpu);
-    const model = loadLlama(be, config, weights);
-    const before = gpu.liveBuffers;
-    // 40,000 slots × 512 positions × 32 floats = 2.4 GiB per layer cache: beyond 1 GiB.
-    await expectEngineError(
-      () => new LlamaRunner(model, { slots: 40_000, maxT: 512 }),
-      'LIMIT_EXCEEDED',
-      /fewer samples or a shorter context/,
-    );
-    expect(gpu.liveBuffers).toEqual(before);
-    for (const t of model.tensors) be.destroy(t);
+  it('a KV cache whose one sequence is beyond a binding is refused with advice, nothing allocated', async () => {
+    // A layer's cache larger than a binding is split between sequences (tests/gpu/split-kv.test.ts);
+    // one sequence of 512 positions is 64 KiB in f32, over a 48 KiB binding; in f16, 32 KiB fits.
+    const gpu = await Gpu.create(await nodeGpu(), { limits: { maxStorageBufferBindingSize: 48 * 1024 } });
+    try {
+      const be = new GpuBackend(gpu);
+      const model = loadLlama(be, config, weights);
+      const before = gpu.liveBuffers;
+      await expectEngineError(
+        () => new LlamaRunner(model, { slots: 2, maxT: 512, maxRows: 2 }),
+        'LIMIT_EXCEEDED',
+        /^One sequence's f32 KV cache of a layer \(512 positions\) needs 64\.0 KiB, but this GPU binds at most 48\.0 KiB per buffer and a cache is split only between sequences: use a shorter context, or an f16 KV cache \(half the size\)\.$/,
+      );
+      expect(gpu.liveBuffers).toEqual(before);
+      const f16 = new LlamaRunner(model, { slots: 2, maxT: 512, maxRows: 2, kv: 'f16' });
+      expect(f16.slotsPerPart).toBe(1); // two parts of one sequence
+      f16.destroy();
+      for (const t of model.tensors) be.destroy(t);
+    } finally {
+      gpu.destroy();
+    }
   });
 
   it('a lost device turns into state "lost" and a DEVICE_LOST error on the next call', async () => {

@@ -41,8 +41,14 @@ export class LlamaRunner<T extends BackendTensor> {
   /** Bytes of the KV cache tensors (k and v, every layer), as allocated. */
   readonly cacheBytes: number;
   private readonly be: Backend<T>;
-  private kcache: T[] = [];
-  private vcache: T[] = [];
+  /**
+   * Per layer, the KV cache in parts of `slotsPerPart` slots (part p holds slots p·slotsPerPart …):
+   * one part unless a layer's cache is larger than one binding (`maxTensorBytes`).
+   */
+  private kcache: T[][] = [];
+  private vcache: T[][] = [];
+  /** Slots per part of the KV cache (all of them when it is not split). */
+  readonly slotsPerPart: number;
   private buf: Record<string, T> = {};
   private owned: T[] = [];
   private adapter: InferenceAdapter<T> | null = null;
@@ -65,15 +71,32 @@ export class LlamaRunner<T extends BackendTensor> {
       V = c.vocabSize,
       R = this.maxRows;
     const cacheBytes = 2 * c.nLayers * this.slots * this.maxT * KV * kvBytesPerValue(this.kv);
+    // A layer's cache larger than one binding is split by slots: each part is its own tensor, and
+    // the cache kernels take the part's first slot (rows of other slots are another part's).
+    const slotBytes = this.maxT * KV * kvBytesPerValue(this.kv);
+    if (slotBytes > this.be.maxTensorBytes)
+      throw new EngineError(
+        'LIMIT_EXCEEDED',
+        `One sequence's ${this.kv} KV cache of a layer (${this.maxT} positions) needs ${formatBytes(slotBytes)}, but this GPU binds at most ${formatBytes(this.be.maxTensorBytes)} per buffer and a cache is split only between sequences: use a shorter context${this.kv === 'f32' ? ', or an f16 KV cache (half the size)' : ''}.`,
+      );
+    this.slotsPerPart = Math.max(1, Math.min(this.slots, Math.floor(this.be.maxTensorBytes / slotBytes)));
     // f16: u32 words of two values, (slots, maxT, KV / 2)
-    const [cacheShape, cacheDtype]: [number[], 'f32' | 'u32'] =
-      this.kv === 'f16' ? [[this.slots, this.maxT, KV / 2], 'u32'] : [[this.slots, this.maxT, KV], 'f32'];
+    const shapeOf = (n: number): [number[], 'f32' | 'u32'] =>
+      this.kv === 'f16' ? [[n, this.maxT, KV / 2], 'u32'] : [[n, this.maxT, KV], 'f32'];
     let allocated = 0;
     try {
       for (let l = 0; l < c.nLayers; l++) {
-        this.kcache.push(this.alloc(cacheShape, `kcache.${l}`, cacheDtype));
-        this.vcache.push(this.alloc(cacheShape, `vcache.${l}`, cacheDtype));
-        allocated += 2 * 4 * cacheShape.reduce((a, b) => a * b, 1);
+        const ks: T[] = [],
+          vs: T[] = [];
+        for (let s0 = 0; s0 < this.slots; s0 += this.slotsPerPart) {
+          const [shape, dtype] = shapeOf(Math.min(this.slotsPerPart, this.slots - s0));
+          const part = s0 === 0 && this.slotsPerPart >= this.slots ? '' : `.slots${s0}`;
+          ks.push(this.alloc(shape, `kcache.${l}${part}`, dtype));
+          vs.push(this.alloc(shape, `vcache.${l}${part}`, dtype));
+          allocated += 2 * 4 * shape.reduce((a, b) => a * b, 1);
+        }
+        this.kcache.push(ks);
+        this.vcache.push(vs);
       }
       const shapes: Record<string, [number[], 'f32' | 'u32']> = {
         x: [[R, C], 'f32'],
@@ -205,29 +228,13 @@ export class LlamaRunner<T extends BackendTensor> {
       this.linear(l, 'wv', b.v!, b.h!, R, C, KV);
       ops.ropeForwardInplace(b.q!, b.positions!, R, c.nHeads, HS, c.ropeTheta);
       ops.ropeForwardInplace(b.k!, b.positions!, R, c.nKvHeads, HS, c.ropeTheta);
-      ops.kvCacheWrite(
-        this.kcache[l]!,
-        this.vcache[l]!,
-        b.k!,
-        b.v!,
-        b.rowInfo!,
-        R,
-        c.nKvHeads,
-        HS,
-        this.maxT,
-      );
-      ops.attentionDecode(
-        b.att!,
-        b.q!,
-        this.kcache[l]!,
-        this.vcache[l]!,
-        b.rowInfo!,
-        R,
-        c.nHeads,
-        c.nKvHeads,
-        HS,
-        this.maxT,
-      );
+      // (one part unless the cache is split: each part writes and attends for its own slots' rows)
+      this.kcache[l]!.forEach((kc, p) => {
+        const vc = this.vcache[l]![p]!;
+        const slot0 = p * this.slotsPerPart;
+        ops.kvCacheWrite(kc, vc, b.k!, b.v!, b.rowInfo!, R, c.nKvHeads, HS, this.maxT, slot0);
+        ops.attentionDecode(b.att!, b.q!, kc, vc, b.rowInfo!, R, c.nHeads, c.nKvHeads, HS, this.maxT, slot0);
+      });
       this.linear(l, 'wo', b.o!, b.att!, R, C, C);
       ops.addInplace(b.x!, b.o!, R * C);
       ops.rmsnormForward(b.h!, b.rstd!, b.x!, layer.rmsFfn, R, C, c.normEps);

@@ -161,6 +161,8 @@ export function attentionBackward(
  * checks; the kernel skips rows beyond the cache rather than write into the next slot).
  * An f16 cache is u32 tensors of (S, maxT, NKV*HS/2) words (kvcache.ts): each pair of values is
  * rounded to f16 (`kvF16Bits`, bit for bit) and packed in one word.
+ * slot0: the cache tensors hold slots slot0 … slot0 + S − 1 (one part of a cache split across
+ * bindings by slots); rows of other slots are skipped.
  */
 export function kvCacheWrite(
   gpu: Gpu,
@@ -173,6 +175,7 @@ export function kvCacheWrite(
   NKV: number,
   HS: number,
   maxT: number,
+  slot0 = 0,
 ): void {
   const f16 = kvTypeOf('kvCacheWrite', kcache.dtype, vcache.dtype, HS) === 'f16';
   const n = Math.ceil((R * NKV * HS) / (f16 ? 2 : 1) / WG);
@@ -182,7 +185,7 @@ export function kvCacheWrite(
     f16 ? cacheWriteF16 : cacheWrite,
     grid,
     [kcache, vcache, k, v, rowInfo],
-    [R, 0, NKV, HS, maxT, f32(0)],
+    [R, 0, NKV, HS, maxT, f32(0), slot0],
   );
 }
 
@@ -191,7 +194,8 @@ export function kvCacheWrite(
  * kcache, vcache (S, maxT, NKV, HS). Call kvCacheWrite for the same rows first: then a prompt of
  * length P is P rows at positions 0..P-1 (prefill), and decode is one row per sequence.
  * The caches' dtype picks the kernels: f32 values, or u32 words of f16 pairs (read with
- * unpack2x16float; scores, softmax and sums stay f32).
+ * unpack2x16float; scores, softmax and sums stay f32). slot0: as kvCacheWrite's; the output rows
+ * of other slots are left as they were.
  * @example kvCacheWrite(gpu, kc, vc, k, v, info, R, NKV, HS, maxT);
  *          attentionDecode(gpu, out, q, kc, vc, info, R, NH, NKV, HS, maxT);
  */
@@ -207,6 +211,7 @@ export function attentionDecode(
   NKV: number,
   HS: number,
   maxT: number,
+  slot0 = 0,
   variant: DecodeVariant = decodeVariant(gpu, HS),
 ): void {
   checkHeads(NH, NKV);
@@ -217,7 +222,7 @@ export function attentionDecode(
     );
   if (HS > HSMAX) throw new EngineError('BAD_ARGUMENT', `attentionDecode: head size ${HS} exceeds ${HSMAX}.`);
   const sfx = kvTypeOf('attentionDecode', kcache.dtype, vcache.dtype, HS) === 'f16' ? '_f16' : '';
-  const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS))];
+  const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS)), slot0];
   const bindings = [out, q, kcache, vcache, rowInfo];
   if (variant === 'serial4') {
     const spec = {

@@ -109,12 +109,24 @@ export function attentionBackward(
   }
 }
 
-function rowSlot(rowInfo: Uint32Array, r: number, maxT: number): [number, number] {
-  const seq = rowInfo[2 * r]!,
+/** Row r's (slot within this cache, position), or null when its slot is another part's. */
+function rowSlot(
+  rowInfo: Uint32Array,
+  r: number,
+  maxT: number,
+  slot0: number,
+  slots: number,
+): [number, number] | null {
+  const seq = rowInfo[2 * r]! - slot0,
     pos = rowInfo[2 * r + 1]!;
+  if (seq < 0 || seq >= slots) return null;
   if (pos >= maxT) throw new Error(`attention: row ${r} has position ${pos}, beyond the cache's ${maxT}`);
   return [seq, pos];
 }
+
+/** Slots a cache array holds (C values per position; an f16 cache packs two per word). */
+const slotsOf = (cache: CacheArray, maxT: number, C: number) =>
+  Math.floor(cache.length / (maxT * (cache instanceof Uint32Array ? C / 2 : C)));
 
 type CacheArray = FloatArray | Uint32Array;
 
@@ -125,7 +137,8 @@ function cacheType(fn: string, kcache: CacheArray, vcache: CacheArray, HS: numbe
 
 /**
  * Writes k, v rows (R, NKV*HS) into the caches (S, maxT, NKV, HS) at (seq_r, pos_r); into an f16
- * cache (Uint32Array) as `kvF16Bits` of each value, two per word, low half first.
+ * cache (Uint32Array) as `kvF16Bits` of each value, two per word, low half first. The caches hold
+ * slots slot0 … slot0 + S − 1 (a part of a cache split by slots); rows of other slots are skipped.
  */
 export function kvCacheWrite(
   kcache: CacheArray,
@@ -137,12 +150,16 @@ export function kvCacheWrite(
   NKV: number,
   HS: number,
   maxT: number,
+  slot0 = 0,
 ): void {
   const C = NKV * HS;
+  const S = slotsOf(kcache, maxT, C);
   if (cacheType('kvCacheWrite', kcache, vcache, HS) === 'f16') {
     const C2 = C / 2;
     for (let r = 0; r < R; r++) {
-      const [seq, pos] = rowSlot(rowInfo, r, maxT);
+      const at = rowSlot(rowInfo, r, maxT, slot0, S);
+      if (!at) continue;
+      const [seq, pos] = at;
       for (let i = 0; i < C2; i++) {
         const src = r * C + 2 * i;
         kcache[(seq * maxT + pos) * C2 + i] = (kvF16Bits(k[src]!) | (kvF16Bits(k[src + 1]!) << 16)) >>> 0;
@@ -152,7 +169,9 @@ export function kvCacheWrite(
     return;
   }
   for (let r = 0; r < R; r++) {
-    const [seq, pos] = rowSlot(rowInfo, r, maxT);
+    const at = rowSlot(rowInfo, r, maxT, slot0, S);
+    if (!at) continue;
+    const [seq, pos] = at;
     for (let i = 0; i < C; i++) {
       kcache[(seq * maxT + pos) * C + i] = k[r * C + i]!;
       vcache[(seq * maxT + pos) * C + i] = v[r * C + i]!;
@@ -174,7 +193,7 @@ function unpackSlot(cache: Uint32Array, seq: number, pos: number, maxT: number, 
   return out;
 }
 
-/** out (R, NH*HS): row r attends to positions 0..pos_r of cache slot seq_r. */
+/** out (R, NH*HS): row r attends to positions 0..pos_r of cache slot seq_r (rows of slots outside this part are left alone). */
 export function attentionDecode(
   out: FloatArray,
   q: FloatArray,
@@ -186,13 +205,17 @@ export function attentionDecode(
   NKV: number,
   HS: number,
   maxT: number,
+  slot0 = 0,
 ): void {
   const f16 = cacheType('attentionDecode', kcache, vcache, HS) === 'f16';
   const C = NKV * HS;
+  const S = slotsOf(kcache, maxT, C);
   const scale = 1 / Math.sqrt(HS);
   const scores = new Float64Array(maxT);
   for (let r = 0; r < R; r++) {
-    const [seq, pos] = rowSlot(rowInfo, r, maxT);
+    const at = rowSlot(rowInfo, r, maxT, slot0, S);
+    if (!at) continue;
+    const [seq, pos] = at;
     // an f16 cache: this slot's values, unpacked (exactly) into a (pos + 1, C) array at slot 0
     const kc = f16 ? unpackSlot(kcache as Uint32Array, seq, pos, maxT, C) : kcache;
     const vc = f16 ? unpackSlot(vcache as Uint32Array, seq, pos, maxT, C) : vcache;

@@ -18,8 +18,8 @@ import type { Tensor } from '../../engine/gpu/tensor.ts';
 import { CharTokenizer } from '../../engine/io/chartok.ts';
 import type { LoadProgress } from '../../engine/io/load-gguf.ts';
 import type { SpmTokenizer } from '../../engine/io/spm.ts';
-import { kvBytesPerValue, type KvType } from '../../engine/kvcache.ts';
-import { kvDim, type LlamaConfig } from '../../engine/model/config.ts';
+import type { KvType } from '../../engine/kvcache.ts';
+import type { LlamaConfig } from '../../engine/model/config.ts';
 import type { LlamaModel, LoraTarget } from '../../engine/model/llama.ts';
 import {
   formatPlan,
@@ -160,10 +160,6 @@ export function hasByteFallback(tok: SpmTokenizer): boolean {
   return unreadableChars(tok, probe).length === 0;
 }
 
-/** A planner split of the runner's KV cache (bound whole per layer; weights split by rows instead). */
-const isKvCache = (s: { name: string }): boolean =>
-  s.name.startsWith('kcache') || s.name.startsWith('vcache');
-
 /** The device limits the planner needs (Gpu.limits: maxBufferSize, maxStorageBufferBindingSize). */
 export type PlanLimits = Readonly<Record<string, number | undefined>>;
 
@@ -232,9 +228,8 @@ function planRequest(
 
 /**
  * The plan for loading `s` with `p` on a device with `limits`, and, when refused, its error. A
- * weight over the binding limit is split by rows across buffers (backend/gpu.ts), but the runner
- * binds each layer's KV cache whole: beyond the planner's own verdict, a plan that would split the
- * KV cache is refused (the suggestion says how many samples or positions fit).
+ * weight over the binding limit is split by rows across buffers (backend/gpu.ts), a layer's KV
+ * cache by sequences (infer/runner.ts): both are in the plan's `splits`.
  */
 export function planBig(
   limits: PlanLimits,
@@ -243,7 +238,7 @@ export function planBig(
 ): { view: PlanView; error: EngineError | null } {
   const req = planRequest(limits, s, p);
   const plan = planMemory(req);
-  let error = plan.error;
+  const error = plan.error;
   const suggestions: PlanView['suggestions'] = plan.suggestions.map((x) => ({
     kind: x.kind,
     text: x.text,
@@ -251,12 +246,6 @@ export function planBig(
     ...(x.kind === 'sequences' ? { sequences: x.sequences } : {}),
     ...(x.kind === 'context' ? { context: x.context } : {}),
   }));
-  const kvSplits = plan.splits.filter(isKvCache);
-  if (!error && kvSplits.length > 0) {
-    const refusal = splitRefusal(req, { ...plan, splits: kvSplits }, s.smaller);
-    error = refusal.error;
-    suggestions.push(...refusal.suggestions);
-  }
   const view: PlanView = {
     sequences: req.sequences,
     context: req.context,
@@ -264,54 +253,6 @@ export function planBig(
     ...verdictOf(plan, error, suggestions),
   };
   return { view, error };
-}
-
-function splitRefusal(
-  req: InferenceRequest,
-  plan: Plan,
-  smaller: string,
-): { error: EngineError; suggestions: PlanView['suggestions'] } {
-  const limit = plan.bindingLimit;
-  const perPos = kvDim(req.config) * kvBytesPerValue(BIG_KV); // k (or v) values of one position of one sequence
-  const suggestions: PlanView['suggestions'] = [];
-  const fitsWhole = (r: InferenceRequest) => {
-    const q = planMemory(r);
-    return q.error === null && !q.splits.some(isKvCache) ? q : null;
-  };
-  const kv = plan.splits.find(isKvCache);
-  const what = plan.splits
-    .map((s) => `${s.count > 1 ? `${s.count} × ` : ''}${s.name} (${formatBytes(s.bytes)})`)
-    .join(', ');
-  if (kv) {
-    const m = Math.min(req.sequences - 1, Math.floor(limit / (req.context * perPos)));
-    const fm = m >= 1 ? fitsWhole({ ...req, sequences: m, maxRows: Math.max(64, m) }) : null;
-    if (fm)
-      suggestions.push({
-        kind: 'sequences',
-        sequences: m,
-        total: fm.items.total,
-        text: `at most ${m} samples at ${req.context.toLocaleString('en-US')} positions (${formatBytes(fm.items.total)})`,
-      });
-    const t = Math.min(req.context - 1, Math.floor(limit / (req.sequences * perPos)));
-    const ft = t >= 2 ? fitsWhole({ ...req, context: t }) : null;
-    if (ft)
-      suggestions.push({
-        kind: 'context',
-        context: t,
-        total: ft.items.total,
-        text: `${req.sequences} samples at most ${t.toLocaleString('en-US')} positions long (${formatBytes(ft.items.total)})`,
-      });
-  }
-  const fix = suggestions.length
-    ? ` To fit: ${suggestions.map((s) => s.text).join('; or ')}.`
-    : ` ${smaller}`;
-  return {
-    error: new EngineError(
-      'LIMIT_EXCEEDED',
-      `This GPU binds at most ${formatBytes(limit)} per buffer, and ${what} would have to be split across buffers, which dust2gold does not do for the KV cache yet.${fix}`,
-    ),
-    suggestions,
-  };
 }
 
 /**
