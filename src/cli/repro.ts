@@ -27,7 +27,7 @@ import { parseKind, readText, withArgErrors } from './check-answer.ts';
 import { loadAnyModel, makeBackend, readBinary, type BackendKind } from './load.ts';
 import { DEFAULT_MODEL } from './train.ts';
 import { readStageFiles, stageFiles } from '../method/stages/files.ts';
-import type { StageConfig, StageName } from '../method/stages/config.ts';
+import type { StageConfig } from '../method/stages/config.ts';
 import type { StageCheckpoint, StageResult } from '../method/stages/types.ts';
 
 const pct = (x: number) => (100 * x).toFixed(1);
@@ -50,6 +50,11 @@ export function reproTables(r: ReproResult): string {
       ([k, a]) =>
         `| ${k} | ${pct(a.accuracy)} | ${ci(a.ci95)} | ${a.first_loss !== undefined ? `${a.first_loss.toFixed(3)} → ${a.last_loss!.toFixed(3)}` : '—'} |`,
     ),
+    ...('nat_kd' in r.table2
+      ? [
+          'controls: nat_kd = NAT with the KD LoRA as its assistant (no negative data); nat_zero = NAT with a zero assistant (the unit alone)',
+        ]
+      : []),
     '',
     `(c) voting over samples of the ${r.config.voteStudent} student (T = ${r.config.temperature}, λ = ${r.config.lambda}) — accuracy %`,
     '| m | SC | WS | ASC | early stop (mean samples) |',
@@ -84,28 +89,28 @@ async function readOrNull(path: string): Promise<Buffer | null> {
 
 /** `--save DIR`: finished stages, the running stage's checkpoint and the evaluation's outputs. */
 export function dirStore(dir: string, want: Partial<StageConfig>): ReproStore {
-  const ckpt = (name: StageName) => join(dir, `${name}.ckpt`);
+  const ckpt = (key: string) => join(dir, `${key}.ckpt`);
   return {
-    finished: (name) => savedStage(join(dir, name), want),
-    async finish(name, r) {
-      const d = join(dir, name);
+    finished: (key) => savedStage(join(dir, key), want),
+    async finish(key, r) {
+      const d = join(dir, key);
       await mkdir(d, { recursive: true });
       // result.json last: a stage directory with it is complete
       const files = Object.entries(stageFiles(r)).sort(
         ([a], [b]) => +(a === 'result.json') - +(b === 'result.json'),
       );
       for (const [file, bytes] of files) await writeAtomic(join(d, file), bytes);
-      await rm(ckpt(name), { force: true });
+      await rm(ckpt(key), { force: true });
     },
-    async checkpoint(name) {
-      const bytes = await readOrNull(ckpt(name));
+    async checkpoint(key, stage) {
+      const bytes = await readOrNull(ckpt(key));
       if (!bytes) return null;
       const c = deserialize(bytes) as StageCheckpoint;
-      return c.stage === name && sameBudget(c.config, want) ? c : null;
+      return c.stage === stage && sameBudget(c.config, want) ? c : null;
     },
-    async saveCheckpoint(c) {
+    async saveCheckpoint(key, c) {
       await mkdir(dir, { recursive: true });
-      await writeAtomic(ckpt(c.stage), serialize(c));
+      await writeAtomic(ckpt(key), serialize(c));
     },
     async get<V>(key: string) {
       const bytes = await readOrNull(join(dir, 'eval', `${key}.json`));

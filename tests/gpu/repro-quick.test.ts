@@ -35,7 +35,18 @@ describe('d2g repro --quick', () => {
     for (const t of ['(a) Table 1', '(b) Table 2', '(c) voting', '(d) ranker']) expect(r.out).toContain(t);
     const j = JSON.parse(readFileSync(out, 'utf8')) as ReproResult;
     expect(j.n).toBe(8);
-    expect(Object.keys(j.table2).sort()).toEqual(['base', 'cl', 'kd', 'mix', 'nat', 'nce', 'nt', 'ul']);
+    expect(Object.keys(j.table2).sort()).toEqual([
+      'base',
+      'cl',
+      'kd',
+      'mix',
+      'nat',
+      'nat_kd',
+      'nat_zero',
+      'nce',
+      'nt',
+      'ul',
+    ]);
     for (const [name, a] of Object.entries(j.table2)) {
       expect(a.n, name).toBe(8);
       expect(a.ci95[0]).toBeLessThanOrEqual(a.accuracy);

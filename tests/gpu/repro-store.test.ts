@@ -54,8 +54,8 @@ const tmp = () => {
 function stopAfterNceCheckpoint(store: ReproStore): ReproStore {
   return {
     ...store,
-    async saveCheckpoint(c) {
-      await store.saveCheckpoint(c);
+    async saveCheckpoint(key, c) {
+      await store.saveCheckpoint(key, c);
       if (c.stage === 'nce') throw new Error('stopped');
     },
   };
@@ -108,6 +108,8 @@ describe('repro with a store (--save DIR)', () => {
     const third = await run(dirStore(dir, cfg.stage));
     expect(third.log).not.toMatch(/trained|resuming/);
     expect(strip(third.r)).toEqual(strip(resumed.r));
-    expect(readdirSync(join(dir, 'eval')).filter((f) => f.startsWith('greedy-'))).toHaveLength(9);
+    // base, the eight student stages and the two NAT controls
+    expect(readdirSync(join(dir, 'eval')).filter((f) => f.startsWith('greedy-'))).toHaveLength(11);
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['nat_kd', 'nat_zero']));
   }, 600_000);
 });

@@ -2,13 +2,15 @@
  * The paper's experiments, small (issue "method", item 8), on any model + teacher dataset:
  *  (a) Table 1: held-out problems solved by the D_pos-trained and the D_neg-trained student,
  *      their intersection and IoU, and by NAT;
- *  (b) Table 2: greedy accuracy of base, KD, MIX, CL, NT, UL, NAT, NCE (equal steps each);
+ *  (b) Table 2: greedy accuracy of base, KD, MIX, CL, NT, UL, NAT, NCE (equal steps each), and two
+ *      controls for NAT: its assistant the KD LoRA (`nat_kd`) or zero (`nat_zero`);
  *  (c) SC vs WS vs ASC (and early stopping) at m = 1, 2, 4, 8, 16 over samples of one student;
  *  (d) the ranker's pairwise accuracy on held-out (positive, negative) pairs.
  * Every accuracy comes with a 95% Wilson interval. Runs on the GPU backend or the CPU reference.
  */
 import type { BackendTensor } from '../../engine/backend/types.ts';
 import type { LlamaModel } from '../../engine/model/llama.ts';
+import type { LoraState } from '../../engine/model/lora.ts';
 import type { TextTokenizer } from '../../engine/infer/generate.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { accuracyOf, loadRanker, loadStudent, solve, wilson } from '../eval.ts';
@@ -91,15 +93,26 @@ export type ReproLog = (line: string) => void;
  * `--save DIR`; without a store nothing is kept.
  */
 export interface ReproStore {
-  /** A stage finished earlier with this budget, or null. */
-  finished(name: StageName): Promise<StageResult | null>;
-  finish(name: StageName, r: StageResult): Promise<void>;
-  /** The stage's last checkpoint with this budget, or null. */
-  checkpoint(name: StageName): Promise<StageCheckpoint | null>;
-  saveCheckpoint(c: StageCheckpoint): Promise<void>;
+  /** The run stored under `key` (a stage's name, or a control's: `nat_kd`), finished earlier with this budget, or null. */
+  finished(key: string): Promise<StageResult | null>;
+  finish(key: string, r: StageResult): Promise<void>;
+  /** The last checkpoint of `stage` stored under `key` with this budget, or null. */
+  checkpoint(key: string, stage: StageName): Promise<StageCheckpoint | null>;
+  saveCheckpoint(key: string, c: StageCheckpoint): Promise<void>;
   /** A cached evaluation output under `key` (the key names everything it depends on), or null. */
   get<V>(key: string): Promise<V | null>;
   put(key: string, value: unknown): Promise<void>;
+}
+
+/** Table 2's control rows: NAT with the KD LoRA as its assistant, and with a zero assistant. */
+export const REPRO_CONTROLS = ['nat_kd', 'nat_zero'] as const;
+
+/** A copy of a LoRA with every B matrix 0: its Δ(x) = B·A·x is 0 for every input. */
+export function zeroLoraB(s: LoraState): LoraState {
+  const tensors: LoraState['tensors'] = {};
+  for (const [name, t] of Object.entries(s.tensors))
+    tensors[name] = name.endsWith('.B') ? { shape: [...t.shape], data: new Float32Array(t.data.length) } : t;
+  return { ...s, tensors };
 }
 
 /** Questions per stored chunk of the voting samples. */
@@ -145,17 +158,21 @@ export async function repro<T extends BackendTensor>(
     await store?.put(key, v);
     return v;
   };
-  const stage = async (name: StageName, inputs: StageAdapters = {}): Promise<StageResult> => {
+  const stage = async (
+    name: StageName,
+    inputs: StageAdapters = {},
+    key: string = name,
+  ): Promise<StageResult> => {
     const t = performance.now();
-    const old = store ? await store.finished(name) : null;
+    const old = store ? await store.finished(key) : null;
     if (old) {
       log(
-        `reused ${name}: ${old.losses.length} steps, loss ${old.losses[0]?.toFixed(3)} → ${old.losses.at(-1)?.toFixed(3)}`,
+        `reused ${key}: ${old.losses.length} steps, loss ${old.losses[0]?.toFixed(3)} → ${old.losses.at(-1)?.toFixed(3)}`,
       );
       return old;
     }
-    const resume = store ? await store.checkpoint(name) : null;
-    if (resume) log(`resuming ${name} at step ${resume.step}/${resume.config.steps}`);
+    const resume = store ? await store.checkpoint(key, name) : null;
+    if (resume) log(`resuming ${key} at step ${resume.step}/${resume.config.steps}`);
     const r = await runStage({
       stage: name,
       model,
@@ -165,19 +182,19 @@ export async function repro<T extends BackendTensor>(
       inputs,
       ...(resume ? { resume } : {}),
       ...(store
-        ? { checkpointEvery: cfg.checkpointEvery, onCheckpoint: (c) => store.saveCheckpoint(c) }
+        ? { checkpointEvery: cfg.checkpointEvery, onCheckpoint: (c) => store.saveCheckpoint(key, c) }
         : {}),
       onProgress: (p) => {
         if (p.step % 50 === 0 && p.step < p.steps)
           log(
-            `  ${name} step ${p.step}/${p.steps}: loss ${p.loss.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
+            `  ${key} step ${p.step}/${p.steps}: loss ${p.loss.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
           );
       },
     });
     log(
-      `trained ${name}: ${r.losses.length} steps, loss ${r.losses[0]?.toFixed(3)} → ${r.losses.at(-1)?.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
+      `trained ${key}: ${r.losses.length} steps, loss ${r.losses[0]?.toFixed(3)} → ${r.losses.at(-1)?.toFixed(3)} (${((performance.now() - t) / 1000).toFixed(0)} s)`,
     );
-    await store?.finish(name, r);
+    await store?.finish(key, r);
     return r;
   };
   const greedy = async (name: string, r: StageResult | undefined) => {
@@ -307,8 +324,13 @@ export async function repro<T extends BackendTensor>(
 
   for (const s of ['mix', 'cl', 'nt', 'ul'] as const) results[s] = await stage(s);
   await evaluate(['mix', 'cl', 'nt', 'ul']);
+  // Controls for NAT (docs/method.md, "Controls"): the same stage, steps and parameters with
+  // the KD LoRA as its assistant (no negative data), and with a zero assistant (the unit alone)
+  results['nat_kd'] = await stage('nat', { neg: results['kd']!.adapters.lora! }, 'nat_kd');
+  results['nat_zero'] = await stage('nat', { neg: zeroLoraB(results['neg']!.adapters.lora!) }, 'nat_zero');
+  await evaluate(['nat_kd', 'nat_zero']);
   const table2: ReproResult['table2'] = {};
-  for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce']) {
+  for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce', ...REPRO_CONTROLS]) {
     const a = greedyAcc[name]!,
       r = results[name];
     table2[name] = {
