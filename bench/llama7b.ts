@@ -10,7 +10,7 @@
 import type { GpuBackend } from '../src/engine/backend/gpu.ts';
 import type { Gpu } from '../src/engine/gpu/gpu.ts';
 import type { Tensor } from '../src/engine/gpu/tensor.ts';
-import type { LlamaConfig } from '../src/engine/model/config.ts';
+import { LLAMA_7B, type LlamaConfig } from '../src/engine/model/config.ts';
 import {
   LINEAR_SITES,
   siteShape,
@@ -22,18 +22,7 @@ import type { WeightDType } from '../src/engine/quant-gpu.ts';
 import { randomWeight } from './matmul.ts';
 
 export function llama7bConfig(layers: number): LlamaConfig {
-  return {
-    dim: 4096,
-    hiddenDim: 11008,
-    nLayers: layers,
-    nHeads: 32,
-    nKvHeads: 32,
-    vocabSize: 32000,
-    maxSeqLen: 2048,
-    ropeTheta: 10000,
-    normEps: 1e-5,
-    sharedClassifier: false,
-  };
+  return { ...LLAMA_7B, nLayers: layers };
 }
 
 /**

@@ -23,7 +23,7 @@ import { readGgufHeader, type GgufFile } from '../../src/engine/io/gguf.ts';
 import { ggufDims, oursToGgufName, readLlamaF32 } from '../../src/engine/io/gguf-llama.ts';
 import { loadLlamaGguf } from '../../src/engine/io/load-gguf.ts';
 import { spmTokenizerFromGguf, type SpmTokenizer } from '../../src/engine/io/spm.ts';
-import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import { LLAMA_7B, type LlamaConfig } from '../../src/engine/model/config.ts';
 import { destroyLlama, loadLlama } from '../../src/engine/model/llama.ts';
 import type { WeightName } from '../../src/engine/model/weights.ts';
 import { f32ToF16 } from '../../src/engine/quant.ts';
@@ -32,18 +32,7 @@ import { llamaGgufMetadata, writeGguf, type GgufWriteTensor } from '../../tools/
 import { checkOp } from '../helpers/checkop.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
-const CONFIG: LlamaConfig = {
-  dim: 4096,
-  hiddenDim: 11008,
-  nLayers: 2,
-  nHeads: 32,
-  nKvHeads: 32,
-  vocabSize: 512,
-  maxSeqLen: 64,
-  ropeTheta: 10000,
-  normEps: 1e-5,
-  sharedClassifier: false,
-};
+const CONFIG: LlamaConfig = { ...LLAMA_7B, nLayers: 2, vocabSize: 512, maxSeqLen: 64 };
 const PROMPT = [1, 300]; // BOS and one token
 const NEW_TOKENS = 12;
 

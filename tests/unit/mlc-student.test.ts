@@ -22,7 +22,7 @@ import {
   type MlcFolder,
   type MlcRecord,
 } from '../../src/engine/io/mlc.ts';
-import { kvDim, type LlamaConfig } from '../../src/engine/model/config.ts';
+import { kvDim, LLAMA_7B, type LlamaConfig } from '../../src/engine/model/config.ts';
 import { WEBGPU_DEFAULT_LIMITS } from '../../src/engine/plan.ts';
 import { planBig } from '../../src/method/api/big-student.ts';
 import { mlcPlanWeightTypes, openMlcStudent } from '../../src/method/api/mlc-student.ts';
@@ -118,18 +118,7 @@ function sizedFolder(config: LlamaConfig): MlcFolder {
 
 describe('web-llm’s MLC build as a big student (no GPU)', () => {
   it('Llama-2-7b q4f16_1: planned as the loader places it (= the GGUF q4_0 figure); 16 × 1,024 at 8 GiB → at most 8', async () => {
-    const config: LlamaConfig = {
-      dim: 4096,
-      hiddenDim: 11008,
-      nLayers: 32,
-      nHeads: 32,
-      nKvHeads: 32,
-      vocabSize: 32000,
-      maxSeqLen: 4096,
-      ropeTheta: 10000,
-      normEps: 1e-5,
-      sharedClassifier: false,
-    };
+    const config: LlamaConfig = { ...LLAMA_7B, maxSeqLen: 4096 }; // Llama 2's context
     const model = await openMlc(sizedFolder(config));
     const steps = mlcLoadPlan(model);
     // matrices as MLC stores them (q4f16_1), the embedding repacked to q4_0 for the gather kernel

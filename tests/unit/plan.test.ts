@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EngineError, formatBytes } from '../../src/engine/errors.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
-import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import { LLAMA_7B, type LlamaConfig } from '../../src/engine/model/config.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
 import { createLora } from '../../src/engine/model/lora.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
@@ -21,20 +21,6 @@ import { CountingCpu } from '../helpers/backends.ts';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
-
-/** LLaMA-7b (Touvron et al. 2023): the shapes of llama-2-7b / llama-7b. */
-const LLAMA_7B: LlamaConfig = {
-  dim: 4096,
-  hiddenDim: 11008,
-  nLayers: 32,
-  nHeads: 32,
-  nKvHeads: 32,
-  vocabSize: 32000,
-  maxSeqLen: 2048,
-  ropeTheta: 10000,
-  normEps: 1e-5,
-  sharedClassifier: false,
-};
 
 /** A GPU that binds 2 GiB (what desktop adapters report), with a stated budget. */
 const big = (memoryBudget: number): DeviceLimits => ({

@@ -5,7 +5,7 @@
 // recompute, docs/planner.md; a refusal keeps only the suggestions the trainer can follow).
 import { describe, expect, it } from 'vitest';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
-import type { LlamaConfig } from '../../src/engine/model/config.ts';
+import { LLAMA_7B, type LlamaConfig } from '../../src/engine/model/config.ts';
 import {
   planMemory,
   type DeviceLimits,
@@ -104,19 +104,6 @@ describe('checkStageData: what of the data a run trains on', () => {
   });
 });
 
-/** LLaMA-7b's shapes (docs/planner.md "Figures for LLaMA-7b"). */
-const LLAMA_7B: LlamaConfig = {
-  dim: 4096,
-  hiddenDim: 11008,
-  nLayers: 32,
-  nHeads: 32,
-  nKvHeads: 32,
-  vocabSize: 32000,
-  maxSeqLen: 2048,
-  ropeTheta: 10000,
-  normEps: 1e-5,
-  sharedClassifier: false,
-};
 /** A GPU that binds 2 GiB (what desktop adapters report), as `Gpu.limits` gives them. */
 const limits = (): Record<string, number> => ({
   maxBufferSize: 4 * GiB,

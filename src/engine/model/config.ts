@@ -43,6 +43,23 @@ const MAX = {
 };
 
 /**
+ * LLaMA-7B's shapes (Touvron et al. 2023; llama-7b / llama-2-7b, LLaMA's context of 2,048): what
+ * the planner's figures, the 7B-shaped tests and the benchmarks start from (spread and override).
+ */
+export const LLAMA_7B: Readonly<LlamaConfig> = {
+  dim: 4096,
+  hiddenDim: 11008,
+  nLayers: 32,
+  nHeads: 32,
+  nKvHeads: 32,
+  vocabSize: 32000,
+  maxSeqLen: 2048,
+  ropeTheta: 10000,
+  normEps: 1e-5,
+  sharedClassifier: false,
+};
+
+/**
  * Throws EngineError(code) when c is not a well-formed LLaMA config. Loaders pass 'BAD_FILE' (a
  * header says nonsense), builders keep the default 'BAD_ARGUMENT'. `source` names the file or caller.
  */
