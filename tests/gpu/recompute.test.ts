@@ -15,7 +15,7 @@ import { createLora, type LoraAdapter } from '../../src/engine/model/lora.ts';
 import { createNatUnit, type NatUnit } from '../../src/engine/model/nat.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
 import { createRankerHead, type RankerHead } from '../../src/engine/model/ranker.ts';
-import { planMemory } from '../../src/engine/plan.ts';
+import { planMemory, type TrainVariant } from '../../src/engine/plan.ts';
 import { DEFAULT_ADAMW } from '../../src/engine/train/adamw.ts';
 import { loraHook } from '../../src/engine/train/forward.ts';
 import { natHook, type NatAlphas } from '../../src/engine/train/nat.ts';
@@ -344,21 +344,25 @@ function liveBytes<T extends BackendTensor>(be: Backend<T>) {
   return m;
 }
 
+/** The planner on the peak tests' step: 2 × 12 tokens of this model, LORA, f32 weights. */
+const planStep = (recompute: boolean, variant: TrainVariant = { kind: 'lora' }) =>
+  planMemory({
+    kind: 'training',
+    config,
+    weights: { matrices: 'f32' },
+    batch: 2,
+    seq: 12,
+    lora: LORA,
+    recompute,
+    variant,
+    limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, memoryBudget: 2 ** 30 },
+  });
+
 describe('peak memory of a LoRA step, measured and planned', () => {
   const B = 2,
     T = 12;
   const batch = [ex(11, T + 1), ex(12, T + 1)];
-  const plan = (recompute: boolean) =>
-    planMemory({
-      kind: 'training',
-      config,
-      weights: { matrices: 'f32' },
-      batch: B,
-      seq: T,
-      lora: LORA,
-      recompute,
-      limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, memoryBudget: 2 ** 30 },
-    });
+  const plan = (recompute: boolean) => planStep(recompute);
 
   async function peak<T extends BackendTensor>(be: Backend<T>, recompute: boolean, gpu?: Gpu) {
     const m = liveBytes(be);
@@ -428,17 +432,7 @@ describe('peak memory of a NAT, NCE and linear-mix step, measured and planned', 
   const VARIANTS = ['nat', 'nce', 'linmix'] as const;
   type Variant = (typeof VARIANTS)[number];
   const plan = (v: Variant, recompute: boolean) =>
-    planMemory({
-      kind: 'training',
-      config,
-      weights: { matrices: 'f32' },
-      batch: B,
-      seq: T,
-      lora: LORA,
-      recompute,
-      variant: v === 'linmix' ? { kind: 'linmix' } : { kind: v, du: 8 },
-      limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, memoryBudget: 2 ** 30 },
-    });
+    planStep(recompute, v === 'linmix' ? { kind: 'linmix' } : { kind: v, du: 8 });
   const tape = (v: Variant, recompute: boolean) => {
     const p = plan(v, recompute);
     return p.items.activations + p.items.logits + p.items.recompute + p.training!.batchInputs;
@@ -489,7 +483,7 @@ describe('peak memory of a NAT, NCE and linear-mix step, measured and planned', 
       [64, 32],
     ];
     const U = sites.reduce((n, [inp, out]) => n + 8 * inp! + 3 * 8 * out!, 0) * config.nLayers;
-    const lora = planMemory({ ...plan('nat', false).request, variant: { kind: 'lora' } } as never).items;
+    const lora = planStep(false).items;
     const nat = plan('nat', false).items;
     const nce = plan('nce', false).items;
     const mix = plan('linmix', false).items;
