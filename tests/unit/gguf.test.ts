@@ -23,7 +23,7 @@ import {
   oursToGgufName,
   readLlamaF32,
 } from '../../src/engine/io/gguf-llama.ts';
-import { kvDim, type LlamaConfig } from '../../src/engine/model/config.ts';
+import { kvDim, LLAMA_7B, type LlamaConfig } from '../../src/engine/model/config.ts';
 import {
   WEIGHT_NAMES,
   weightSizes,
@@ -320,15 +320,8 @@ describe('GGUF metadata', () => {
     const file = await readGgufHeader(src, { firstChunk: 1024 });
     expect(src.reads).toBeGreaterThan(3); // read in growing chunks
     expect(llamaConfigFromGguf(file)).toEqual({
-      dim: 4096,
-      hiddenDim: 11008,
-      nLayers: 32,
-      nHeads: 32,
-      nKvHeads: 32,
-      vocabSize: 32000,
+      ...LLAMA_7B,
       maxSeqLen: 4096,
-      ropeTheta: 10000,
-      normEps: 1e-5,
       sharedClassifier: true, // no output.weight in this tensor-less header
     });
   });

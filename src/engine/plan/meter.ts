@@ -172,9 +172,9 @@ export function traceStep(
       const unit = meterNatUnit(be, nLayers, c, variant.du, lora.targets);
       const pos = meterLora(be, nLayers, c, lora, 'pos');
       const neg = meterLora(be, nLayers, c, lora, 'neg');
-      // nceStep's order: the batch (4 tensors), the teacher's forward, the negative model's, the
+      // nceStep's order: the batch (its BATCH_LABELS tensors), the teacher's forward, the negative model's, the
       // student's; a hook is made just before its forward starts
-      let from = 4;
+      let from = BATCH_LABELS.size;
       const mark = (model: 1 | 2) => {
         for (let i = from; i < be.allocs.length; i++) be.allocs[i]!.frozen = model;
         from = be.allocs.length;
