@@ -91,6 +91,37 @@ async function prefillTps(model: LlamaModel<Tensor>, T: number): Promise<number>
   return (reps * T) / s;
 }
 
+/**
+ * ms until m samples of one T-token prompt have their first logits: every sequence prefilled
+ * (`shared` false), or the prompt once and its KV cache copied to the other m − 1 slots, as
+ * generate() does for samples of one question.
+ */
+async function samplesPrefillMs(model: LlamaModel<Tensor>, m: number, T: number, shared: boolean) {
+  const runner = new LlamaRunner(model, { slots: m, maxT: T + 8, maxRows: 128 });
+  const prompt = Array.from({ length: T }, (_, pos) => (pos % 100) + 3);
+  const run = async () => {
+    const seqs = shared ? [0] : Array.from({ length: m }, (_, s) => s);
+    const rows = seqs.flatMap((slot) => prompt.map((token, pos) => ({ slot, pos, token })));
+    await runner.forward(
+      rows,
+      seqs.map((_, i) => (i + 1) * T - 1),
+    );
+    if (shared)
+      runner.copySlot(
+        0,
+        Array.from({ length: m - 1 }, (_, s) => s + 1),
+        T,
+      );
+    await model.be.sync();
+  };
+  await run();
+  const reps = quick ? 1 : 3;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await run();
+  runner.destroy();
+  return (performance.now() - t0) / reps;
+}
+
 async function loraStepMs(model: LlamaModel<Tensor>, B: number, T: number): Promise<number> {
   const be = model.be;
   const adapter = createLora(be, model.config, { rank: 8, alpha: 16, dropout: 0.05, targets: ['q', 'v'] }, 1);
@@ -158,6 +189,14 @@ async function main(): Promise<void> {
     push(`decode_tps_m16_kvf16${suffix}`, await decodeTps(model, 16, steps, 'f16'), 'tokens/s');
     if (!suffix) {
       push('prefill_tps', await prefillTps(model, 128), 'tokens/s');
+      const apart = await samplesPrefillMs(model, 16, 128, false);
+      const shared = await samplesPrefillMs(model, 16, 128, true);
+      push('samples_m16_p128_prefill_ms', apart, 'ms (16 samples of one 128-token prompt, each prefilled)');
+      push(
+        'samples_m16_p128_shared_prefill_ms',
+        shared,
+        'ms (the prompt once, its KV cache copied to 15 slots)',
+      );
       push('lora_step_ms', await loraStepMs(model, 4, 64), 'ms');
     }
     destroyLlama(model);

@@ -97,8 +97,8 @@ export class CpuBackend implements Backend<CpuTensor> {
   zero(t: CpuTensor): void {
     t.data.fill(0);
   }
-  copy(src: CpuTensor, dst: CpuTensor, elements: number): void {
-    dst.data.set(src.data.subarray(0, elements));
+  copy(src: CpuTensor, dst: CpuTensor, elements: number, srcOffset = 0, dstOffset = 0): void {
+    dst.data.set(src.data.subarray(srcOffset, srcOffset + elements), dstOffset);
   }
   async read(t: CpuTensor): Promise<Float32Array> {
     if (t.data instanceof Uint32Array) return new Float32Array(t.data.slice().buffer);

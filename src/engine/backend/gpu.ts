@@ -209,8 +209,8 @@ export class GpuBackend implements Backend<Tensor> {
   zero(t: Tensor): void {
     this.gpu.zero(t);
   }
-  copy(src: Tensor, dst: Tensor, elements: number): void {
-    this.gpu.copy(src, dst, elements * 4);
+  copy(src: Tensor, dst: Tensor, elements: number, srcOffset = 0, dstOffset = 0): void {
+    this.gpu.copy(src, dst, elements * 4, srcOffset * 4, dstOffset * 4);
   }
   async read(t: Tensor): Promise<Float32Array> {
     if (t.parts) return (await this.readMany([t]))[0]!;

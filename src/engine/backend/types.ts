@@ -51,7 +51,8 @@ export interface Backend<T extends BackendTensor> {
   weight(dtype: DType, shape: readonly [number, number], data: Float32Array | Uint8Array, label: string): T;
   write(t: T, data: Float32Array | Uint32Array | Int32Array): void;
   zero(t: T): void;
-  copy(src: T, dst: T, elements: number): void;
+  /** Copies `elements` 4-byte words from `src` (from word `srcOffset`) into `dst` (from word `dstOffset`). */
+  copy(src: T, dst: T, elements: number, srcOffset?: number, dstOffset?: number): void;
   read(t: T): Promise<Float32Array>;
   /** Several tensors in one round trip (one map on the GPU). */
   readMany(ts: readonly T[]): Promise<Float32Array[]>;

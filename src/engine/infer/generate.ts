@@ -3,8 +3,10 @@
  * BOS, prompt tokens are forced, `steps` bounds the positions (BOS and prompt included), and a
  * sequence ends when it samples a stop token (BOS, as in run.c; EOS too by default). m sequences
  * with different prompts run together: one prefill over all prompt rows, then one decode row per
- * live sequence per step. Each sequence has its own seeded sampler, so a batch of one reproduces
- * run.c and the GPU and the CPU reference give the same text for the same seed.
+ * live sequence per step. Sequences with the same prompt (m samples of one question) share its
+ * prefill: it runs once, in the first such sequence's slot, and the others' slots get a copy of
+ * its KV cache and its logits. Each sequence has its own seeded sampler, so a batch of one
+ * reproduces run.c and the GPU and the CPU reference give the same text for the same seed.
  */
 import type { BackendTensor } from '../backend/types.ts';
 import { EngineError } from '../errors.ts';
@@ -40,6 +42,11 @@ export interface GenerateOptions {
    * between decode steps, such as scoring finished sequences on the same device.
    */
   onStep?: (ended: readonly number[]) => void | Promise<void>;
+  /**
+   * Run one prefill per distinct prompt and copy its KV cache to the other sequences with the same
+   * prompt (default true). The texts are the same either way; false prefills every sequence.
+   */
+  sharePrefill?: boolean;
 }
 
 export interface GenerateResult {
@@ -49,6 +56,8 @@ export interface GenerateResult {
   /** Tokens sampled (not forced), per sequence. */
   generated: number[];
   prefillMs: number;
+  /** Rows the prefill ran (prompt positions of the sequences that did not share another's). */
+  prefillRows: number;
   decodeMs: number;
   /** Decode steps run (each one row per live sequence). */
   decodeSteps: number;
@@ -92,24 +101,51 @@ export async function generate<T extends BackendTensor>(
   };
 
   // Prefill: every prompt position up to the last (capped by steps); forced tokens print as run.c.
+  // A prompt seen before is not run again: its sequence copies the first one's cache and logits.
   const t0 = performance.now();
-  const rows: Row[] = [];
-  const outputs: number[] = [];
-  const outSeq: number[] = [];
-  prompts.forEach((p, s) => {
+  const share = opts.sharePrefill ?? true;
+  const firstOf = new Map<string, number>();
+  const source = prompts.map((p, s) => {
     if (p.length === 0)
       throw new EngineError('BAD_ARGUMENT', `prompt ${s} is empty (it needs at least BOS).`);
+    if (!share) return s;
+    const key = p.join(',');
+    const first = firstOf.get(key);
+    if (first !== undefined) return first;
+    firstOf.set(key, s);
+    return s;
+  });
+  const rows: Row[] = [];
+  const outputs: number[] = [];
+  const outputOf = new Map<number, number>(); // a prefilled slot → its row in the prefill's logits
+  const outSeq: number[] = [];
+  prompts.forEach((p, s) => {
     const n = Math.min(p.length, steps);
-    for (let i = 0; i < n; i++) rows.push({ slot: s, pos: i, token: p[i]! });
+    if (source[s] === s) for (let i = 0; i < n; i++) rows.push({ slot: s, pos: i, token: p[i]! });
     for (let i = 1; i < n; i++) emit(s, p[i]!);
     pos[s] = n;
     if (n === p.length) {
-      outputs.push(rows.length - 1);
+      if (source[s] === s) {
+        outputOf.set(s, outputs.length);
+        outputs.push(rows.length - 1);
+      }
       outSeq.push(s);
     } else live[s] = false; // the prompt alone used up the steps
   });
-  let logits = await runner.forward(rows, outputs);
   const V = tok.vocabSize;
+  const prefilled = await runner.forward(rows, outputs);
+  let logits = prefilled;
+  if (source.some((f, s) => f !== s)) {
+    for (const first of firstOf.values()) {
+      const copies = source.flatMap((f, s) => (f === first && s !== first ? [s] : []));
+      if (copies.length) runner.copySlot(first, copies, pos[first]!);
+    }
+    logits = new Float32Array(outSeq.length * V);
+    outSeq.forEach((s, j) => {
+      const o = outputOf.get(source[s]!)!;
+      logits.set(prefilled.subarray(o * V, (o + 1) * V), j * V);
+    });
+  }
   const prefillMs = performance.now() - t0;
 
   const t1 = performance.now();
@@ -153,5 +189,13 @@ export async function generate<T extends BackendTensor>(
       opts.onToken?.(s, -1, rest);
     }
   }
-  return { texts, tokens, generated, prefillMs, decodeMs: performance.now() - t1, decodeSteps };
+  return {
+    texts,
+    tokens,
+    generated,
+    prefillMs,
+    prefillRows: rows.length,
+    decodeMs: performance.now() - t1,
+    decodeSteps,
+  };
 }

@@ -50,6 +50,8 @@ export class LlamaRunner<T extends BackendTensor> {
   /** Slots per part of the KV cache (all of them when it is not split). */
   readonly slotsPerPart: number;
   private buf: Record<string, T> = {};
+  /** One slot of one layer's K or V cache, for `copySlot` (made on first use). */
+  private staging: T | null = null;
   private owned: T[] = [];
   private adapter: InferenceAdapter<T> | null = null;
   /** The adapter made here from a LoRA (destroyed with it); caller-made ones are the caller's. */
@@ -253,11 +255,42 @@ export class LlamaRunner<T extends BackendTensor> {
     return b.logits!;
   }
 
+  /**
+   * Copies positions [0, positions) of slot `from`'s K/V cache into each slot of `to`, in every
+   * layer (and across the cache's parts when it is split): those slots then hold what a prefill of
+   * the same tokens would have written, and decode from position `positions` on. Recorded in order
+   * with the forwards around it. (WebGPU copies no buffer into itself, so the slot goes through a
+   * one-slot staging tensor: out once, then into each target.)
+   */
+  copySlot(from: number, to: readonly number[], positions: number): void {
+    for (const s of [from, ...to])
+      if (!(Number.isInteger(s) && s >= 0 && s < this.slots))
+        throw new EngineError('BAD_ARGUMENT', `slot ${s} is outside the KV cache (${this.slots} slots).`);
+    if (!(Number.isInteger(positions) && positions >= 0 && positions <= this.maxT))
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `cannot copy ${positions} positions of a slot: the KV cache holds ${this.maxT} per slot.`,
+      );
+    const targets = to.filter((s) => s !== from);
+    if (targets.length === 0 || positions === 0) return;
+    const words = (kvDim(this.model.config) * kvBytesPerValue(this.kv)) / 4; // per position
+    this.staging ??= this.alloc([this.maxT * words], 'kvcache.staging', this.kv === 'f16' ? 'u32' : 'f32');
+    const n = positions * words;
+    const part = (s: number) => Math.floor(s / this.slotsPerPart);
+    const offset = (s: number) => (s - part(s) * this.slotsPerPart) * this.maxT * words;
+    for (const cache of [this.kcache, this.vcache])
+      for (const parts of cache) {
+        this.be.copy(parts[part(from)]!, this.staging, n, offset(from), 0);
+        for (const s of targets) this.be.copy(this.staging, parts[part(s)]!, n, 0, offset(s));
+      }
+  }
+
   destroy(): void {
     if (this.ownAdapter) this.adapter?.destroy();
     this.adapter = null;
     for (const t of this.owned) this.be.destroy(t);
     this.owned = [];
+    this.staging = null;
     this.kcache = [];
     this.vcache = [];
   }

@@ -117,6 +117,14 @@ export function zeroLoraB(s: LoraState): LoraState {
 
 /** Questions per stored chunk of the voting samples. */
 const SAMPLE_CHUNK = 50;
+/**
+ * Sequences per sampling batch: whole questions' m samples (m = 16: 4 questions), each question's
+ * prompt prefilled once and shared by its samples (generate.ts). The batch fixes the sample
+ * streams (each batch seeds its own), so it is part of a chunk's cache key.
+ */
+const sampleBatch = (m: number) => Math.max(1, Math.floor(64 / m)) * m;
+/** Sequences per greedy batch (greedy text does not depend on the batch). */
+const GREEDY_BATCH = 64;
 
 /** FNV-1a over the strings: names a list of questions in a cache key. */
 function fingerprint(xs: readonly string[]): string {
@@ -201,7 +209,7 @@ export async function repro<T extends BackendTensor>(
     const texts = await cached(`greedy-${stageTag(r)}-${qTag}-new${cfg.maxNew}`, async () => {
       const student = loadStudent(model, r?.adapters ?? {}, r?.stage ?? null);
       try {
-        return await solve(model, student, tok, questions, { maxNew: cfg.maxNew, batch: 16 });
+        return await solve(model, student, tok, questions, { maxNew: cfg.maxNew, batch: GREEDY_BATCH });
       } finally {
         student.destroy();
       }
@@ -256,12 +264,13 @@ export async function repro<T extends BackendTensor>(
     for (let q0 = 0; q0 < questions.length; q0 += SAMPLE_CHUNK) {
       const chunk = questions.slice(q0, q0 + SAMPLE_CHUNK);
       const qs = chunk.flatMap((q) => Array.from({ length: cfg.m }, () => q));
-      const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-new${cfg.maxNew}`;
+      const batch = sampleBatch(cfg.m);
+      const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-b${batch}-new${cfg.maxNew}`;
       const got = await cached(key, async () => {
         student ??= loadStudent(model, vs.adapters, vs.stage);
         const t = await solve(model, student, tok, qs, {
           maxNew: cfg.maxNew,
-          batch: Math.min(64, Math.max(16, cfg.m)),
+          batch,
           temperature: cfg.temperature,
           seed: cfg.seed + q0,
         });
