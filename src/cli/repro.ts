@@ -8,6 +8,8 @@
  *   the running stage's checkpoint every 25 steps to DIR/<stage>.ckpt, and the evaluation's outputs
  *   to DIR/eval/; run again with the same DIR and budget and it goes on where it stopped: finished
  *   stages are read back, a stage in progress resumes from its checkpoint, stored outputs are reused.
+ * --out FILE: the result as JSON, written from Table 1 on after each part (its `pending` lists
+ *   what has not run yet; [] once the run is done).
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -64,7 +66,10 @@ export function reproTables(r: ReproResult): string {
         `| ${v.m} | ${pct(v.sc.accuracy)} | ${pct(v.ws.accuracy)} | ${pct(v.asc.accuracy)} | ${pct(v.early_stop.accuracy)} (${v.early_stop.mean_samples.toFixed(1)}) |`,
     ),
     '',
-    `(d) ranker pairwise accuracy: ${pct(r.ranker.accuracy)}% ${ci(r.ranker.ci95)} over ${r.ranker.pairs} held-out pairs`,
+    r.ranker
+      ? `(d) ranker pairwise accuracy: ${pct(r.ranker.accuracy)}% ${ci(r.ranker.ci95)} over ${r.ranker.pairs} held-out pairs`
+      : '(d) ranker pairwise accuracy: not run yet',
+    ...(r.pending.length ? ['', `not run yet: ${r.pending.join(', ')}`] : []),
   ];
   return lines.join('\n') + '\n';
 }
@@ -204,8 +209,12 @@ export async function reproCommand(argv: string[]): Promise<number> {
     cfg,
     (l) => process.stderr.write(l + '\n'),
     values.save ? dirStore(values.save, cfg.stage) : null,
+    // --out holds the figures so far from Table 1 on (`pending` names the rest), so a run stopped
+    // part-way leaves what it measured
+    async (partial) => {
+      if (values.out) await writeAtomic(values.out, JSON.stringify(partial, null, 1) + '\n');
+    },
   );
   process.stdout.write(reproTables(r));
-  if (values.out) await writeFile(values.out, JSON.stringify(r, null, 1) + '\n');
   return 0;
 }

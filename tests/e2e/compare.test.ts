@@ -1,8 +1,11 @@
 // Compare in a real browser: the evaluator worker evaluates the built-in students on 8 held-out
 // problems (SwiftShader WebGPU); the Venn diagram, Table 1 and the accuracy table add up, and the
-// NCE token-KL heat map shows one shaded span per rationale token with its KL.
+// NCE token-KL heat map shows one shaded span per rationale token with its KL; the shipped full
+// `d2g repro` run's figures are shown as stored.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import type { ReproResult } from '../../src/method/experiments/repro.ts';
 import { launch, openPage, screenshot, startApp } from './harness.ts';
 
 describe('app: Compare', () => {
@@ -80,6 +83,22 @@ describe('app: Compare', () => {
     const beta = Number(await heat.getAttribute('data-beta'));
     expect(beta).toBeCloseTo(Math.tanh(kls.reduce((a, b) => a + b, 0) / kls.length), 5);
     expect(await heat.innerText()).toContain('Dark = where the negative model would have gone another way');
+
+    // the shipped full run (index.json names public/models/adapters/repro.json): its figures as stored
+    const index = JSON.parse(readFileSync('public/models/adapters/index.json', 'utf8')) as { repro?: string };
+    expect(index.repro).toBe('models/adapters/repro.json');
+    const full = JSON.parse(readFileSync(`public/${index.repro}`, 'utf8')) as ReproResult;
+    const shipped = page.getByTestId('compare-repro');
+    await shipped.waitFor();
+    const text = await shipped.innerText();
+    expect(text).toContain(`on ${full.n} held-out problems`);
+    expect(text).toContain(full.table1.iou.toFixed(3));
+    const t2 = shipped.locator('table').nth(1).locator('tbody tr');
+    expect(await t2.locator('th').allInnerTexts()).toEqual(Object.keys(full.table2));
+    expect(await shipped.locator('table').nth(2).locator('tbody tr').count()).toBe(full.voting.length);
+    if (full.ranker) expect(text).toContain(`over ${full.ranker.pairs} held-out`);
+    if (full.pending.length) expect(text).toContain(`Not run yet: ${full.pending.join(', ')}.`);
+    else expect(await page.getByTestId('repro-pending').count()).toBe(0);
 
     await screenshot(page, 'compare-results');
     await heat.screenshot({ path: 'test-results/compare-heatmap.png' });

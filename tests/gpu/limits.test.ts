@@ -71,4 +71,21 @@ describe('device limits and lost devices', () => {
     await expectEngineError(() => gpu.read(t), 'DEVICE_LOST', /device was lost.*Reload/);
     expect(() => gpu.tensor([4], 'y')).toThrow(EngineError);
   });
+
+  it('work the GPU refused outside any error scope: the next readback throws VALIDATION, once', async () => {
+    const gpu = await Gpu.create(await nodeGpu());
+    try {
+      const t = gpu.fromData([8], new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]), 'x');
+      // WebGPU copies no buffer into itself: the command buffer is invalid and nothing runs,
+      // so the readback that shares it would return stale bytes as if they were the result
+      gpu.copy(t, t, 16, 0, 16);
+      await expectEngineError(() => gpu.read(t), 'VALIDATION', /refused work.*cannot be trusted/);
+      // reported once: the device works on
+      expect(Array.from(await gpu.read(t))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      gpu.copy(t, t, 16, 0, 16);
+      await expectEngineError(() => gpu.sync(), 'VALIDATION', /same buffer/);
+    } finally {
+      gpu.destroy();
+    }
+  });
 });

@@ -58,7 +58,8 @@ describe('d2g repro --quick', () => {
     expect(j.voting.map((v) => v.m)).toEqual([1, 2]);
     for (const v of j.voting) expect(v.early_stop.mean_samples).toBeLessThanOrEqual(v.m);
     expect(j.table1.union).toBe(j.table1.pos + j.table1.neg - j.table1.both);
-    expect(j.ranker.pairs).toBeGreaterThan(0);
+    expect(j.ranker!.pairs).toBeGreaterThan(0);
+    expect(j.pending).toEqual([]);
     // --save: each stage's adapters, in the layout `train --out` writes and `eval --adapters` reads
     for (const [stage, file] of [
       ['kd', 'lora.safetensors'],

@@ -11,6 +11,7 @@ import { loadLlama } from '../../src/engine/model/llama.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
 import {
   DEFAULT_REPRO,
+  REPRO_PARTS,
   repro,
   type ReproConfig,
   type ReproProblem,
@@ -66,12 +67,35 @@ describe('repro with a store (--save DIR)', () => {
     const model = loadLlama(new GpuBackend(await testGpu()), config, randomLlamaWeights(config, 3));
     const run = async (store: ReproStore) => {
       const lines: string[] = [];
-      const r = await repro(model, tok, 'arith', train, test, cfg, (l) => lines.push(l), store);
-      return { r, log: lines.join('\n') };
+      const reports: ReproResult[] = [];
+      const r = await repro(
+        model,
+        tok,
+        'arith',
+        train,
+        test,
+        cfg,
+        (l) => lines.push(l),
+        store,
+        (p) => {
+          reports.push(structuredClone(p));
+        },
+      );
+      return { r, log: lines.join('\n'), reports };
     };
     const strip = (r: ReproResult) => ({ ...r, seconds: 0 });
 
     const unbroken = await run(dirStore(tmp(), cfg.stage));
+    // reported part by part: Table 1 first, then the votes and the ranker, each baseline, each control
+    const pending = unbroken.reports.map((p) => p.pending);
+    expect(pending).toEqual(REPRO_PARTS.map((_, i) => REPRO_PARTS.slice(i === 0 ? 0 : i + 1)));
+    expect(unbroken.reports[0]!.voting).toEqual([]);
+    expect(unbroken.reports[0]!.ranker).toBeNull();
+    expect(Object.keys(unbroken.reports[0]!.table2)).toEqual(['base', 'kd', 'nat', 'nce']);
+    expect(unbroken.reports[0]!.table1).toEqual(unbroken.r.table1);
+    expect(unbroken.reports[1]!.ranker).toEqual(unbroken.r.ranker);
+    expect(Object.keys(unbroken.reports[2]!.table2)).toEqual(['base', 'kd', 'mix', 'nat', 'nce']);
+    expect(unbroken.reports.at(-1)).toEqual({ ...unbroken.r, seconds: unbroken.reports.at(-1)!.seconds });
 
     const dir = tmp();
     await expect(
@@ -102,7 +126,7 @@ describe('repro with a store (--save DIR)', () => {
     }
     expect(a.table1).toEqual(b.table1);
     expect(a.voting).toEqual(b.voting);
-    expect(a.ranker.pairs).toBe(b.ranker.pairs);
+    expect(a.ranker!.pairs).toBe(b.ranker!.pairs);
 
     // everything stored: nothing is trained, solved or sampled again
     const third = await run(dirStore(dir, cfg.stage));

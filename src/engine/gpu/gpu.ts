@@ -66,6 +66,12 @@ export class Gpu {
   readonly bindGroups: BindGroupCache;
   /** When set, every dispatch gets its own timed pass (see profiler.ts). */
   profiler: Profiler | null = null;
+  /**
+   * The first GPU error that no error scope caught (WebGPU only logs those): thrown, as a typed
+   * error, by the next readback or sync instead of letting a result computed by an invalid command
+   * buffer come back as if it were right.
+   */
+  private uncaught: GPUError | null = null;
   /** Every buffer this context created and has not destroyed (tests check nothing leaks). */
   private live = new Set<GPUBuffer>();
 
@@ -81,6 +87,9 @@ export class Gpu {
       label: 'uniform-arena',
       size: SLOT * ARENA_SLOTS,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      this.uncaught ??= (ev as GPUUncapturedErrorEvent).error;
     });
     void device.lost.then((info) => {
       if (this.state === 'destroyed') return;
@@ -322,6 +331,20 @@ export class Gpu {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.assertReady();
+    this.throwUncaught();
+  }
+
+  /** Throws (once) the GPU error that no scope caught since the last check. */
+  private throwUncaught(): void {
+    const e = this.uncaught;
+    if (!e) return;
+    this.uncaught = null;
+    if (e.constructor.name === 'GPUOutOfMemoryError')
+      throw new EngineError('OUT_OF_MEMORY', `The GPU ran out of memory: ${e.message}`);
+    throw new EngineError(
+      'VALIDATION',
+      `The GPU refused work it was given, so the last results cannot be trusted: ${e.message}`,
+    );
   }
 
   /** Reads bytes back (a boundary: loss, sampled tokens, a picture for the UI). */
@@ -373,6 +396,7 @@ export class Gpu {
     staging.unmap();
     if (this.staging.length < 8) this.staging.push(staging);
     else staging.destroy();
+    this.throwUncaught();
     return out;
   }
 

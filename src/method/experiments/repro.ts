@@ -80,9 +80,18 @@ export interface ReproResult {
   };
   table2: Record<string, Acc & { first_loss?: number; last_loss?: number }>;
   voting: { m: number; sc: Acc; ws: Acc; asc: Acc; early_stop: Acc & { mean_samples: number } }[];
-  ranker: { pairs: number; accuracy: number; ci95: [number, number] };
+  /** Null until the ranker's pairs are scored. */
+  ranker: { pairs: number; accuracy: number; ci95: [number, number] } | null;
   seconds: number;
+  /**
+   * What has not run yet, in the order it runs (`REPRO_PARTS`): empty in a finished run's result;
+   * a report made part-way (`repro`'s `report`) lists the rest.
+   */
+  pending: string[];
 }
+
+/** The parts of a run after Table 1, in order: the votes, the ranker, the baselines, the controls. */
+export const REPRO_PARTS = ['voting', 'ranker', 'mix', 'cl', 'nt', 'ul', 'nat_kd', 'nat_zero'] as const;
 
 export type ReproLog = (line: string) => void;
 
@@ -153,6 +162,8 @@ export async function repro<T extends BackendTensor>(
   cfg: ReproConfig = DEFAULT_REPRO,
   log: ReproLog = () => {},
   store: ReproStore | null = null,
+  /** Called with the figures so far after Table 1, the votes, the baselines and the controls. */
+  report: (partial: ReproResult) => void | Promise<void> = () => {},
 ): Promise<ReproResult> {
   const t0 = performance.now();
   const golds = test.map((p) => p.gold);
@@ -250,14 +261,39 @@ export async function repro<T extends BackendTensor>(
     nat_and_neg_only: count((i) => A[i]! && N[i]! && !P[i]!),
   };
 
+  const voting: ReproResult['voting'] = [];
+  let rankerOut: ReproResult['ranker'] = null;
+  /** The figures so far: Table 2's rows in the paper's order, then the controls. */
+  const snapshot = (pending: readonly string[]): ReproResult => {
+    const table2: ReproResult['table2'] = {};
+    for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce', ...REPRO_CONTROLS]) {
+      const a = greedyAcc[name],
+        r = results[name];
+      if (!a) continue;
+      table2[name] = {
+        ...acc(a.correct, a.n),
+        ...(r ? { first_loss: r.losses[0]!, last_loss: r.losses.at(-1)! } : {}),
+      };
+    }
+    return {
+      n: test.length,
+      config: cfg,
+      table1,
+      table2,
+      voting,
+      ranker: rankerOut,
+      seconds: (performance.now() - t0) / 1000,
+      pending: [...pending],
+    };
+  };
+  await report(snapshot(REPRO_PARTS));
+
   // (c) voting over m samples of one student, scored by the ranker (stored in chunks of questions)
   const vs = results[cfg.voteStudent]!;
   const rk = results['rank']!;
   let student: ReturnType<typeof loadStudent<T>> | null = null;
   let rankerModel: ReturnType<typeof loadRanker<T>> | null = null;
   const ranker = () => (rankerModel ??= loadRanker(model, tok, rk.adapters));
-  const voting: ReproResult['voting'] = [];
-  let rankerOut: ReproResult['ranker'];
   try {
     const texts: string[] = [];
     const scores: number[] = [];
@@ -331,32 +367,25 @@ export async function repro<T extends BackendTensor>(
     (rankerModel as { destroy(): void } | null)?.destroy();
   }
 
-  for (const s of ['mix', 'cl', 'nt', 'ul'] as const) results[s] = await stage(s);
-  await evaluate(['mix', 'cl', 'nt', 'ul']);
+  const rest = REPRO_PARTS.slice(2);
+  await report(snapshot(rest));
+  // the baselines, each reported as its greedy figure is in
+  for (const [i, s] of (['mix', 'cl', 'nt', 'ul'] as const).entries()) {
+    results[s] = await stage(s);
+    await evaluate([s]);
+    await report(snapshot(rest.slice(i + 1)));
+  }
   // Controls for NAT (docs/method.md, "Controls"): the same stage, steps and parameters with
   // the KD LoRA as its assistant (no negative data), and with a zero assistant (the unit alone)
   results['nat_kd'] = await stage('nat', { neg: results['kd']!.adapters.lora! }, 'nat_kd');
+  await evaluate(['nat_kd']);
+  await report(snapshot(['nat_zero']));
   results['nat_zero'] = await stage('nat', { neg: zeroLoraB(results['neg']!.adapters.lora!) }, 'nat_zero');
-  await evaluate(['nat_kd', 'nat_zero']);
-  const table2: ReproResult['table2'] = {};
-  for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce', ...REPRO_CONTROLS]) {
-    const a = greedyAcc[name]!,
-      r = results[name];
-    table2[name] = {
-      ...acc(a.correct, a.n),
-      ...(r ? { first_loss: r.losses[0]!, last_loss: r.losses.at(-1)! } : {}),
-    };
-  }
+  await evaluate(['nat_zero']);
   function pct(k: number, n = test.length): string {
     return `${((100 * k) / Math.max(1, n)).toFixed(1)}%`;
   }
-  return {
-    n: test.length,
-    config: cfg,
-    table1,
-    table2,
-    voting,
-    ranker: rankerOut,
-    seconds: (performance.now() - t0) / 1000,
-  };
+  const done = snapshot([]);
+  await report(done);
+  return done;
 }
