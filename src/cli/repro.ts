@@ -3,13 +3,14 @@
  * teacher dataset. Prints the tables and writes the JSON.
  *   npm run d2g -- repro --data F [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE]
  *        [--steps N] [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
- *        [--save DIR]
+ *        [--save DIR] [--vote-problems N]
  * --save: writes each stage's adapters to DIR/<stage>/ as it finishes (the layout `train --out` uses),
  *   the running stage's checkpoint every 25 steps to DIR/<stage>.ckpt, and the evaluation's outputs
  *   to DIR/eval/; run again with the same DIR and budget and it goes on where it stopped: finished
  *   stages are read back, a stage in progress resumes from its checkpoint, stored outputs are reused.
  * --out FILE: the result as JSON, written from Table 1 on after each part (its `pending` lists
  *   what has not run yet; [] once the run is done).
+ * --vote-problems N: the votes (c) on the first N held-out problems only (default: all).
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -58,7 +59,7 @@ export function reproTables(r: ReproResult): string {
         ]
       : []),
     '',
-    `(c) voting over samples of the ${r.config.voteStudent} student (T = ${r.config.temperature}, λ = ${r.config.lambda}) — accuracy %`,
+    `(c) voting over samples of the ${r.config.voteStudent} student (T = ${r.config.temperature}, λ = ${r.config.lambda}${r.voting[0] && r.voting[0].sc.n !== r.n ? `; the first ${r.voting[0].sc.n} problems` : ''}) — accuracy %`,
     '| m | SC | WS | ASC | early stop (mean samples) |',
     '|---:|---:|---:|---:|---:|',
     ...r.voting.map(
@@ -160,6 +161,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
         test: { type: 'string' },
         'held-out': { type: 'string' },
         m: { type: 'string' },
+        'vote-problems': { type: 'string' },
         backend: { type: 'string', default: 'gpu' },
         save: { type: 'string' },
       },
@@ -184,10 +186,17 @@ export async function reproCommand(argv: string[]): Promise<number> {
     process.stderr.write(
       `note: only ${test.length} held-out problems (asked for ${nTest}); raise --held-out or the data size\n`,
     );
+  const voteProblems = values['vote-problems'];
+  if (voteProblems !== undefined && !(Number.isInteger(Number(voteProblems)) && Number(voteProblems) >= 1))
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `--vote-problems ${voteProblems}: give how many held-out problems to vote on, a whole number ≥ 1.`,
+    );
   const cfg: ReproConfig = {
     ...DEFAULT_REPRO,
     m: Number(values.m ?? (quick ? 4 : 16)),
     maxNew: quick ? 48 : DEFAULT_REPRO.maxNew,
+    ...(voteProblems !== undefined ? { voteProblems: Number(voteProblems) } : {}),
     stage: {
       steps: Number(values.steps ?? (quick ? 4 : 350)),
       batchSize: Number(values.batch ?? (quick ? 4 : 16)),

@@ -71,9 +71,17 @@ describe('d2g repro --quick', () => {
     const ev = d2g('eval', '--data', data, '--adapters', join(save, 'nat'), '--limit', '4', '--max-new', '8');
     expect(ev.code, ev.err).toBe(0);
     // the same --save dir and budget again: every stage is read back, none trained again
-    const again = d2g('repro', '--quick', '--data', data, '--save', save, '--test', '2', '--m', '1');
+    // (and the votes on the first of its 2 problems only)
+    const again = d2g(
+      'repro',
+      ...['--quick', '--data', data, '--save', save, '--test', '2', '--m', '1', '--vote-problems', '1'],
+    );
     expect(again.code, again.err).toBe(0);
     expect(again.err).toContain('reused nce');
     expect(again.err).not.toContain('trained ');
+    expect(again.out).toContain('the first 1 problems');
+    const bad = d2g('repro', '--quick', '--data', data, '--vote-problems', '0');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('--vote-problems 0: give how many held-out problems to vote on');
   }, 900_000);
 });

@@ -42,6 +42,11 @@ export interface ReproConfig {
   maxNew: number;
   /** The student whose samples are voted on. */
   voteStudent: 'kd' | 'nat';
+  /**
+   * Vote on the first this many held-out problems (default: all). Sampling m rationales per
+   * problem and scoring each is the run's costliest part on a software GPU.
+   */
+  voteProblems?: number;
   lambda: number;
   seed: number;
   /** Steps between a stage's checkpoints when the run has a store. */
@@ -297,12 +302,14 @@ export async function repro<T extends BackendTensor>(
   try {
     const texts: string[] = [];
     const scores: number[] = [];
-    for (let q0 = 0; q0 < questions.length; q0 += SAMPLE_CHUNK) {
-      const chunk = questions.slice(q0, q0 + SAMPLE_CHUNK);
+    const nv = Math.min(questions.length, cfg.voteProblems ?? questions.length);
+    for (let q0 = 0; q0 < nv; q0 += SAMPLE_CHUNK) {
+      const chunk = questions.slice(q0, Math.min(nv, q0 + SAMPLE_CHUNK));
       const qs = chunk.flatMap((q) => Array.from({ length: cfg.m }, () => q));
       const batch = sampleBatch(cfg.m);
       const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-b${batch}-new${cfg.maxNew}`;
       const got = await cached(key, async () => {
+        const t0 = performance.now();
         student ??= loadStudent(model, vs.adapters, vs.stage);
         const t = await solve(model, student, tok, qs, {
           maxNew: cfg.maxNew,
@@ -310,15 +317,16 @@ export async function repro<T extends BackendTensor>(
           temperature: cfg.temperature,
           seed: cfg.seed + q0,
         });
+        const t1 = performance.now();
         const s = await ranker().score(t.map((x, i) => ({ question: qs[i]!, rationale: x })));
+        log(
+          `  ${qs.length} samples in ${((t1 - t0) / 1000).toFixed(0)} s, scored in ${((performance.now() - t1) / 1000).toFixed(0)} s`,
+        );
         return { texts: t, scores: s };
       });
       texts.push(...got.texts);
       scores.push(...got.scores);
-      if (questions.length > SAMPLE_CHUNK)
-        log(
-          `  sampled ${Math.min(q0 + SAMPLE_CHUNK, questions.length)}/${questions.length} questions × ${cfg.m}`,
-        );
+      if (nv > SAMPLE_CHUNK) log(`  sampled ${Math.min(q0 + SAMPLE_CHUNK, nv)}/${nv} questions × ${cfg.m}`);
     }
     const equal = (a: string, b: string) => answersEqual(kind, a, b);
     const samplesOf = (q: number, m: number): VoteSample[] =>
@@ -331,7 +339,7 @@ export async function repro<T extends BackendTensor>(
       const k: Record<VoteRule, number> = { sc: 0, ws: 0, asc: 0 };
       let kes = 0,
         used = 0;
-      test.forEach((_, q) => {
+      test.slice(0, nv).forEach((_, q) => {
         const s = samplesOf(q, m);
         for (const rule of ['sc', 'ws', 'asc'] as const) {
           if (right(vote(s, rule, { equal, lambda: cfg.lambda }).answer, q)) k[rule]++;
@@ -342,13 +350,13 @@ export async function repro<T extends BackendTensor>(
       });
       voting.push({
         m,
-        sc: acc(k.sc, test.length),
-        ws: acc(k.ws, test.length),
-        asc: acc(k.asc, test.length),
-        early_stop: { ...acc(kes, test.length), mean_samples: used / Math.max(1, test.length) },
+        sc: acc(k.sc, nv),
+        ws: acc(k.ws, nv),
+        asc: acc(k.asc, nv),
+        early_stop: { ...acc(kes, nv), mean_samples: used / Math.max(1, nv) },
       });
       log(
-        `m=${m}: SC ${pct(k.sc)} WS ${pct(k.ws)} ASC ${pct(k.asc)} early-stop ${pct(kes)} (${(used / test.length).toFixed(1)} samples)`,
+        `m=${m}: SC ${pct(k.sc, nv)} WS ${pct(k.ws, nv)} ASC ${pct(k.asc, nv)} early-stop ${pct(kes, nv)} (${(used / nv).toFixed(1)} samples)`,
       );
     }
     // (d) pairwise accuracy on held-out pairs: the first positive and first negative of each question
