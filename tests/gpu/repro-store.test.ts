@@ -98,18 +98,7 @@ describe('repro with a store (--save DIR)', () => {
     expect(unbroken.reports.at(-1)).toEqual({ ...unbroken.r, seconds: unbroken.reports.at(-1)!.seconds });
 
     const dir = tmp();
-    await expect(
-      repro(
-        model,
-        tok,
-        'arith',
-        train,
-        test,
-        cfg,
-        () => {},
-        stopAfterNceCheckpoint(dirStore(dir, cfg.stage)),
-      ),
-    ).rejects.toThrow('stopped');
+    await expect(run(stopAfterNceCheckpoint(dirStore(dir, cfg.stage)))).rejects.toThrow('stopped');
     expect(readdirSync(dir).sort()).toEqual(['kd', 'nat', 'nce.ckpt', 'neg']);
 
     const resumed = await run(dirStore(dir, cfg.stage));
