@@ -3,7 +3,7 @@
  * teacher dataset. Prints the tables and writes the JSON.
  *   npm run d2g -- repro --data F [--quick] [--model M] [--tokenizer T] [--kind K] [--out FILE]
  *        [--steps N] [--batch B] [--test N] [--held-out F] [--m M] [--backend gpu|cpu]
- *        [--save DIR] [--vote-problems N]
+ *        [--save DIR] [--vote-problems N] [--resume FILE]
  * --save: writes each stage's adapters to DIR/<stage>/ as it finishes (the layout `train --out` uses),
  *   the running stage's checkpoint every 25 steps to DIR/<stage>.ckpt, and the evaluation's outputs
  *   to DIR/eval/; run again with the same DIR and budget and it goes on where it stopped: finished
@@ -11,6 +11,9 @@
  * --out FILE: the result as JSON, written from Table 1 on after each part (its `pending` lists
  *   what has not run yet; [] once the run is done).
  * --vote-problems N: the votes (c) on the first N held-out problems only (default: all).
+ * --resume FILE: an earlier run's --out (same data, held-out set and settings, else refused with the
+ *   reason): the parts it finished are kept as they are and only its `pending` parts run; with
+ *   --save the stages those parts need are read back from DIR.
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -21,6 +24,8 @@ import { EngineError } from '../engine/errors.ts';
 import { heldOutSplit, parseDataset, splitPosNeg } from '../method/datasets/index.ts';
 import {
   DEFAULT_REPRO,
+  heldoutTag,
+  priorMismatch,
   repro,
   type ReproConfig,
   type ReproResult,
@@ -164,6 +169,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
         'vote-problems': { type: 'string' },
         backend: { type: 'string', default: 'gpu' },
         save: { type: 'string' },
+        resume: { type: 'string' },
       },
       strict: true,
     }),
@@ -204,6 +210,20 @@ export async function reproCommand(argv: string[]): Promise<number> {
       lr: 5e-3, // the model card's recipe (LoRA r8 on all linear layers, warm-up + linear decay)
     },
   };
+  let prior: ReproResult | null = null;
+  if (values.resume !== undefined) {
+    const text = await readText('repro', values.resume);
+    try {
+      prior = JSON.parse(text) as ReproResult;
+    } catch (e) {
+      throw new EngineError(
+        'BAD_ARGUMENT',
+        `--resume ${values.resume}: not a repro result (${(e as Error).message}); give a file an earlier run wrote with --out.`,
+      );
+    }
+    const why = priorMismatch(prior, heldoutTag(test.map((p) => p.question)), cfg);
+    if (why) throw new EngineError('BAD_ARGUMENT', `--resume ${values.resume}: ${why}.`);
+  }
   const be = await makeBackend(values.backend as BackendKind);
   const { model, tokenizer } = await loadAnyModel(be as never, values.model, values.tokenizer);
   process.stderr.write(
@@ -223,6 +243,7 @@ export async function reproCommand(argv: string[]): Promise<number> {
     async (partial) => {
       if (values.out) await writeAtomic(values.out, JSON.stringify(partial, null, 1) + '\n');
     },
+    prior,
   );
   process.stdout.write(reproTables(r));
   return 0;

@@ -80,6 +80,17 @@ describe('d2g repro --quick', () => {
     expect(again.err).toContain('reused nce');
     expect(again.err).not.toContain('trained ');
     expect(again.out).toContain('the first 1 problems');
+    // --resume: a finished result has nothing left to run; one with other settings is refused
+    const resumed = d2g('repro', ...quick, '--data', data, '--resume', out);
+    expect(resumed.code, resumed.err).toBe(0);
+    expect(resumed.err).toContain('resuming an earlier result: nothing to run');
+    expect(resumed.err).not.toMatch(/trained |greedy |samples in/);
+    expect(resumed.out).toContain(`| nat_zero | ${(100 * j.table2['nat_zero']!.accuracy).toFixed(1)} |`);
+    const other = d2g('repro', '--quick', '--test', '8', '--m', '4', '--data', data, '--resume', out);
+    expect(other.code).not.toBe(0);
+    expect(other.err).toContain(`--resume ${out}: it was run with other settings (m differ)`);
+    const notJson = d2g('repro', ...quick, '--data', data, '--resume', data);
+    expect(notJson.err).toContain('not a repro result');
     const bad = d2g('repro', '--quick', '--data', data, '--vote-problems', '0');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('--vote-problems 0: give how many held-out problems to vote on');

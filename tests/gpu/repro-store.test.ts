@@ -97,6 +97,65 @@ describe('repro with a store (--save DIR)', () => {
     expect(Object.keys(unbroken.reports[2]!.table2)).toEqual(['base', 'kd', 'mix', 'nat', 'nce']);
     expect(unbroken.reports.at(-1)).toEqual({ ...unbroken.r, seconds: unbroken.reports.at(-1)!.seconds });
 
+    // resumed from the report made after MIX, with no store: only what CL, NT, UL and the controls
+    // need is trained, nothing finished is evaluated or sampled again, and the figures are the
+    // unbroken run's
+    const afterMix = unbroken.reports[2]!;
+    const fromPrior = { lines: [] as string[], reports: [] as ReproResult[] };
+    const rp = await repro(
+      model,
+      tok,
+      'arith',
+      train,
+      test,
+      cfg,
+      (l) => fromPrior.lines.push(l),
+      null,
+      (p) => {
+        fromPrior.reports.push(structuredClone(p));
+      },
+      afterMix,
+    );
+    const priorLog = fromPrior.lines.join('\n');
+    expect(priorLog).toContain('resuming an earlier result: cl, nt, ul, nat_kd, nat_zero to run');
+    // each stage when first needed: the controls train their assistants (KD's, the negative LoRA)
+    expect(priorLog.match(/^trained \w+/gm)).toEqual(
+      ['cl', 'nt', 'ul', 'kd', 'nat_kd', 'neg', 'nat_zero'].map((k) => `trained ${k}`),
+    );
+    expect(priorLog).not.toMatch(/greedy (base|kd|mix|nat|nce):|samples in|ranker pairwise/);
+    expect(fromPrior.reports.map((p) => p.pending)).toEqual(
+      REPRO_PARTS.slice(3).map((_, i) => REPRO_PARTS.slice(i + 4)),
+    );
+    expect(rp.seconds).toBeGreaterThan(afterMix.seconds);
+    expect(rp.table1).toEqual(unbroken.r.table1);
+    expect(rp.voting).toEqual(unbroken.r.voting);
+    expect(rp.ranker).toEqual(unbroken.r.ranker);
+    expect(Object.keys(rp.table2)).toEqual(Object.keys(unbroken.r.table2));
+    for (const [k, t] of Object.entries(unbroken.r.table2)) {
+      expect(rp.table2[k]!.accuracy, k).toBe(t.accuracy);
+      if (t.last_loss !== undefined) expect(rp.table2[k]!.last_loss!, k).toBeCloseTo(t.last_loss, 4);
+    }
+    // a result of another held-out set or other settings is refused before anything runs
+    const resumeWith = (p: ReproResult) =>
+      repro(
+        model,
+        tok,
+        'arith',
+        train,
+        test,
+        cfg,
+        () => {},
+        null,
+        () => {},
+        p,
+      );
+    await expect(resumeWith({ ...afterMix, heldout: 'n4-00000000' })).rejects.toThrow(
+      /another held-out set \(n4-00000000; this run's is n4-/,
+    );
+    await expect(resumeWith({ ...afterMix, config: { ...cfg, m: 4 } })).rejects.toThrow(
+      'other settings (m differ)',
+    );
+
     const dir = tmp();
     await expect(run(stopAfterNceCheckpoint(dirStore(dir, cfg.stage)))).rejects.toThrow('stopped');
     expect(readdirSync(dir).sort()).toEqual(['kd', 'nat', 'nce.ckpt', 'neg']);

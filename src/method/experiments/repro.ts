@@ -12,6 +12,7 @@ import type { BackendTensor } from '../../engine/backend/types.ts';
 import type { LlamaModel } from '../../engine/model/llama.ts';
 import type { LoraState } from '../../engine/model/lora.ts';
 import type { TextTokenizer } from '../../engine/infer/generate.ts';
+import { EngineError } from '../../engine/errors.ts';
 import { answersEqual, extractAnswer, type AnswerKind } from '../answers/index.ts';
 import { accuracyOf, loadRanker, loadStudent, solve, wilson } from '../eval.ts';
 import type { StageConfig, StageName } from '../stages/config.ts';
@@ -73,6 +74,8 @@ export interface Acc {
 
 export interface ReproResult {
   n: number;
+  /** The held-out set: its size and a hash of its questions (`n1000-1a2b3c4d`). */
+  heldout: string;
   config: ReproConfig;
   table1: {
     pos: number;
@@ -87,6 +90,7 @@ export interface ReproResult {
   voting: { m: number; sc: Acc; ws: Acc; asc: Acc; early_stop: Acc & { mean_samples: number } }[];
   /** Null until the ranker's pairs are scored. */
   ranker: { pairs: number; accuracy: number; ci95: [number, number] } | null;
+  /** Seconds the run took, summed over the runs that made it (`prior`). */
   seconds: number;
   /**
    * What has not run yet, in the order it runs (`REPRO_PARTS`): empty in a finished run's result;
@@ -158,6 +162,38 @@ function acc(k: number, n: number): Acc {
   return { n, correct: k, accuracy: n ? k / n : 0, ci95: wilson(k, n) };
 }
 
+/** JSON with the object keys sorted: two configs compare equal whatever order they were written in. */
+function canonical(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`;
+  if (x && typeof x === 'object')
+    return `{${Object.keys(x)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(x) ?? 'null';
+}
+
+/**
+ * Why `prior` cannot be resumed by a run on `heldout` with `cfg` (another held-out set, other
+ * settings), or null when it can.
+ */
+export function priorMismatch(prior: ReproResult, heldout: string, cfg: ReproConfig): string | null {
+  if (typeof prior.heldout !== 'string' || !Array.isArray(prior.pending))
+    return 'it is not a repro result this version can resume (no held-out set or pending parts named)';
+  if (prior.heldout !== heldout)
+    return `it was run on another held-out set (${prior.heldout}; this run's is ${heldout})`;
+  const keys = [...new Set([...Object.keys(cfg), ...Object.keys(prior.config ?? {})])].sort();
+  const differ = keys.filter(
+    (k) =>
+      canonical((cfg as unknown as Record<string, unknown>)[k]) !==
+      canonical((prior.config as unknown as Record<string, unknown>)[k]),
+  );
+  return differ.length ? `it was run with other settings (${differ.join(', ')} differ)` : null;
+}
+
+/** The held-out set's name in results and cache keys: its size and a hash of its questions. */
+export const heldoutTag = (questions: readonly string[]) => `n${questions.length}-${fingerprint(questions)}`;
+
 export async function repro<T extends BackendTensor>(
   model: LlamaModel<T>,
   tok: TextTokenizer,
@@ -169,11 +205,26 @@ export async function repro<T extends BackendTensor>(
   store: ReproStore | null = null,
   /** Called with the figures so far after Table 1, the votes, the baselines and the controls. */
   report: (partial: ReproResult) => void | Promise<void> = () => {},
+  /**
+   * An earlier run's result (a partial report) on the same held-out set with the same settings:
+   * what it finished (Table 1, the votes and the ranker, each baseline and control) is taken from
+   * it, and only its `pending` parts run. Refused with the reason when it does not match.
+   */
+  prior: ReproResult | null = null,
 ): Promise<ReproResult> {
   const t0 = performance.now();
   const golds = test.map((p) => p.gold);
   const questions = test.map((p) => p.question);
-  const qTag = `n${test.length}-${fingerprint(questions)}`;
+  const qTag = heldoutTag(questions);
+  if (prior) {
+    const why = priorMismatch(prior, qTag, cfg);
+    if (why) throw new EngineError('BAD_ARGUMENT', `The earlier result cannot be resumed: ${why}.`);
+  }
+  /** Parts the prior result finished (the votes and the ranker are one part: they run together). */
+  const priorDone = (part: string) =>
+    prior !== null &&
+    !prior.pending.includes(part) &&
+    !(part === 'voting' && prior.pending.includes('ranker'));
   /** `make()`'s value, or the one stored under `key` by an earlier run. */
   const cached = async <V>(key: string, make: () => Promise<V>): Promise<V> => {
     const old = store ? await store.get<V>(key) : null;
@@ -237,159 +288,187 @@ export async function repro<T extends BackendTensor>(
     return a;
   };
 
+  // each stage trained (or read back) once, when first needed: a resumed run needs only what its
+  // pending parts use
+  const trained: Partial<Record<string, Promise<StageResult>>> = {};
+  const plan: Record<string, () => Promise<StageResult>> = {
+    kd: () => stage('kd'),
+    neg: () => stage('neg'),
+    nat: async () => stage('nat', { neg: (await need('neg')).adapters.lora! }),
+    nce: async () => stage('nce', (await need('nat')).adapters),
+    rank: () => stage('rank'),
+    mix: () => stage('mix'),
+    cl: () => stage('cl'),
+    nt: () => stage('nt'),
+    ul: () => stage('ul'),
+    // Controls for NAT (docs/method.md, "Controls"): the same stage, steps and parameters with
+    // the KD LoRA as its assistant (no negative data), and with a zero assistant (the unit alone)
+    nat_kd: async () => stage('nat', { neg: (await need('kd')).adapters.lora! }, 'nat_kd'),
+    nat_zero: async () => stage('nat', { neg: zeroLoraB((await need('neg')).adapters.lora!) }, 'nat_zero'),
+  };
   const results: Partial<Record<string, StageResult>> = {};
+  const need = (key: string): Promise<StageResult> =>
+    (trained[key] ??= plan[key]!().then((r) => (results[key] = r)));
+  /** Table 2's rows so far (a prior run's, then this run's). */
+  const rows: ReproResult['table2'] = {};
   const greedyAcc: Record<string, Awaited<ReturnType<typeof greedy>>> = {};
   const evaluate = async (names: readonly string[]) => {
-    for (const name of names) greedyAcc[name] = await greedy(name, results[name]);
-  };
-  // the method's own stages and their figures first (their adapters are what the app ships, and a
-  // run stopped part-way has Table 1, the votes and the ranker), then the baselines
-  for (const s of ['kd', 'neg'] as const) results[s] = await stage(s);
-  results['nat'] = await stage('nat', { neg: results['neg']!.adapters.lora! });
-  results['nce'] = await stage('nce', results['nat']!.adapters);
-  results['rank'] = await stage('rank');
-  await evaluate(['base', 'kd', 'neg', 'nat', 'nce']);
-  const solved = (name: string) => greedyAcc[name]!.solved;
-  const count = (f: (i: number) => boolean) => test.reduce((n, _, i) => n + (f(i) ? 1 : 0), 0);
-  const P = solved('kd'),
-    N = solved('neg'),
-    A = solved('nat');
-  const both = count((i) => P[i]! && N[i]!);
-  const union = count((i) => P[i]! || N[i]!);
-  const table1 = {
-    pos: count((i) => P[i]!),
-    neg: count((i) => N[i]!),
-    both,
-    union,
-    iou: union ? both / union : 0,
-    nat: count((i) => A[i]!),
-    nat_and_neg_only: count((i) => A[i]! && N[i]! && !P[i]!),
-  };
-
-  const voting: ReproResult['voting'] = [];
-  let rankerOut: ReproResult['ranker'] = null;
-  /** The figures so far: Table 2's rows in the paper's order, then the controls. */
-  const snapshot = (pending: readonly string[]): ReproResult => {
-    const table2: ReproResult['table2'] = {};
-    for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce', ...REPRO_CONTROLS]) {
-      const a = greedyAcc[name],
-        r = results[name];
-      if (!a) continue;
-      table2[name] = {
+    for (const name of names) {
+      const r = name === 'base' ? undefined : await need(name);
+      const a = (greedyAcc[name] = await greedy(name, r));
+      rows[name] = {
         ...acc(a.correct, a.n),
         ...(r ? { first_loss: r.losses[0]!, last_loss: r.losses.at(-1)! } : {}),
       };
     }
+  };
+  let table1: ReproResult['table1'];
+  if (prior) {
+    Object.assign(rows, prior.table2);
+    table1 = prior.table1;
+    log(`resuming an earlier result: ${prior.pending.length ? prior.pending.join(', ') : 'nothing'} to run`);
+  } else {
+    // the method's own stages and their figures first (their adapters are what the app ships, and
+    // a run stopped part-way has Table 1, the votes and the ranker), then the baselines
+    for (const s of ['kd', 'neg', 'nat', 'nce', 'rank']) await need(s);
+    await evaluate(['base', 'kd', 'neg', 'nat', 'nce']);
+    delete rows['neg']; // Table 1's, not Table 2's
+    const solved = (name: string) => greedyAcc[name]!.solved;
+    const count = (f: (i: number) => boolean) => test.reduce((n, _, i) => n + (f(i) ? 1 : 0), 0);
+    const P = solved('kd'),
+      N = solved('neg'),
+      A = solved('nat');
+    const both = count((i) => P[i]! && N[i]!);
+    const union = count((i) => P[i]! || N[i]!);
+    table1 = {
+      pos: count((i) => P[i]!),
+      neg: count((i) => N[i]!),
+      both,
+      union,
+      iou: union ? both / union : 0,
+      nat: count((i) => A[i]!),
+      nat_and_neg_only: count((i) => A[i]! && N[i]! && !P[i]!),
+    };
+  }
+
+  let voting: ReproResult['voting'] = [];
+  let rankerOut: ReproResult['ranker'] = null;
+  /** The figures so far: Table 2's rows in the paper's order, then the controls. */
+  const snapshot = (pending: readonly string[]): ReproResult => {
+    const table2: ReproResult['table2'] = {};
+    for (const name of ['base', 'kd', 'mix', 'cl', 'nt', 'ul', 'nat', 'nce', ...REPRO_CONTROLS])
+      if (rows[name]) table2[name] = rows[name];
     return {
       n: test.length,
+      heldout: qTag,
       config: cfg,
       table1,
       table2,
       voting,
       ranker: rankerOut,
-      seconds: (performance.now() - t0) / 1000,
+      seconds: (prior?.seconds ?? 0) + (performance.now() - t0) / 1000,
       pending: [...pending],
     };
   };
-  await report(snapshot(REPRO_PARTS));
+  if (!prior) await report(snapshot(REPRO_PARTS));
 
   // (c) voting over m samples of one student, scored by the ranker (stored in chunks of questions)
-  const vs = results[cfg.voteStudent]!;
-  const rk = results['rank']!;
-  let student: ReturnType<typeof loadStudent<T>> | null = null;
-  let rankerModel: ReturnType<typeof loadRanker<T>> | null = null;
-  const ranker = () => (rankerModel ??= loadRanker(model, tok, rk.adapters));
-  try {
-    const texts: string[] = [];
-    const scores: number[] = [];
-    const nv = Math.min(questions.length, cfg.voteProblems ?? questions.length);
-    for (let q0 = 0; q0 < nv; q0 += SAMPLE_CHUNK) {
-      const chunk = questions.slice(q0, Math.min(nv, q0 + SAMPLE_CHUNK));
-      const qs = chunk.flatMap((q) => Array.from({ length: cfg.m }, () => q));
-      const batch = sampleBatch(cfg.m);
-      const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-b${batch}-new${cfg.maxNew}`;
-      const got = await cached(key, async () => {
-        const t0 = performance.now();
-        student ??= loadStudent(model, vs.adapters, vs.stage);
-        const t = await solve(model, student, tok, qs, {
-          maxNew: cfg.maxNew,
-          batch,
-          temperature: cfg.temperature,
-          seed: cfg.seed + q0,
+  if (priorDone('voting')) {
+    voting = prior!.voting;
+    rankerOut = prior!.ranker;
+  } else await votesAndRanker();
+  async function votesAndRanker() {
+    const vs = await need(cfg.voteStudent);
+    const rk = await need('rank');
+    let student: ReturnType<typeof loadStudent<T>> | null = null;
+    let rankerModel: ReturnType<typeof loadRanker<T>> | null = null;
+    const ranker = () => (rankerModel ??= loadRanker(model, tok, rk.adapters));
+    try {
+      const texts: string[] = [];
+      const scores: number[] = [];
+      const nv = Math.min(questions.length, cfg.voteProblems ?? questions.length);
+      for (let q0 = 0; q0 < nv; q0 += SAMPLE_CHUNK) {
+        const chunk = questions.slice(q0, Math.min(nv, q0 + SAMPLE_CHUNK));
+        const qs = chunk.flatMap((q) => Array.from({ length: cfg.m }, () => q));
+        const batch = sampleBatch(cfg.m);
+        const key = `samples-${stageTag(vs)}-${stageTag(rk)}-${fingerprint(chunk)}-m${cfg.m}-t${cfg.temperature}-s${cfg.seed + q0}-b${batch}-new${cfg.maxNew}`;
+        const got = await cached(key, async () => {
+          const t0 = performance.now();
+          student ??= loadStudent(model, vs.adapters, vs.stage);
+          const t = await solve(model, student, tok, qs, {
+            maxNew: cfg.maxNew,
+            batch,
+            temperature: cfg.temperature,
+            seed: cfg.seed + q0,
+          });
+          const t1 = performance.now();
+          const s = await ranker().score(t.map((x, i) => ({ question: qs[i]!, rationale: x })));
+          log(
+            `  ${qs.length} samples in ${((t1 - t0) / 1000).toFixed(0)} s, scored in ${((performance.now() - t1) / 1000).toFixed(0)} s`,
+          );
+          return { texts: t, scores: s };
         });
-        const t1 = performance.now();
-        const s = await ranker().score(t.map((x, i) => ({ question: qs[i]!, rationale: x })));
+        texts.push(...got.texts);
+        scores.push(...got.scores);
+        if (nv > SAMPLE_CHUNK) log(`  sampled ${Math.min(q0 + SAMPLE_CHUNK, nv)}/${nv} questions × ${cfg.m}`);
+      }
+      const equal = (a: string, b: string) => answersEqual(kind, a, b);
+      const samplesOf = (q: number, m: number): VoteSample[] =>
+        Array.from({ length: m }, (_, j) => ({
+          answer: extractAnswer(kind, texts[q * cfg.m + j]!),
+          score: scores[q * cfg.m + j]!,
+        }));
+      const right = (a: string | null, q: number) => a !== null && answersEqual(kind, a, golds[q]!);
+      for (const m of [1, 2, 4, 8, 16].filter((x) => x <= cfg.m)) {
+        const k: Record<VoteRule, number> = { sc: 0, ws: 0, asc: 0 };
+        let kes = 0,
+          used = 0;
+        test.slice(0, nv).forEach((_, q) => {
+          const s = samplesOf(q, m);
+          for (const rule of ['sc', 'ws', 'asc'] as const) {
+            if (right(vote(s, rule, { equal, lambda: cfg.lambda }).answer, q)) k[rule]++;
+          }
+          const es = earlyStop(s, { equal });
+          used += es.stopAt;
+          if (right(es.answer, q)) kes++;
+        });
+        voting.push({
+          m,
+          sc: acc(k.sc, nv),
+          ws: acc(k.ws, nv),
+          asc: acc(k.asc, nv),
+          early_stop: { ...acc(kes, nv), mean_samples: used / Math.max(1, nv) },
+        });
         log(
-          `  ${qs.length} samples in ${((t1 - t0) / 1000).toFixed(0)} s, scored in ${((performance.now() - t1) / 1000).toFixed(0)} s`,
+          `m=${m}: SC ${pct(k.sc, nv)} WS ${pct(k.ws, nv)} ASC ${pct(k.asc, nv)} early-stop ${pct(kes, nv)} (${(used / nv).toFixed(1)} samples)`,
         );
-        return { texts: t, scores: s };
-      });
-      texts.push(...got.texts);
-      scores.push(...got.scores);
-      if (nv > SAMPLE_CHUNK) log(`  sampled ${Math.min(q0 + SAMPLE_CHUNK, nv)}/${nv} questions × ${cfg.m}`);
+      }
+      // (d) pairwise accuracy on held-out pairs: the first positive and first negative of each question
+      const pairs = test.filter((p) => p.pos.length > 0 && p.neg.length > 0);
+      const sp = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.pos[0]! })));
+      const sn = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.neg[0]! })));
+      const k = sp.filter((s, i) => s > sn[i]!).length;
+      rankerOut = {
+        pairs: pairs.length,
+        accuracy: pairs.length ? k / pairs.length : 0,
+        ci95: wilson(k, pairs.length),
+      };
+      log(`ranker pairwise accuracy ${pct(k, pairs.length)} over ${pairs.length} held-out pairs`);
+    } finally {
+      (student as { destroy(): void } | null)?.destroy();
+      (rankerModel as { destroy(): void } | null)?.destroy();
     }
-    const equal = (a: string, b: string) => answersEqual(kind, a, b);
-    const samplesOf = (q: number, m: number): VoteSample[] =>
-      Array.from({ length: m }, (_, j) => ({
-        answer: extractAnswer(kind, texts[q * cfg.m + j]!),
-        score: scores[q * cfg.m + j]!,
-      }));
-    const right = (a: string | null, q: number) => a !== null && answersEqual(kind, a, golds[q]!);
-    for (const m of [1, 2, 4, 8, 16].filter((x) => x <= cfg.m)) {
-      const k: Record<VoteRule, number> = { sc: 0, ws: 0, asc: 0 };
-      let kes = 0,
-        used = 0;
-      test.slice(0, nv).forEach((_, q) => {
-        const s = samplesOf(q, m);
-        for (const rule of ['sc', 'ws', 'asc'] as const) {
-          if (right(vote(s, rule, { equal, lambda: cfg.lambda }).answer, q)) k[rule]++;
-        }
-        const es = earlyStop(s, { equal });
-        used += es.stopAt;
-        if (right(es.answer, q)) kes++;
-      });
-      voting.push({
-        m,
-        sc: acc(k.sc, nv),
-        ws: acc(k.ws, nv),
-        asc: acc(k.asc, nv),
-        early_stop: { ...acc(kes, nv), mean_samples: used / Math.max(1, nv) },
-      });
-      log(
-        `m=${m}: SC ${pct(k.sc, nv)} WS ${pct(k.ws, nv)} ASC ${pct(k.asc, nv)} early-stop ${pct(kes, nv)} (${(used / nv).toFixed(1)} samples)`,
-      );
-    }
-    // (d) pairwise accuracy on held-out pairs: the first positive and first negative of each question
-    const pairs = test.filter((p) => p.pos.length > 0 && p.neg.length > 0);
-    const sp = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.pos[0]! })));
-    const sn = await ranker().score(pairs.map((p) => ({ question: p.question, rationale: p.neg[0]! })));
-    const k = sp.filter((s, i) => s > sn[i]!).length;
-    rankerOut = {
-      pairs: pairs.length,
-      accuracy: pairs.length ? k / pairs.length : 0,
-      ci95: wilson(k, pairs.length),
-    };
-    log(`ranker pairwise accuracy ${pct(k, pairs.length)} over ${pairs.length} held-out pairs`);
-  } finally {
-    (student as { destroy(): void } | null)?.destroy();
-    (rankerModel as { destroy(): void } | null)?.destroy();
   }
 
+  // the baselines, then the controls, each reported as its greedy figure is in
   const rest = REPRO_PARTS.slice(2);
-  await report(snapshot(rest));
-  // the baselines, each reported as its greedy figure is in
-  for (const [i, s] of (['mix', 'cl', 'nt', 'ul'] as const).entries()) {
-    results[s] = await stage(s);
-    await evaluate([s]);
-    await report(snapshot(rest.slice(i + 1)));
+  const remaining = () => rest.filter((p) => !rows[p]);
+  if (!priorDone('voting')) await report(snapshot(remaining()));
+  for (const part of rest) {
+    if (priorDone(part)) continue;
+    await evaluate([part]);
+    if (remaining().length) await report(snapshot(remaining()));
   }
-  // Controls for NAT (docs/method.md, "Controls"): the same stage, steps and parameters with
-  // the KD LoRA as its assistant (no negative data), and with a zero assistant (the unit alone)
-  results['nat_kd'] = await stage('nat', { neg: results['kd']!.adapters.lora! }, 'nat_kd');
-  await evaluate(['nat_kd']);
-  await report(snapshot(['nat_zero']));
-  results['nat_zero'] = await stage('nat', { neg: zeroLoraB(results['neg']!.adapters.lora!) }, 'nat_zero');
-  await evaluate(['nat_zero']);
   function pct(k: number, n = test.length): string {
     return `${((100 * k) / Math.max(1, n)).toFixed(1)}%`;
   }
