@@ -157,6 +157,9 @@ describe('planTraining: one LoRA step of a student', () => {
     const mix = plan(stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B));
     expect(stageVariant('kd', DEFAULT_STAGE, LLAMA_7B)).toEqual({ kind: 'lora' });
     expect(stageVariant('nat', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B)).toEqual({ kind: 'nat', du: 32 });
+    // NCE's frozen unit has the width its NAT run gave it, whatever this config says
+    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B)).toEqual({ kind: 'nce', du: 32 });
+    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B, 16)).toEqual({ kind: 'nce', du: 16 });
     // a LoRA r8 on q and v: 8 · (4096 + 4096) values per site, 2 sites, 32 layers
     const P = 8 * 8192 * 2 * 32;
     // the unit (d_u = min(128, dim) = 128) per site: W_Q 128×4096, W_K and W_V1 128×4096, W_V2 4096×128

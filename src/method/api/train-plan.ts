@@ -198,14 +198,23 @@ const STAGE_NOTES: Partial<Record<StageName, string>> = {
     'their forwards on each micro-batch and the logits they keep.',
 };
 
-/** The planner's name for what a stage's step runs besides its trained LoRA. */
-export function stageVariant(stage: StageName, c: StageConfig, model: LlamaConfig): TrainVariant {
+/**
+ * The planner's name for what a stage's step runs besides its trained LoRA. NCE's frozen NAT unit
+ * has the width it was trained with: `natUnitWidth` when the NAT set is at hand (a run's inputs),
+ * else the width this config would give a NAT run.
+ */
+export function stageVariant(
+  stage: StageName,
+  c: StageConfig,
+  model: LlamaConfig,
+  natUnitWidth?: number,
+): TrainVariant {
   const du = c.du ?? defaultNatWidth(model);
   switch (stage) {
     case 'nat':
       return { kind: 'nat', du };
     case 'nce':
-      return { kind: 'nce', du };
+      return { kind: 'nce', du: natUnitWidth ?? du };
     case 'linmix':
       return { kind: 'linmix' };
     default:
@@ -230,6 +239,8 @@ export function prepareRun(
   lengths: Map<string, { pos: Int32Array; neg: Int32Array }>,
   limits: PlanLimits,
   req: TrainPlanRequest,
+  /** The width of the NAT unit NCE is given (its inputs), when they are at hand. */
+  natUnitWidth?: number,
 ): Prepared {
   const { config, tok, weights } = s;
   const c: StageConfig = req.resume ? req.resume.config : { ...DEFAULT_STAGE, ...req.config };
@@ -279,7 +290,7 @@ export function prepareRun(
       targets: c.targets,
       dropout: c.dropout,
       recompute: c.recompute ?? false,
-      variant: stageVariant(req.stage, c, config),
+      variant: stageVariant(req.stage, c, config, natUnitWidth),
       ...(req.memoryBudget !== undefined ? { memoryBudget: req.memoryBudget } : {}),
     },
   );

@@ -364,9 +364,16 @@ export class TrainerEngine {
   }
 
   /** The data as the student reads it (tokenized once per data key), and the plan for one step. */
-  private prepare(req: TrainPlanRequest): Prepared {
+  private prepare(req: TrainPlanRequest, natUnitWidth?: number): Prepared {
     const { o, config, tok, weights } = this.current();
-    return prepareRun(this.describe(o), { config, tok, weights }, o.lengths, this.rt!.gpu.limits, req);
+    return prepareRun(
+      this.describe(o),
+      { config, tok, weights },
+      o.lengths,
+      this.rt!.gpu.limits,
+      req,
+      natUnitWidth,
+    );
   }
 
   /**
@@ -406,7 +413,7 @@ export class TrainerEngine {
       if (!STAGES.includes(req.stage))
         throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
       inputs = stageInputs(req.stage, req.inputs);
-      const p = this.prepare(req);
+      const p = this.prepare(req, inputs.nat?.config.du);
       if (p.error) throw p.error;
       data = p.data;
     } catch (e) {
