@@ -306,9 +306,7 @@ export async function repro<T extends BackendTensor>(
     nat_kd: async () => stage('nat', { neg: (await need('kd')).adapters.lora! }, 'nat_kd'),
     nat_zero: async () => stage('nat', { neg: zeroLoraB((await need('neg')).adapters.lora!) }, 'nat_zero'),
   };
-  const results: Partial<Record<string, StageResult>> = {};
-  const need = (key: string): Promise<StageResult> =>
-    (trained[key] ??= plan[key]!().then((r) => (results[key] = r)));
+  const need = (key: string): Promise<StageResult> => (trained[key] ??= plan[key]!());
   /** Table 2's rows so far (a prior run's, then this run's). */
   const rows: ReproResult['table2'] = {};
   const greedyAcc: Record<string, Awaited<ReturnType<typeof greedy>>> = {};
