@@ -11,13 +11,12 @@
 import { parseArgs } from 'node:util';
 import { EngineError } from '../engine/errors.ts';
 import { answersEqual, extractAnswer, extractGold, type AnswerKind } from '../method/answers/index.ts';
-import { earlyStop, vote, type VoteSample } from '../method/voting/index.ts';
+import { countCorrect, type VoteRecord, type VoteSample } from '../method/voting/index.ts';
 import { joinValues, parseKind, readText, withArgErrors } from './check-answer.ts';
 
-interface VoteRecord {
+/** A usable record and the line it came from. */
+interface LineRecord extends VoteRecord {
   line: number;
-  gold: string;
-  samples: VoteSample[];
 }
 
 export interface VoteSummary {
@@ -36,7 +35,7 @@ export interface VoteSummary {
 }
 
 /** A usable record of line `line`, or a reason to skip it; throws for a score outside [0, 1]. */
-function parseRecord(kind: AnswerKind, text: string, line: number, file: string): VoteRecord | string {
+function parseRecord(kind: AnswerKind, text: string, line: number, file: string): LineRecord | string {
   let o: unknown;
   try {
     o = JSON.parse(text);
@@ -70,39 +69,25 @@ function parseRecord(kind: AnswerKind, text: string, line: number, file: string)
 }
 
 /** Accuracy of first / SC / WS / ASC / early stopping over the records. */
-export function summarize(kind: AnswerKind, records: VoteRecord[], lambda: number, skipped = 0): VoteSummary {
-  const equal = (a: string, b: string) => answersEqual(kind, a, b);
-  const sums = { first: 0, sc: 0, ws: 0, asc: 0, early_stop: 0, early_stop_asc: 0 };
-  let used = 0;
-  let usedAsc = 0;
-  for (const r of records) {
-    const right = (a: string | null) => (a !== null && equal(a, r.gold) ? 1 : 0);
-    sums.first += right(r.samples[0]!.answer);
-    sums.sc += right(vote(r.samples, 'sc', { equal, lambda }).answer);
-    sums.ws += right(vote(r.samples, 'ws', { equal, lambda }).answer);
-    sums.asc += right(vote(r.samples, 'asc', { equal, lambda }).answer);
-    const es = earlyStop(r.samples, { equal, rule: 'sc' });
-    const esAsc = earlyStop(r.samples, { equal, rule: 'asc', lambda });
-    sums.early_stop += right(es.answer);
-    sums.early_stop_asc += right(esAsc.answer);
-    used += es.stopAt;
-    usedAsc += esAsc.stopAt;
-  }
-  const n = records.length;
+export function summarize(kind: AnswerKind, records: LineRecord[], lambda: number, skipped = 0): VoteSummary {
+  const { n, correct, samples } = countCorrect(records, {
+    equal: (a: string, b: string) => answersEqual(kind, a, b),
+    lambda,
+  });
   const frac = (x: number) => x / n;
   return {
     n,
     skipped,
     accuracy: {
-      first: frac(sums.first),
-      sc: frac(sums.sc),
-      ws: frac(sums.ws),
-      asc: frac(sums.asc),
-      early_stop: frac(sums.early_stop),
-      early_stop_asc: frac(sums.early_stop_asc),
+      first: frac(correct.first),
+      sc: frac(correct.sc),
+      ws: frac(correct.ws),
+      asc: frac(correct.asc),
+      early_stop: frac(correct.early_stop),
+      early_stop_asc: frac(correct.early_stop_asc),
     },
-    mean_samples_early_stop: used / n,
-    mean_samples_early_stop_asc: usedAsc / n,
+    mean_samples_early_stop: samples.early_stop / n,
+    mean_samples_early_stop_asc: samples.early_stop_asc / n,
   };
 }
 
@@ -124,7 +109,7 @@ export async function voteCommand(argv: string[]): Promise<number> {
   if (values.lambda !== undefined && (values.lambda.trim() === '' || !Number.isFinite(lambda) || lambda < 0))
     throw new EngineError('BAD_ARGUMENT', `vote: --lambda expects a number ≥ 0, got "${values.lambda}"`);
   const text = await readText('vote', values.input);
-  const records: VoteRecord[] = [];
+  const records: LineRecord[] = [];
   let skipped = 0;
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;

@@ -62,10 +62,18 @@ function stopAfterNceCheckpoint(store: ReproStore): ReproStore {
   };
 }
 
+/** `a`'s Table 2 has `b`'s accuracies, and its training losses to float rounding. */
+function expectTable2Of(a: ReproResult, b: ReproResult) {
+  for (const [k, t] of Object.entries(b.table2)) {
+    expect(a.table2[k]!.accuracy, k).toBe(t.accuracy);
+    if (t.last_loss !== undefined) expect(a.table2[k]!.last_loss!, k).toBeCloseTo(t.last_loss, 4);
+  }
+}
+
 describe('repro with a store (--save DIR)', () => {
   it('stopped mid-stage, it resumes and reaches the figures of an unbroken run; a third run trains and samples nothing', async () => {
     const model = loadLlama(new GpuBackend(await testGpu()), config, randomLlamaWeights(config, 3));
-    const run = async (store: ReproStore) => {
+    const run = async (store: ReproStore | null, prior: ReproResult | null = null) => {
       const lines: string[] = [];
       const reports: ReproResult[] = [];
       const r = await repro(
@@ -80,6 +88,7 @@ describe('repro with a store (--save DIR)', () => {
         (p) => {
           reports.push(structuredClone(p));
         },
+        prior,
       );
       return { r, log: lines.join('\n'), reports };
     };
@@ -101,29 +110,13 @@ describe('repro with a store (--save DIR)', () => {
     // need is trained, nothing finished is evaluated or sampled again, and the figures are the
     // unbroken run's
     const afterMix = unbroken.reports[2]!;
-    const fromPrior = { lines: [] as string[], reports: [] as ReproResult[] };
-    const rp = await repro(
-      model,
-      tok,
-      'arith',
-      train,
-      test,
-      cfg,
-      (l) => fromPrior.lines.push(l),
-      null,
-      (p) => {
-        fromPrior.reports.push(structuredClone(p));
-      },
-      afterMix,
-    );
-    const priorLog = fromPrior.lines.join('\n');
-    expect(priorLog).toContain('resuming an earlier result: cl, nt, ul, nat_kd, nat_zero to run');
+    const { r: rp, log: priorLog, reports: priorReports } = await run(null, afterMix);
     // each stage when first needed: the controls train their assistants (KD's, the negative LoRA)
     expect(priorLog.match(/^trained \w+/gm)).toEqual(
       ['cl', 'nt', 'ul', 'kd', 'nat_kd', 'neg', 'nat_zero'].map((k) => `trained ${k}`),
     );
     expect(priorLog).not.toMatch(/greedy (base|kd|mix|nat|nce):|samples in|ranker pairwise/);
-    expect(fromPrior.reports.map((p) => p.pending)).toEqual(
+    expect(priorReports.map((p) => p.pending)).toEqual(
       REPRO_PARTS.slice(3).map((_, i) => REPRO_PARTS.slice(i + 4)),
     );
     expect(rp.seconds).toBeGreaterThan(afterMix.seconds);
@@ -131,24 +124,9 @@ describe('repro with a store (--save DIR)', () => {
     expect(rp.voting).toEqual(unbroken.r.voting);
     expect(rp.ranker).toEqual(unbroken.r.ranker);
     expect(Object.keys(rp.table2)).toEqual(Object.keys(unbroken.r.table2));
-    for (const [k, t] of Object.entries(unbroken.r.table2)) {
-      expect(rp.table2[k]!.accuracy, k).toBe(t.accuracy);
-      if (t.last_loss !== undefined) expect(rp.table2[k]!.last_loss!, k).toBeCloseTo(t.last_loss, 4);
-    }
+    expectTable2Of(rp, unbroken.r);
     // a result of another held-out set or other settings is refused before anything runs
-    const resumeWith = (p: ReproResult) =>
-      repro(
-        model,
-        tok,
-        'arith',
-        train,
-        test,
-        cfg,
-        () => {},
-        null,
-        () => {},
-        p,
-      );
+    const resumeWith = (p: ReproResult) => run(null, p);
     await expect(resumeWith({ ...afterMix, heldout: 'n4-00000000' })).rejects.toThrow(
       /another held-out set \(n4-00000000; this run's is n4-/,
     );
@@ -168,10 +146,7 @@ describe('repro with a store (--save DIR)', () => {
     // same seeds, same batches: the figures of the unbroken run (losses to float rounding)
     const a = strip(resumed.r),
       b = strip(unbroken.r);
-    for (const [k, t] of Object.entries(b.table2)) {
-      expect(a.table2[k]!.accuracy, k).toBe(t.accuracy);
-      if (t.last_loss !== undefined) expect(a.table2[k]!.last_loss!, k).toBeCloseTo(t.last_loss, 4);
-    }
+    expectTable2Of(a, b);
     expect(a.table1).toEqual(b.table1);
     expect(a.voting).toEqual(b.voting);
     expect(a.ranker!.pairs).toBe(b.ranker!.pairs);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
 import { answersEqual } from '../../src/method/answers/index.ts';
-import { vote, voteWeights, type VoteSample } from '../../src/method/voting/index.ts';
+import { countCorrect, vote, voteWeights, type VoteSample } from '../../src/method/voting/index.ts';
 
 const same = (a: string, b: string) => a === b;
 const s = (answer: string | null, score?: number): VoteSample =>
@@ -97,5 +97,25 @@ describe('vote: SC, WS, ASC (METHOD.md §3)', () => {
     expect(() => vote([s('A', Infinity)], 'ws', { equal: same })).toThrow(/finite/);
     expect(() => vote([s('A', 0.5)], 'asc', { equal: same, lambda: -1 })).toThrow(/λ/);
     expect(() => vote([s('A')], 'xx' as 'sc', { equal: same })).toThrow(/unknown rule/);
+  });
+});
+
+describe('countCorrect: what d2g vote and d2g repro count', () => {
+  it('counts each rule on its own question, early stopping with the samples it drew', () => {
+    const records = [
+      // SC "1", ASC and WS "4" (gold 4); the first sample is right
+      { gold: '4', samples: [s('4', 0.95), s('4', 0.9), s('1', 0.05), s('1', 0.1), s('1', 0.05)] },
+      // SC and ASC "9", WS "2" (gold 9); the first sample is wrong
+      { gold: '9', samples: [s('2', 0.6), s('9', 0.25), s('9', 0.25)] },
+      // four unanimous samples: early stopping fires at 4 of 6
+      { gold: '7', samples: [s('7', 0.5), s('7', 0.5), s('7', 0.5), s('7', 0.5), s('8', 0.5), s('8', 0.5)] },
+      // every sample abstains: no rule is right
+      { gold: '3', samples: [s(null), s(null)] },
+    ];
+    const { n, correct, samples } = countCorrect(records, { equal: same, lambda: 1 });
+    expect(n).toBe(4);
+    expect(correct).toEqual({ first: 2, sc: 2, ws: 2, asc: 3, early_stop: 2, early_stop_asc: 3 });
+    // early stopping never fires on the first two (too few samples) nor on the abstentions
+    expect(samples).toEqual({ early_stop: 5 + 3 + 4 + 2, early_stop_asc: 5 + 3 + 4 + 2 });
   });
 });

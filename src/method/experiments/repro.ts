@@ -23,7 +23,7 @@ import {
   type StageData,
   type StageResult,
 } from '../stages/stages.ts';
-import { earlyStop, vote, type VoteRule, type VoteSample } from '../voting/index.ts';
+import { countCorrect } from '../voting/index.ts';
 
 export interface ReproProblem {
   question: string;
@@ -411,34 +411,28 @@ export async function repro<T extends BackendTensor>(
         if (nv > SAMPLE_CHUNK) log(`  sampled ${Math.min(q0 + SAMPLE_CHUNK, nv)}/${nv} questions × ${cfg.m}`);
       }
       const equal = (a: string, b: string) => answersEqual(kind, a, b);
-      const samplesOf = (q: number, m: number): VoteSample[] =>
-        Array.from({ length: m }, (_, j) => ({
-          answer: extractAnswer(kind, texts[q * cfg.m + j]!),
-          score: scores[q * cfg.m + j]!,
-        }));
-      const right = (a: string | null, q: number) => a !== null && answersEqual(kind, a, golds[q]!);
+      const answers = texts.map((t) => extractAnswer(kind, t));
       for (const m of [1, 2, 4, 8, 16].filter((x) => x <= cfg.m)) {
-        const k: Record<VoteRule, number> = { sc: 0, ws: 0, asc: 0 };
-        let kes = 0,
-          used = 0;
-        test.slice(0, nv).forEach((_, q) => {
-          const s = samplesOf(q, m);
-          for (const rule of ['sc', 'ws', 'asc'] as const) {
-            if (right(vote(s, rule, { equal, lambda: cfg.lambda }).answer, q)) k[rule]++;
-          }
-          const es = earlyStop(s, { equal });
-          used += es.stopAt;
-          if (right(es.answer, q)) kes++;
-        });
+        const { correct, samples } = countCorrect(
+          golds.slice(0, nv).map((gold, q) => ({
+            gold,
+            samples: Array.from({ length: m }, (_, j) => ({
+              answer: answers[q * cfg.m + j]!,
+              score: scores[q * cfg.m + j]!,
+            })),
+          })),
+          { equal, lambda: cfg.lambda },
+        );
+        const k = correct;
         voting.push({
           m,
           sc: acc(k.sc, nv),
           ws: acc(k.ws, nv),
           asc: acc(k.asc, nv),
-          early_stop: { ...acc(kes, nv), mean_samples: used / Math.max(1, nv) },
+          early_stop: { ...acc(k.early_stop, nv), mean_samples: samples.early_stop / Math.max(1, nv) },
         });
         log(
-          `m=${m}: SC ${pct(k.sc, nv)} WS ${pct(k.ws, nv)} ASC ${pct(k.asc, nv)} early-stop ${pct(kes, nv)} (${(used / nv).toFixed(1)} samples)`,
+          `m=${m}: SC ${pct(k.sc, nv)} WS ${pct(k.ws, nv)} ASC ${pct(k.asc, nv)} early-stop ${pct(k.early_stop, nv)} (${(samples.early_stop / nv).toFixed(1)} samples)`,
         );
       }
       // (d) pairwise accuracy on held-out pairs: the first positive and first negative of each question

@@ -27,4 +27,5 @@ export {
   type EarlyStopOptions,
   type EarlyStopResult,
 } from './early-stop.ts';
+export { countCorrect, type VoteCounts, type VoteRecord } from './accuracy.ts';
 export { summarizeVotes, type AnswerTally, type EarlyStopInfo, type VoteSummary } from './summary.ts';
