@@ -22,15 +22,15 @@ import { parseArgs } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import { EngineError } from '../engine/errors.ts';
 import { heldOutSplit, parseDataset, splitPosNeg } from '../method/datasets/index.ts';
+import { repro } from '../method/experiments/repro.ts';
 import {
   DEFAULT_REPRO,
   heldoutTag,
   priorMismatch,
-  repro,
   type ReproConfig,
   type ReproResult,
   type ReproStore,
-} from '../method/experiments/repro.ts';
+} from '../method/experiments/result.ts';
 import { parseKind, readText, withArgErrors } from './check-answer.ts';
 import { loadAnyModel, makeBackend, readBinary, type BackendKind } from './load.ts';
 import { DEFAULT_MODEL } from './train.ts';

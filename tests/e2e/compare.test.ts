@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import type { ReproResult } from '../../src/method/experiments/repro.ts';
+import type { ReproResult } from '../../src/method/experiments/result.ts';
 import { launch, openPage, screenshot, startApp } from './harness.ts';
 
 describe('app: Compare', () => {

@@ -9,15 +9,15 @@ import { dirStore } from '../../src/cli/repro.ts';
 import { GpuBackend } from '../../src/engine/backend/gpu.ts';
 import { loadLlama } from '../../src/engine/model/llama.ts';
 import { randomLlamaWeights } from '../../src/engine/model/random.ts';
+import { repro } from '../../src/method/experiments/repro.ts';
 import {
   DEFAULT_REPRO,
   REPRO_PARTS,
-  repro,
   type ReproConfig,
   type ReproProblem,
   type ReproResult,
   type ReproStore,
-} from '../../src/method/experiments/repro.ts';
+} from '../../src/method/experiments/result.ts';
 import type { TrainItem } from '../../src/method/stages/stages.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { arithCase, tinyConfig, tinyTok } from '../helpers/tiny-arith.ts';

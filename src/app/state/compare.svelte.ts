@@ -34,7 +34,7 @@ import type {
 } from '../../method/api/evaluator.ts';
 import { heldOutSplit } from '../../method/datasets/split.ts';
 import type { Problem } from '../../method/datasets/formats.ts';
-import type { ReproResult } from '../../method/experiments/repro.ts';
+import type { ReproResult } from '../../method/experiments/result.ts';
 import evaluatorWorkerUrl from '../../../workers/evaluator.worker.ts?worker&url';
 import { Comlink, data, inference, publicUrl, workerFor } from '../engine-client.ts';
 import {
