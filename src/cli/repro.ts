@@ -12,8 +12,9 @@
  *   what has not run yet; [] once the run is done).
  * --vote-problems N: the votes (c) on the first N held-out problems only (default: all).
  * --resume FILE: an earlier run's --out (same data, held-out set and settings, else refused with the
- *   reason): the parts it finished are kept as they are and only its `pending` parts run; with
- *   --save the stages those parts need are read back from DIR.
+ *   reason): the parts it finished are kept as they are and only its `pending` parts run (and the
+ *   votes and the ranker again when --vote-problems differs); with --save the stages those parts
+ *   need are read back from DIR.
  * --quick: a smoke-sized run (few steps, few problems) that checks the whole pipeline.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';

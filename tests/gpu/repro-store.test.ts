@@ -94,7 +94,8 @@ describe('repro with a store (--save DIR)', () => {
     };
     const strip = (r: ReproResult) => ({ ...r, seconds: 0 });
 
-    const unbroken = await run(dirStore(tmp(), cfg.stage));
+    const unbrokenDir = tmp();
+    const unbroken = await run(dirStore(unbrokenDir, cfg.stage));
     // reported part by part: Table 1 first, then the votes and the ranker, each baseline, each control
     const pending = unbroken.reports.map((p) => p.pending);
     expect(pending).toEqual(REPRO_PARTS.map((_, i) => REPRO_PARTS.slice(i === 0 ? 0 : i + 1)));
@@ -125,6 +126,26 @@ describe('repro with a store (--save DIR)', () => {
     expect(rp.ranker).toEqual(unbroken.r.ranker);
     expect(Object.keys(rp.table2)).toEqual(Object.keys(unbroken.r.table2));
     expectTable2Of(rp, unbroken.r);
+    const twoLines: string[] = [];
+    // the finished result with votes on the first 2 of its 4 problems: only the votes and the ranker
+    // run again (on 2), the stages they need read back from the store
+    const twoVotes = await repro(
+      model,
+      tok,
+      'arith',
+      train,
+      test,
+      { ...cfg, voteProblems: 2 },
+      (l) => twoLines.push(l),
+      dirStore(unbrokenDir, cfg.stage),
+      () => {},
+      unbroken.r,
+    );
+    expect(twoLines.join('\n')).toContain('resuming an earlier result: voting, ranker to run');
+    expect(twoLines.join('\n')).not.toMatch(/trained |greedy /);
+    expect(twoVotes.voting.map((v) => v.sc.n)).toEqual([2, 2]);
+    expect(twoVotes.table2).toEqual(unbroken.r.table2);
+    expect(twoVotes.config.voteProblems).toBe(2);
     // a result of another held-out set or other settings is refused before anything runs
     const resumeWith = (p: ReproResult) => run(null, p);
     await expect(resumeWith({ ...afterMix, heldout: 'n4-00000000' })).rejects.toThrow(

@@ -26,6 +26,7 @@ import {
   priorMismatch,
   REPRO_CONTROLS,
   REPRO_PARTS,
+  sameVoteProblems,
   type ReproConfig,
   type ReproLog,
   type ReproProblem,
@@ -82,11 +83,17 @@ export async function repro<T extends BackendTensor>(
     const why = priorMismatch(prior, qTag, cfg);
     if (why) throw new EngineError('BAD_ARGUMENT', `The earlier result cannot be resumed: ${why}.`);
   }
-  /** Parts the prior result finished (the votes and the ranker are one part: they run together). */
+  /**
+   * Parts the prior result finished (the votes and the ranker are one part: they run together,
+   * and again when this run votes on another number of problems).
+   */
   const priorDone = (part: string) =>
     prior !== null &&
     !prior.pending.includes(part) &&
-    !(part === 'voting' && prior.pending.includes('ranker'));
+    !(
+      (part === 'voting' || part === 'ranker') &&
+      (prior.pending.includes('voting') || prior.pending.includes('ranker') || !sameVoteProblems(prior, cfg))
+    );
   /** `make()`'s value, or the one stored under `key` by an earlier run. */
   const cached = async <V>(key: string, make: () => Promise<V>): Promise<V> => {
     const old = store ? await store.get<V>(key) : null;
@@ -186,7 +193,8 @@ export async function repro<T extends BackendTensor>(
   if (prior) {
     Object.assign(rows, prior.table2);
     table1 = prior.table1;
-    log(`resuming an earlier result: ${prior.pending.length ? prior.pending.join(', ') : 'nothing'} to run`);
+    const toRun = REPRO_PARTS.filter((p) => !priorDone(p));
+    log(`resuming an earlier result: ${toRun.length ? toRun.join(', ') : 'nothing'} to run`);
   } else {
     // the method's own stages and their figures first (their adapters are what the app ships, and
     // a run stopped part-way has Table 1, the votes and the ranker), then the baselines

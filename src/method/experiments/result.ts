@@ -141,7 +141,10 @@ export function priorMismatch(prior: ReproResult, heldout: string, cfg: ReproCon
     return 'it is not a repro result this version can resume (no held-out set or pending parts named)';
   if (prior.heldout !== heldout)
     return `it was run on another held-out set (${prior.heldout}; this run's is ${heldout})`;
-  const keys = [...new Set([...Object.keys(cfg), ...Object.keys(prior.config ?? {})])].sort();
+  // voteProblems may differ: the votes and the ranker then run again (`votesOf`), the rest is kept
+  const keys = [...new Set([...Object.keys(cfg), ...Object.keys(prior.config ?? {})])]
+    .filter((k) => k !== 'voteProblems')
+    .sort();
   const differ = keys.filter(
     (k) =>
       canonical((cfg as unknown as Record<string, unknown>)[k]) !==
@@ -149,6 +152,10 @@ export function priorMismatch(prior: ReproResult, heldout: string, cfg: ReproCon
   );
   return differ.length ? `it was run with other settings (${differ.join(', ')} differ)` : null;
 }
+
+/** Whether `prior`'s votes were taken on the problems a run with `cfg` votes on. */
+export const sameVoteProblems = (prior: ReproResult, cfg: ReproConfig) =>
+  (prior.config.voteProblems ?? null) === (cfg.voteProblems ?? null);
 
 /** The held-out set's name in results and cache keys: its size and a hash of its questions. */
 export const heldoutTag = (questions: readonly string[]) => `n${questions.length}-${fingerprint(questions)}`;
