@@ -24,6 +24,7 @@
  *   const seen = await e.inspect({ gguf: file, plan: { sequences: 16, context: 512 } });
  *   if (seen.plan.verdict === 'ok') await e.load({ gguf: file, plan: { sequences: 16, context: 512 } }, onProgress);
  */
+import type { ReproTable1 } from '../experiments/result.ts';
 import { adapterMismatch as mismatchOf } from './adapter-fit.ts';
 import type { BackendTensor } from '../../engine/backend/types.ts';
 import { Tape } from '../../engine/autograd/tape.ts';
@@ -111,14 +112,7 @@ export interface EvalResult {
 }
 
 /** The paper's Table 1 (as repro's `table1`) plus the eight regions of the three-set Venn diagram. */
-export interface Table1 {
-  pos: number;
-  neg: number;
-  both: number;
-  union: number;
-  iou: number;
-  nat: number;
-  nat_and_neg_only: number;
+export interface Table1 extends ReproTable1 {
   /** Problems in exactly these sets (p = D_pos model, n = D_neg model, a = NAT); `none` = in no set. */
   regions: {
     p: number;

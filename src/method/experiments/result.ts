@@ -54,20 +54,23 @@ export interface Acc {
   ci95: [number, number];
 }
 
+/** The paper's Table 1: held-out problems solved by the D_pos model, the D_neg model, and NAT. */
+export interface ReproTable1 {
+  pos: number;
+  neg: number;
+  both: number;
+  union: number;
+  iou: number;
+  nat: number;
+  nat_and_neg_only: number;
+}
+
 export interface ReproResult {
   n: number;
   /** The held-out set: its size and a hash of its questions (`n1000-1a2b3c4d`). */
   heldout: string;
   config: ReproConfig;
-  table1: {
-    pos: number;
-    neg: number;
-    both: number;
-    union: number;
-    iou: number;
-    nat: number;
-    nat_and_neg_only: number;
-  };
+  table1: ReproTable1;
   table2: Record<string, Acc & { first_loss?: number; last_loss?: number }>;
   voting: { m: number; sc: Acc; ws: Acc; asc: Acc; early_stop: Acc & { mean_samples: number } }[];
   /** Null until the ranker's pairs are scored. */
