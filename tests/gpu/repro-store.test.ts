@@ -73,7 +73,7 @@ function expectTable2Of(a: ReproResult, b: ReproResult) {
 describe('repro with a store (--save DIR)', () => {
   it('stopped mid-stage, it resumes and reaches the figures of an unbroken run; a third run trains and samples nothing', async () => {
     const model = loadLlama(new GpuBackend(await testGpu()), config, randomLlamaWeights(config, 3));
-    const run = async (store: ReproStore | null, prior: ReproResult | null = null) => {
+    const run = async (store: ReproStore | null, prior: ReproResult | null = null, c: ReproConfig = cfg) => {
       const lines: string[] = [];
       const reports: ReproResult[] = [];
       const r = await repro(
@@ -82,7 +82,7 @@ describe('repro with a store (--save DIR)', () => {
         'arith',
         train,
         test,
-        cfg,
+        c,
         (l) => lines.push(l),
         store,
         (p) => {
@@ -126,23 +126,14 @@ describe('repro with a store (--save DIR)', () => {
     expect(rp.ranker).toEqual(unbroken.r.ranker);
     expect(Object.keys(rp.table2)).toEqual(Object.keys(unbroken.r.table2));
     expectTable2Of(rp, unbroken.r);
-    const twoLines: string[] = [];
     // the finished result with votes on the first 2 of its 4 problems: only the votes and the ranker
     // run again (on 2), the stages they need read back from the store
-    const twoVotes = await repro(
-      model,
-      tok,
-      'arith',
-      train,
-      test,
-      { ...cfg, voteProblems: 2 },
-      (l) => twoLines.push(l),
-      dirStore(unbrokenDir, cfg.stage),
-      () => {},
-      unbroken.r,
-    );
-    expect(twoLines.join('\n')).toContain('resuming an earlier result: voting, ranker to run');
-    expect(twoLines.join('\n')).not.toMatch(/trained |greedy /);
+    const { r: twoVotes, log: twoLog } = await run(dirStore(unbrokenDir, cfg.stage), unbroken.r, {
+      ...cfg,
+      voteProblems: 2,
+    });
+    expect(twoLog).toContain('resuming an earlier result: voting, ranker to run');
+    expect(twoLog).not.toMatch(/trained |greedy /);
     expect(twoVotes.voting.map((v) => v.sc.n)).toEqual([2, 2]);
     expect(twoVotes.table2).toEqual(unbroken.r.table2);
     expect(twoVotes.config.voteProblems).toBe(2);
