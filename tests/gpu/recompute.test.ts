@@ -80,10 +80,15 @@ interface World<T extends BackendTensor> {
   head: RankerHead<T>;
 }
 
-function world<T extends BackendTensor>(be: Backend<T>): World<T> {
+/**
+ * The models and adapters; `frozen` gives the frozen LoRAs (the negative one, and NCE's NAT
+ * positive one: `lora` when `student` is what trains) another rank.
+ */
+function world<T extends BackendTensor>(be: Backend<T>, frozen?: { rank: number; pos: boolean }): World<T> {
   const model = loadLlama(be, config, randomLlamaWeights(config, 11));
-  const lora = createLora(be, config, LORA, 21);
-  const neg = createLora(be, config, LORA, 22);
+  const other = frozen ? { ...LORA, rank: frozen.rank } : LORA;
+  const lora = createLora(be, config, frozen?.pos ? other : LORA, 21);
+  const neg = createLora(be, config, other, 22);
   const student = createLora(be, config, LORA, 25);
   const unit = createNatUnit(be, config, { du: 8, targets: TARGETS }, 23);
   const head = createRankerHead(be, config.dim, 24);
@@ -454,8 +459,13 @@ describe('peak memory of a NAT, NCE and linear-mix step, measured and planned', 
         return likelihoodObjective(w.model, (tp, s, tr) => linearMixHook(tp, w.lora, w.neg, s, tr));
     }
   }
-  async function peak<T extends BackendTensor>(be: Backend<T>, v: Variant, recompute: boolean) {
-    const w = world(be);
+  async function peak<T extends BackendTensor>(
+    be: Backend<T>,
+    v: Variant,
+    recompute: boolean,
+    frozenRank?: number,
+  ) {
+    const w = world(be, frozenRank ? { rank: frozenRank, pos: v === 'nce' } : undefined);
     const m = liveBytes(be);
     const objective = stageObjective(w, v);
     const tp = new Tape(be);
@@ -516,6 +526,31 @@ describe('peak memory of a NAT, NCE and linear-mix step, measured and planned', 
         expect(on).toBeLessThan(off);
       }
     });
+
+  it('frozen LoRAs of rank 8 beside a trained one of rank 4: planned with the shapes given, as measured (CPU)', async () => {
+    const r8 = { rank: 8, targets: TARGETS, dropout: LORA.dropout };
+    const P = (r: number) => (r / 4) * (planStep(false).items.adapters / 4);
+    for (const v of VARIANTS) {
+      const frozen = v === 'nce' ? { pos: r8, neg: r8 } : { neg: r8 };
+      const variant: TrainVariant = v === 'linmix' ? { kind: 'linmix', frozen } : { kind: v, du: 8, frozen };
+      const same = plan(v, false).items;
+      const items = planStep(false, variant).items;
+      // the adapters: each frozen LoRA counted at rank 8 (twice the rank-4 one), the rest as before
+      const frozenLoras = v === 'nce' ? 2 : 1;
+      expect(items.adapters - same.adapters, v).toBe(4 * frozenLoras * (P(8) - P(4)));
+      expect(items.optimizer, v).toBe(same.optimizer);
+      for (const recompute of [false, true]) {
+        const p = planStep(recompute, variant);
+        const t = p.items.activations + p.items.logits + p.items.recompute + p.training!.batchInputs;
+        const measured = await peak(new CpuBackend(), v, recompute, 8);
+        expect(measured, `${v}, recompute ${recompute}`).toBe(
+          recompute ? Math.max(t - residual, p.training!.frozenPeak) : t,
+        );
+        if (v !== 'nce' || recompute)
+          expect(measured, `${v}: not the rank-4 plan`).not.toBe(tape(v, recompute));
+      }
+    }
+  });
 });
 
 describe('a method stage with recompute on', () => {

@@ -233,6 +233,27 @@ describe('TrainerEngine with a GGUF student (stories260K)', () => {
       const a = await p.plan({ ...req, dataKey: 'w2' });
       expect(a.plan?.verdict).toBe('ok');
       expect(a.plan).toEqual((await other.plan({ ...req, dataKey: 'w2' })).plan);
+      // NCE with the shipped NAT set: its two LoRAs (r8 on all seven sites) and its unit (d_u 64 on
+      // all seven) are counted as they are, not with this run's r4 on q, k, v, o
+      const natSet = Object.fromEntries(
+        ['lora', 'neg', 'nat'].map((n) => [`${n}.safetensors`, buf(`adapters/nat/${n}.safetensors`)]),
+      );
+      const nce = { ...req, stage: 'nce' as const, dataKey: 'w2' };
+      const given = await p.plan({ ...nce, inputs: natSet });
+      const guessed = await p.plan(nce);
+      expect(given.plan).toEqual((await other.plan({ ...nce, inputs: natSet })).plan);
+      // per layer (dim 64, hidden 176): a rank-r LoRA holds 512r values on q, k, v, o and 1232r on
+      // all seven; the unit 1024·d_u on q, k, v, o and 2576·d_u on all seven; 4 layers, 4 bytes each
+      expect(given.plan!.items.adapters - guessed.plan!.items.adapters).toBe(
+        4 * 4 * (2 * (1232 * 8 - 512 * 4) + (2576 - 1024) * 64),
+      );
+      // NAT beside the shipped Neg set (r8 on all seven): the positive LoRA (this run's r4) sits on
+      // the negative one's seven sites, as the stage puts it, and so does the unit
+      const negSet = { 'lora.safetensors': buf('adapters/neg/lora.safetensors') };
+      const nat = { ...req, stage: 'nat' as const, dataKey: 'w2', inputs: negSet };
+      const natPlan = (await p.plan(nat)).plan!;
+      expect(natPlan).toEqual((await other.plan(nat)).plan);
+      expect(natPlan.items.adapters).toBe(4 * 4 * (1232 * 4 + 1232 * 8 + 2576 * 64));
     } finally {
       other.destroy();
     }

@@ -16,7 +16,9 @@ import { planTraining } from '../../src/method/api/big-student.ts';
 import { checkStageData, measureItems, stageSides, stageVariant } from '../../src/method/api/train-plan.ts';
 import { DEFAULT_STAGE } from '../../src/method/stages/config.ts';
 import { promptOf } from '../../src/method/stages/text.ts';
-import type { StageData } from '../../src/method/stages/types.ts';
+import type { StageAdapters, StageData } from '../../src/method/stages/types.ts';
+import type { LoraTarget } from '../../src/engine/model/llama.ts';
+import type { LoraState } from '../../src/engine/model/lora.ts';
 import { tok512Vocab } from '../helpers/stories-gguf.ts';
 import { tinyTok } from '../helpers/tiny-arith.ts';
 
@@ -157,9 +159,8 @@ describe('planTraining: one LoRA step of a student', () => {
     const mix = plan(stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B));
     expect(stageVariant('kd', DEFAULT_STAGE, LLAMA_7B)).toEqual({ kind: 'lora' });
     expect(stageVariant('nat', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B)).toEqual({ kind: 'nat', du: 32 });
-    // NCE's frozen unit has the width its NAT run gave it, whatever this config says
+    // without the run's inputs, the frozen adapters are counted with this config's shapes
     expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B)).toEqual({ kind: 'nce', du: 32 });
-    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B, 16)).toEqual({ kind: 'nce', du: 16 });
     // a LoRA r8 on q and v: 8 · (4096 + 4096) values per site, 2 sites, 32 layers
     const P = 8 * 8192 * 2 * 32;
     // the unit (d_u = min(128, dim) = 128) per site: W_Q 128×4096, W_K and W_V1 128×4096, W_V2 4096×128
@@ -180,6 +181,42 @@ describe('planTraining: one LoRA step of a student', () => {
     expect(nat.text).toMatch(
       /^NAT \(positive LoRA and integration unit beside the frozen negative LoRA\) training/,
     );
+
+    // with the run's inputs, the frozen adapters have the shapes they were trained with
+    const model = { dim: 4096, hiddenDim: 11008, nLayers: 32, kvDim: 4096 };
+    const lora = (rank: number, targets: LoraTarget[]): LoraState => ({
+      config: { rank, alpha: rank, dropout: 0, targets },
+      model,
+      tensors: {},
+    });
+    const qkvo: LoraTarget[] = ['q', 'k', 'v', 'o'];
+    const natSet: StageAdapters = {
+      lora: lora(16, qkvo),
+      neg: lora(16, qkvo),
+      nat: { config: { du: 16, targets: qkvo }, model, tensors: {} },
+    };
+    const r16 = { rank: 16, targets: qkvo, dropout: 0 };
+    // NCE: the NAT set's width (16, whatever this config says), rank and targets
+    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B, natSet)).toEqual({
+      kind: 'nce',
+      du: 16,
+      frozen: { pos: r16, neg: r16 },
+    });
+    const nce16 = plan(stageVariant('nce', DEFAULT_STAGE, LLAMA_7B, natSet));
+    const P16 = 16 * 8192 * 4 * 32;
+    const U16 = 4 * 16 * 4096 * 4 * 32;
+    expect(nce16.items.adapters).toBe(4 * (P + 2 * P16 + U16));
+    expect(nce16.items.gradients).toBe(nce16.items.adapters);
+    expect(nce16.items.optimizer).toBe(kd.items.optimizer);
+    // NAT beside a negative LoRA r4 (on q and v, as the positive one)
+    const qv: LoraTarget[] = ['q', 'v'];
+    const nat4 = plan(stageVariant('nat', DEFAULT_STAGE, LLAMA_7B, { neg: lora(4, qv) }));
+    const P4 = 4 * 8192 * 2 * 32;
+    expect(nat4.items.adapters).toBe(4 * (P + P4 + U));
+    expect(nat4.items.optimizer).toBe(nat.items.optimizer);
+    // the linear mix beside the r4 one
+    const mixQ = plan(stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B, { neg: lora(4, qv) }));
+    expect(mixQ.items.adapters).toBe(4 * (P + P4));
   });
 
   it("a refusal names only what this trainer can do: no 'logits in chunks' (it computes them whole)", () => {

@@ -720,6 +720,8 @@ export class TrainState {
     let outcome: TrainOutcome;
     try {
       const t = trainer();
+      // the earlier stage's set: its frozen adapters are in the run's plan with their own shapes
+      const inputs = run.input ? await adapterFiles(run.input.id) : undefined;
       const request = {
         stage: run.stage,
         data: stageData,
@@ -728,6 +730,7 @@ export class TrainState {
         ...(resume ? { resume } : {}),
         ...(run.maxSeq !== undefined ? { maxSeq: run.maxSeq } : {}),
         ...(run.memoryBudget !== undefined ? { memoryBudget: run.memoryBudget } : {}),
+        ...(inputs ? { inputs } : {}),
       };
       // the run's own plan on the trainer's device (a resumed run too): a refusal pauses it first
       await t.init();
@@ -741,14 +744,10 @@ export class TrainState {
         await this.status('paused', this.error).catch(() => {});
         return;
       }
-      const inputs = run.input ? await adapterFiles(run.input.id) : undefined;
       // Cancel pressed while the worker was starting: it never trains
       if (this.cancelAsked) outcome = { cancelled: true, steps: run.step, losses: run.losses, files: null };
       else
-        outcome = await t.start(
-          { ...request, checkpointEvery: run.checkpointEvery, ...(inputs ? { inputs } : {}) },
-          Comlink.proxy(onEvent),
-        );
+        outcome = await t.start({ ...request, checkpointEvery: run.checkpointEvery }, Comlink.proxy(onEvent));
     } catch (e) {
       this.live = false;
       this.loading = null;

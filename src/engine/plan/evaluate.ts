@@ -235,18 +235,24 @@ function evaluateInference(r: InferenceRequest): Core {
  */
 function variantParams(c: LlamaConfig, lora: LoraSpec, v: TrainVariant) {
   const P = adapterParams(c, lora);
-  const U =
-    v.kind === 'nat' || v.kind === 'nce' ? natParamCount(c, { du: v.du, targets: [...lora.targets] }) : 0;
-  const loraTensors = 2 * lora.targets.length * c.nLayers;
+  const tensors = (s: LoraSpec) => 2 * s.targets.length * c.nLayers;
+  const loraTensors = tensors(lora);
+  if (v.kind === 'lora') return { trained: P, held: P, tensors: loraTensors, frozenModels: 0 };
+  const neg = v.frozen?.neg ?? lora;
+  const N = adapterParams(c, neg);
   switch (v.kind) {
-    case 'lora':
-      return { trained: P, held: P, tensors: loraTensors, frozenModels: 0 };
     case 'linmix':
-      return { trained: P, held: 2 * P, tensors: loraTensors, frozenModels: 0 };
-    case 'nat':
-      return { trained: P + U, held: 2 * P + U, tensors: 3 * loraTensors, frozenModels: 0 };
-    case 'nce':
-      return { trained: P, held: 3 * P + U, tensors: loraTensors, frozenModels: 2 };
+      return { trained: P, held: P + N, tensors: loraTensors, frozenModels: 0 };
+    case 'nat': {
+      // the unit sits on the negative LoRA's targets: four tensors per site
+      const U = natParamCount(c, { du: v.du, targets: [...neg.targets] });
+      return { trained: P + U, held: P + N + U, tensors: loraTensors + 2 * tensors(neg), frozenModels: 0 };
+    }
+    case 'nce': {
+      const U = natParamCount(c, { du: v.du, targets: [...neg.targets] });
+      const pos = adapterParams(c, v.frozen?.pos ?? lora);
+      return { trained: P, held: P + pos + N + U, tensors: loraTensors, frozenModels: 2 };
+    }
   }
 }
 

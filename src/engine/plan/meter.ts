@@ -159,19 +159,23 @@ export function traceStep(
       loss(loraHook(tape, adapter, 0, true));
       break;
     case 'linmix':
-      loss(linearMixHook(tape, adapter, meterLora(be, nLayers, c, lora, 'neg'), 0, true));
+      loss(
+        linearMixHook(tape, adapter, meterLora(be, nLayers, c, variant.frozen?.neg ?? lora, 'neg'), 0, true),
+      );
       break;
     case 'nat': {
-      const unit = meterNatUnit(be, nLayers, c, variant.du, lora.targets);
-      const neg = meterLora(be, nLayers, c, lora, 'neg');
+      const negSpec = variant.frozen?.neg ?? lora;
+      const unit = meterNatUnit(be, nLayers, c, variant.du, negSpec.targets);
+      const neg = meterLora(be, nLayers, c, negSpec, 'neg');
       // the NAT stage reads α back after the step, so the hook keeps it (as the stage's does)
       loss(natHook(tape, adapter, neg, unit, { trainable: true, training: true, seed: 0 }, []));
       break;
     }
     case 'nce': {
-      const unit = meterNatUnit(be, nLayers, c, variant.du, lora.targets);
-      const pos = meterLora(be, nLayers, c, lora, 'pos');
-      const neg = meterLora(be, nLayers, c, lora, 'neg');
+      const negSpec = variant.frozen?.neg ?? lora;
+      const unit = meterNatUnit(be, nLayers, c, variant.du, negSpec.targets);
+      const pos = meterLora(be, nLayers, c, variant.frozen?.pos ?? lora, 'pos');
+      const neg = meterLora(be, nLayers, c, negSpec, 'neg');
       // nceStep's order: the batch (its BATCH_LABELS tensors), the teacher's forward, the negative model's, the
       // student's; a hook is made just before its forward starts
       let from = BATCH_LABELS.size;

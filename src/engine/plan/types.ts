@@ -100,7 +100,20 @@ export interface InferenceRequest extends PlanBase {
  * each micro-batch; the linear mix trains the positive LoRA beside the frozen negative one.
  */
 export type TrainVariant =
-  { kind: 'lora' } | { kind: 'nat'; du: number } | { kind: 'nce'; du: number } | { kind: 'linmix' };
+  | { kind: 'lora' }
+  | { kind: 'nat'; du: number; frozen?: FrozenSpecs }
+  | { kind: 'nce'; du: number; frozen?: FrozenSpecs }
+  | { kind: 'linmix'; frozen?: FrozenSpecs };
+
+/**
+ * The frozen adapters' shapes where they are known (the run's inputs); each one missing is taken to
+ * have the trained LoRA's. `neg`: the negative LoRA (NAT, the linear mix, NCE); `pos`: NCE's NAT
+ * positive LoRA; the NAT unit sits on `neg`'s targets (as the NAT stage builds it).
+ */
+export interface FrozenSpecs {
+  pos?: LoraSpec;
+  neg?: LoraSpec;
+}
 
 /** One LoRA training micro-batch: `batch` sequences × `seq` tokens, AdamW. */
 export interface TrainingRequest extends PlanBase {

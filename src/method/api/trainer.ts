@@ -32,8 +32,8 @@ import type { GpuErrorWatch } from '../../engine/gpu/gpu.ts';
 import type { LlamaConfig } from '../../engine/model/config.ts';
 import { paramCount } from '../../engine/model/config.ts';
 import type { LoraTarget } from '../../engine/model/llama.ts';
-import { DEFAULT_STAGE, STAGES, type StageConfig, type StageName } from '../stages/config.ts';
-import { readStageFiles, stageFiles } from '../stages/files.ts';
+import { DEFAULT_STAGE, STAGES, type StageConfig } from '../stages/config.ts';
+import { stageFiles } from '../stages/files.ts';
 import {
   runStage,
   type StageAdapters,
@@ -54,6 +54,7 @@ import {
 import {
   prepareRun,
   sourceKey,
+  stageInputs,
   type Prepared,
   type TrainPlanRequest,
   type TrainPlanResult,
@@ -63,8 +64,10 @@ import {
 export type { TrainPlanView, TrainSuggestion } from './big-student.ts';
 export {
   checkStageData,
+  inputSetFor,
   measureItems,
   sequencesPerExample,
+  stageInputs,
   stageSides,
   TrainPlanner,
   type DataCheck,
@@ -87,17 +90,8 @@ export const STUDENT_RECIPE: Readonly<Partial<StageConfig>> = {
   seed: 1,
 };
 
-/** Which earlier adapter set a stage needs: NAT / linear mix a Neg set, NCE a NAT set. */
-export function inputSetFor(stage: StageName): 'neg' | 'nat' | null {
-  if (stage === 'nat' || stage === 'linmix') return 'neg';
-  if (stage === 'nce') return 'nat';
-  return null;
-}
-
 /** A run: what `plan` takes, and the inputs of an earlier stage and the checkpoint interval. */
 export interface TrainRequest extends TrainPlanRequest {
-  /** An earlier stage's adapter-set files (Neg for nat / linmix, NAT for nce), by file name. */
-  inputs?: Record<string, ArrayBuffer>;
   /** Steps between checkpoints (default 10; 0 = none but the final one). */
   checkpointEvery?: number;
 }
@@ -176,43 +170,6 @@ function buffersOf(c: StageCheckpoint): ArrayBuffer[] {
   for (const x of Object.values(c.optimizer.m)) add(x);
   for (const x of Object.values(c.optimizer.v)) add(x);
   return [...seen];
-}
-
-/** The inputs a stage takes from an adapter set's files; a clear refusal when the set is not one. */
-export function stageInputs(stage: StageName, files: Record<string, ArrayBuffer> | undefined): StageAdapters {
-  const need = inputSetFor(stage);
-  if (!need) return {};
-  const has = files && Object.keys(files).some((f) => f.endsWith('.safetensors'));
-  if (!has) {
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      need === 'neg'
-        ? `${stage === 'nat' ? 'NAT' : 'The linear mix'} learns next to a frozen negative LoRA, and none was given. ` +
-            'Pick a Neg adapter set (the built-in "Negative LoRA" works), or train the Neg stage first.'
-        : 'NCE distils the NAT model, and none was given. Pick a NAT adapter set (the built-in "NAT" works), ' +
-            'or train the NAT stage first.',
-    );
-  }
-  const { stage: from, adapters } = readStageFiles(files);
-  if (need === 'neg') {
-    // a Neg set's LoRA is the negative one; a NAT or linear-mix set carries it as `neg`
-    const neg =
-      from === 'neg' ? adapters.lora : (adapters.neg ?? (from === null ? adapters.lora : undefined));
-    if (!neg)
-      throw new EngineError(
-        'BAD_ARGUMENT',
-        `This adapter set comes from the ${from ?? 'unknown'} stage and holds no negative LoRA. ` +
-          'Pick a set trained with the Neg stage (on D_neg).',
-      );
-    return { neg };
-  }
-  if (!adapters.lora || !adapters.neg || !adapters.nat)
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      `NCE needs a NAT adapter set (positive LoRA, negative LoRA and integration unit); this one comes from ` +
-        `the ${from ?? 'unknown'} stage and holds ${Object.keys(files).sort().join(', ')}. Pick a NAT set.`,
-    );
-  return { lora: adapters.lora, neg: adapters.neg, nat: adapters.nat };
 }
 
 /** A student opened by `open` / `load`: the source, and for a big model what its header says. */
@@ -364,7 +321,7 @@ export class TrainerEngine {
   }
 
   /** The data as the student reads it (tokenized once per data key), and the plan for one step. */
-  private prepare(req: TrainPlanRequest, natUnitWidth?: number): Prepared {
+  private prepare(req: TrainPlanRequest, inputs?: StageAdapters): Prepared {
     const { o, config, tok, weights } = this.current();
     return prepareRun(
       this.describe(o),
@@ -372,7 +329,7 @@ export class TrainerEngine {
       o.lengths,
       this.rt!.gpu.limits,
       req,
-      natUnitWidth,
+      inputs,
     );
   }
 
@@ -385,7 +342,7 @@ export class TrainerEngine {
     if (!STAGES.includes(req.stage))
       throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
     await Promise.resolve();
-    return this.prepare(req).result;
+    return this.prepare(req, req.inputs ? stageInputs(req.stage, req.inputs) : undefined).result;
   }
 
   get modelInfo(): StudentModelInfo | null {
@@ -413,7 +370,7 @@ export class TrainerEngine {
       if (!STAGES.includes(req.stage))
         throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
       inputs = stageInputs(req.stage, req.inputs);
-      const p = this.prepare(req, inputs.nat?.config.du);
+      const p = this.prepare(req, inputs);
       if (p.error) throw p.error;
       data = p.data;
     } catch (e) {
