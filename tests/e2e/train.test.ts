@@ -6,6 +6,7 @@
 // with space again, Resume goes on and the run finishes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { formatBytes } from '../../src/engine/errors.ts';
 import {
   horizontalOverflow,
   idbRecords,
@@ -177,6 +178,17 @@ describe('app: Train', () => {
     await page.goto(`${app.url}#/train`); // the same page: no reload
     await setUp(page, 'nce', 2, 2, 2);
     expect(await page.getByTestId('train-input').inputValue()).toBe('builtin-nat');
+    // the student's LoRA on q alone: the plan still counts the NAT set's frozen LoRAs and unit as
+    // they are (rank 8 and d_u 64 on all seven sites of the 4-layer dim-64 student), read from the set
+    const boxes = page.locator('[data-testid="train-setup"] fieldset.targets input[type="checkbox"]');
+    for (let i = 1; i < (await boxes.count()); i++) await boxes.nth(i).uncheck();
+    // per layer: a rank-8 LoRA on q 8·128 values, on all seven 8·1232; the unit 2576·64 on all seven
+    const adapters = 4 * 4 * (8 * 128 + 2 * 8 * 1232 + 2576 * 64);
+    await until('the plan with the NAT set as it is', async () =>
+      (await page.getByTestId('train-plan-adapters').innerText()).includes(formatBytes(adapters))
+        ? true
+        : null,
+    );
     await page.getByTestId('train-start').click();
     await page.waitForSelector(`${view}[data-phase="done"]`, { timeout: 300_000 });
     const hist = page.getByTestId('chart-beta');

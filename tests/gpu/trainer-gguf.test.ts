@@ -239,9 +239,12 @@ describe('TrainerEngine with a GGUF student (stories260K)', () => {
         ['lora', 'neg', 'nat'].map((n) => [`${n}.safetensors`, buf(`adapters/nat/${n}.safetensors`)]),
       );
       const nce = { ...req, stage: 'nce' as const, dataKey: 'w2' };
-      const given = await p.plan({ ...nce, inputs: natSet });
+      const shapes = await p.inputShapes('nce', natSet);
+      const r8 = { rank: 8, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], dropout: 0.05 };
+      expect(shapes).toEqual({ neg: r8, pos: r8, du: 64 });
+      const given = await p.plan({ ...nce, inputShapes: shapes });
       const guessed = await p.plan(nce);
-      expect(given.plan).toEqual((await other.plan({ ...nce, inputs: natSet })).plan);
+      expect(given.plan).toEqual((await other.plan({ ...nce, inputShapes: shapes })).plan);
       // per layer (dim 64, hidden 176): a rank-r LoRA holds 512r values on q, k, v, o and 1232r on
       // all seven; the unit 1024·d_u on q, k, v, o and 2576·d_u on all seven; 4 layers, 4 bytes each
       expect(given.plan!.items.adapters - guessed.plan!.items.adapters).toBe(
@@ -250,7 +253,16 @@ describe('TrainerEngine with a GGUF student (stories260K)', () => {
       // NAT beside the shipped Neg set (r8 on all seven): the positive LoRA (this run's r4) sits on
       // the negative one's seven sites, as the stage puts it, and so does the unit
       const negSet = { 'lora.safetensors': buf('adapters/neg/lora.safetensors') };
-      const nat = { ...req, stage: 'nat' as const, dataKey: 'w2', inputs: negSet };
+      const nat = {
+        ...req,
+        stage: 'nat' as const,
+        dataKey: 'w2',
+        inputShapes: await p.inputShapes('nat', negSet),
+      };
+      // a set NCE cannot build on: the trainer's refusal
+      const wrong = await p.inputShapes('nce', negSet).catch((e: unknown) => e);
+      expect(wrong).toBeInstanceOf(EngineError);
+      expect((wrong as EngineError).message).toMatch(/^NCE needs a NAT adapter set .* Pick a NAT set\.$/);
       const natPlan = (await p.plan(nat)).plan!;
       expect(natPlan).toEqual((await other.plan(nat)).plan);
       expect(natPlan.items.adapters).toBe(4 * 4 * (1232 * 4 + 1232 * 8 + 2576 * 64));

@@ -14,6 +14,7 @@ import {
 } from '../../src/engine/plan.ts';
 import { planTraining } from '../../src/method/api/big-student.ts';
 import { checkStageData, measureItems, stageSides, stageVariant } from '../../src/method/api/train-plan.ts';
+import { shapesOf } from '../../src/method/api/stage-inputs.ts';
 import { DEFAULT_STAGE } from '../../src/method/stages/config.ts';
 import { promptOf } from '../../src/method/stages/text.ts';
 import type { StageAdapters, StageData } from '../../src/method/stages/types.ts';
@@ -197,12 +198,12 @@ describe('planTraining: one LoRA step of a student', () => {
     };
     const r16 = { rank: 16, targets: qkvo, dropout: 0 };
     // NCE: the NAT set's width (16, whatever this config says), rank and targets
-    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B, natSet)).toEqual({
+    expect(stageVariant('nce', { ...DEFAULT_STAGE, du: 32 }, LLAMA_7B, shapesOf('nce', natSet))).toEqual({
       kind: 'nce',
       du: 16,
       frozen: { pos: r16, neg: r16 },
     });
-    const nce16 = plan(stageVariant('nce', DEFAULT_STAGE, LLAMA_7B, natSet));
+    const nce16 = plan(stageVariant('nce', DEFAULT_STAGE, LLAMA_7B, shapesOf('nce', natSet)));
     const P16 = 16 * 8192 * 4 * 32;
     const U16 = 4 * 16 * 4096 * 4 * 32;
     expect(nce16.items.adapters).toBe(4 * (P + 2 * P16 + U16));
@@ -210,12 +211,14 @@ describe('planTraining: one LoRA step of a student', () => {
     expect(nce16.items.optimizer).toBe(kd.items.optimizer);
     // NAT beside a negative LoRA r4 (on q and v, as the positive one)
     const qv: LoraTarget[] = ['q', 'v'];
-    const nat4 = plan(stageVariant('nat', DEFAULT_STAGE, LLAMA_7B, { neg: lora(4, qv) }));
+    const nat4 = plan(stageVariant('nat', DEFAULT_STAGE, LLAMA_7B, shapesOf('nat', { neg: lora(4, qv) })));
     const P4 = 4 * 8192 * 2 * 32;
     expect(nat4.items.adapters).toBe(4 * (P + P4 + U));
     expect(nat4.items.optimizer).toBe(nat.items.optimizer);
     // the linear mix beside the r4 one
-    const mixQ = plan(stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B, { neg: lora(4, qv) }));
+    const mixQ = plan(
+      stageVariant('linmix', DEFAULT_STAGE, LLAMA_7B, shapesOf('linmix', { neg: lora(4, qv) })),
+    );
     expect(mixQ.items.adapters).toBe(4 * (P + P4));
   });
 

@@ -17,8 +17,10 @@
  *   sourceOfRun(model, { file: picked });           // after a reload; null until the file is picked
  */
 import type { StudentSource } from '../../method/api/runtime.ts';
+import type { StageName } from '../../method/stages/config.ts';
 import type {
   DataCheck,
+  InputShapes,
   TrainPlanner,
   TrainPlanRequest,
   TrainPlanResult,
@@ -34,19 +36,32 @@ import { BUILTIN_STUDENT, type ModelChoice } from './student-model.svelte.ts';
 
 let planner: Comlink.Remote<TrainPlanner> | null = null;
 
-/**
- * The next run's plan from the planner worker (workers/planner.worker.ts: no GPU device, so the
- * trainer worker starts only when a run does): the student opened there, then planned.
- */
-export async function planNextRun(src: StudentSource, req: TrainPlanRequest): Promise<TrainPlanResult> {
+/** The planner worker (workers/planner.worker.ts: no GPU device), made on first use. */
+function plannerWorker(): Comlink.Remote<TrainPlanner> {
   if (!planner) {
     installErrorTransfer();
-    // eslint-disable-next-line svelte/prefer-svelte-reactivity -- made once, never changed
     const url = new URL(plannerWorkerUrl, location.href);
     planner = Comlink.wrap<TrainPlanner>(new Worker(url, { type: 'module', name: 'planner' }));
   }
-  await planner.open(src);
-  return planner.plan(req);
+  return planner;
+}
+
+/**
+ * The next run's plan from the planner worker (so the trainer worker starts only when a run
+ * does): the student opened there, then planned.
+ */
+export async function planNextRun(src: StudentSource, req: TrainPlanRequest): Promise<TrainPlanResult> {
+  const p = plannerWorker();
+  await p.open(src);
+  return p.plan(req);
+}
+
+/**
+ * The shapes of the frozen adapters in an earlier stage's set (its files, read in the planner
+ * worker), for a plan request's `inputShapes`; refused when the set is not one `stage` builds on.
+ */
+export function inputShapesOf(stage: StageName, files: Record<string, ArrayBuffer>): Promise<InputShapes> {
+  return plannerWorker().inputShapes(stage, Comlink.transfer(files, Object.values(files)));
 }
 
 /** A GGUF or MLC model (planned before it loads; recompute on by default). */
@@ -214,16 +229,6 @@ export class TrainPlanState {
     const p = this.queue.then(go, go);
     this.queue = p.catch(() => {});
     return p;
-  }
-
-  /** Plans again and shows the answer, if it is still the latest request's. */
-  async refresh(src: StudentSource, req: TrainPlanRequest): Promise<void> {
-    const id = this.begin();
-    try {
-      this.done(id, await this.check(src, req));
-    } catch (e) {
-      this.fail(id, e);
-    }
   }
 
   /** A new request: its id (only the latest one's answer is shown). */

@@ -18,6 +18,7 @@
  * under that model's name, and Solve offers it with that model.
  */
 import type {
+  InputShapes,
   TrainerEngine,
   TrainerEvent,
   TrainOutcome,
@@ -53,6 +54,7 @@ import { studentModel } from './student-model.svelte.ts';
 import {
   budgetBytes,
   fileMatches,
+  inputShapesOf,
   isBigChoice,
   needFileNotice,
   refusalOf,
@@ -168,6 +170,9 @@ export class TrainState {
   // eslint-disable-next-line svelte/prefer-svelte-reactivity -- looked up, never shown
   private runFiles = new Map<string, Blob>();
   private planFor: unknown = null;
+  /** The frozen adapters' shapes of the input sets planned with, by stage and set (read once each). */
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity -- looked up, never shown
+  private shapes = new Map<string, Promise<InputShapes>>();
   private choiceIds = new WeakMap<object, number>();
   private choices = 0;
   /** Everything the next run's plan depends on (TrainView plans again when it changes). */
@@ -178,6 +183,7 @@ export class TrainState {
     return JSON.stringify([
       id,
       this.stage,
+      inputKind(this.stage) ? this.inputId : '',
       this.batchSize,
       this.microBatch,
       this.rank,
@@ -334,12 +340,20 @@ export class TrainState {
       this.recompute = isBigChoice(choice);
     }
     if (this.dataPhase !== 'ready' || !this.stageData) return;
-    await this.next.refresh(trainerSource(choice), this.planRequest(this.formConfig(), this.stageData));
+    const data = this.stageData;
+    const id = this.next.begin();
+    try {
+      const req = await this.planRequest(this.formConfig(), data);
+      this.next.done(id, await this.next.check(trainerSource(choice), req));
+    } catch (e) {
+      this.next.fail(id, e);
+    }
   }
 
-  private planRequest(config: StageConfig, data: StageData): TrainPlanRequest {
+  private async planRequest(config: StageConfig, data: StageData): Promise<TrainPlanRequest> {
     const budget = budgetBytes(models.budget);
     const cap = this.capOf();
+    const shapes = await this.inputShapes(this.stage, this.inputId);
     return {
       stage: this.stage,
       data,
@@ -347,7 +361,25 @@ export class TrainState {
       config,
       ...(cap !== undefined ? { maxSeq: cap } : {}),
       ...(budget !== undefined ? { memoryBudget: budget } : {}),
+      ...(shapes ? { inputShapes: shapes } : {}),
     };
+  }
+
+  /**
+   * The frozen adapters' shapes in the input set `id` for `stage` (rank, targets, the NAT unit's
+   * width), so that the plan counts them as they are; none for a stage that builds on no set.
+   */
+  private inputShapes(stage: StageName, id: string): Promise<InputShapes | undefined> {
+    if (!inputKind(stage) || !id) return Promise.resolve(undefined);
+    const key = `${stage}|${id}`;
+    let p = this.shapes.get(key);
+    if (!p) {
+      p = adapterFiles(id).then((files) => inputShapesOf(stage, files));
+      // a set that could not be read is read again next time
+      p.catch(() => this.shapes.delete(key));
+      this.shapes.set(key, p);
+    }
+    return p;
   }
 
   /** One of the planner's suggestions, applied to the form (recompute, micro-batch, sequence cap). */
@@ -461,7 +493,7 @@ export class TrainState {
     // the plan first: a run that would not fit is never created (nothing stored, nothing allocated)
     const id = this.next.begin();
     try {
-      const r = await this.next.check(modelSrc, this.planRequest(config, this.stageData));
+      const r = await this.next.check(modelSrc, await this.planRequest(config, this.stageData));
       this.next.done(id, r);
       this.planFor = choice;
       const refusal = refusalOf(
@@ -721,7 +753,7 @@ export class TrainState {
     try {
       const t = trainer();
       // the earlier stage's set: its frozen adapters are in the run's plan with their own shapes
-      const inputs = run.input ? await adapterFiles(run.input.id) : undefined;
+      const shapes = run.input ? await this.inputShapes(run.stage, run.input.id) : undefined;
       const request = {
         stage: run.stage,
         data: stageData,
@@ -730,7 +762,7 @@ export class TrainState {
         ...(resume ? { resume } : {}),
         ...(run.maxSeq !== undefined ? { maxSeq: run.maxSeq } : {}),
         ...(run.memoryBudget !== undefined ? { memoryBudget: run.memoryBudget } : {}),
-        ...(inputs ? { inputs } : {}),
+        ...(shapes ? { inputShapes: shapes } : {}),
       };
       // the run's own plan on the trainer's device (a resumed run too): a refusal pauses it first
       await t.init();
@@ -744,10 +776,14 @@ export class TrainState {
         await this.status('paused', this.error).catch(() => {});
         return;
       }
+      const inputs = run.input ? await adapterFiles(run.input.id) : undefined;
       // Cancel pressed while the worker was starting: it never trains
       if (this.cancelAsked) outcome = { cancelled: true, steps: run.step, losses: run.losses, files: null };
       else
-        outcome = await t.start({ ...request, checkpointEvery: run.checkpointEvery }, Comlink.proxy(onEvent));
+        outcome = await t.start(
+          { ...request, checkpointEvery: run.checkpointEvery, ...(inputs ? { inputs } : {}) },
+          Comlink.proxy(onEvent),
+        );
     } catch (e) {
       this.live = false;
       this.loading = null;

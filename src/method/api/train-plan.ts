@@ -16,14 +16,11 @@ import { CharTokenizer } from '../../engine/io/chartok.ts';
 import type { LlamaConfig } from '../../engine/model/config.ts';
 import type { LoraTarget } from '../../engine/model/llama.ts';
 import { defaultNatWidth } from '../../engine/model/nat.ts';
-import type { FrozenSpecs, LoraSpec, TrainVariant } from '../../engine/plan.ts';
-import type { LoraState } from '../../engine/model/lora.ts';
+import type { FrozenSpecs, TrainVariant } from '../../engine/plan.ts';
 import { paramCount } from '../../engine/model/config.ts';
 import { DEFAULT_STAGE, STAGES, type StageConfig, type StageName } from '../stages/config.ts';
-import { readStageFiles } from '../stages/files.ts';
 import { encodeExample } from '../stages/text.ts';
 import type { StageCheckpoint, StageData, TrainItem } from '../stages/stages.ts';
-import type { StageAdapters } from '../stages/types.ts';
 import {
   OUR_WEIGHTS,
   planTraining,
@@ -35,6 +32,7 @@ import {
 } from './big-student.ts';
 import { openGgufStudent } from './gguf-student.ts';
 import { openMlcStudent } from './mlc-student.ts';
+import { inputShapes, type InputShapes } from './stage-inputs.ts';
 import { isBigSource, readOurStudent, type RuntimeOptions, type StudentSource } from './runtime.ts';
 
 /** What `plan` needs: the run's stage, data and settings as `start` will get them. */
@@ -54,10 +52,10 @@ export interface TrainPlanRequest {
    */
   maxSeq?: number;
   /**
-   * An earlier stage's adapter-set files (Neg for nat / linmix, NAT for nce), by file name: the
-   * frozen adapters the step holds (a plan without them counts them with this run's shapes).
+   * The shapes of the frozen adapters in the earlier stage's set the run builds on (`inputShapes`
+   * of its files): without them the plan counts them with this run's rank, targets and width.
    */
-  inputs?: Record<string, ArrayBuffer>;
+  inputShapes?: InputShapes;
   /** The GPU memory the user says can be used, in bytes (the planner assumes 4 GiB without). */
   memoryBudget?: number;
 }
@@ -207,36 +205,29 @@ const STAGE_NOTES: Partial<Record<StageName, string>> = {
     'their forwards on each micro-batch and the logits they keep.',
 };
 
-/** A LoRA's shape as the planner counts it. */
-const specOf = (l: LoraState): LoraSpec => ({
-  rank: l.config.rank,
-  targets: l.config.targets,
-  dropout: l.config.dropout,
-});
-
 /**
  * The planner's name for what a stage's step runs besides its trained LoRA. The frozen adapters
- * have the shapes they were trained with: those of `inputs` when the run's inputs are at hand
- * (the negative LoRA's rank and targets, NCE's NAT positive LoRA and unit width), else the shapes
- * this config would give them.
+ * have the shapes they were trained with when the input set's are given (`shapes`: the negative
+ * LoRA's rank and targets, NCE's NAT positive LoRA and unit width), else the shapes this config
+ * would give them.
  */
 export function stageVariant(
   stage: StageName,
   c: StageConfig,
   model: LlamaConfig,
-  inputs?: StageAdapters,
+  shapes?: InputShapes,
 ): TrainVariant {
   const du = c.du ?? defaultNatWidth(model);
   const frozen: FrozenSpecs = {
-    ...(inputs?.neg ? { neg: specOf(inputs.neg) } : {}),
-    ...(stage === 'nce' && inputs?.lora ? { pos: specOf(inputs.lora) } : {}),
+    ...(shapes?.neg ? { neg: shapes.neg } : {}),
+    ...(stage === 'nce' && shapes?.pos ? { pos: shapes.pos } : {}),
   };
   const given = Object.keys(frozen).length ? { frozen } : {};
   switch (stage) {
     case 'nat':
       return { kind: 'nat', du, ...given };
     case 'nce':
-      return { kind: 'nce', du: inputs?.nat?.config.du ?? du, ...given };
+      return { kind: 'nce', du: shapes?.du ?? du, ...given };
     case 'linmix':
       return { kind: 'linmix', ...given };
     default:
@@ -244,56 +235,12 @@ export function stageVariant(
   }
 }
 
-/** Which earlier adapter set a stage needs: NAT / linear mix a Neg set, NCE a NAT set. */
-export function inputSetFor(stage: StageName): 'neg' | 'nat' | null {
-  if (stage === 'nat' || stage === 'linmix') return 'neg';
-  if (stage === 'nce') return 'nat';
-  return null;
-}
-
-/** The inputs a stage takes from an adapter set's files; a clear refusal when the set is not one. */
-export function stageInputs(stage: StageName, files: Record<string, ArrayBuffer> | undefined): StageAdapters {
-  const need = inputSetFor(stage);
-  if (!need) return {};
-  const has = files && Object.keys(files).some((f) => f.endsWith('.safetensors'));
-  if (!has) {
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      need === 'neg'
-        ? `${stage === 'nat' ? 'NAT' : 'The linear mix'} learns next to a frozen negative LoRA, and none was given. ` +
-            'Pick a Neg adapter set (the built-in "Negative LoRA" works), or train the Neg stage first.'
-        : 'NCE distils the NAT model, and none was given. Pick a NAT adapter set (the built-in "NAT" works), ' +
-            'or train the NAT stage first.',
-    );
-  }
-  const { stage: from, adapters } = readStageFiles(files);
-  if (need === 'neg') {
-    // a Neg set's LoRA is the negative one; a NAT or linear-mix set carries it as `neg`
-    const neg =
-      from === 'neg' ? adapters.lora : (adapters.neg ?? (from === null ? adapters.lora : undefined));
-    if (!neg)
-      throw new EngineError(
-        'BAD_ARGUMENT',
-        `This adapter set comes from the ${from ?? 'unknown'} stage and holds no negative LoRA. ` +
-          'Pick a set trained with the Neg stage (on D_neg).',
-      );
-    return { neg };
-  }
-  if (!adapters.lora || !adapters.neg || !adapters.nat)
-    throw new EngineError(
-      'BAD_ARGUMENT',
-      `NCE needs a NAT adapter set (positive LoRA, negative LoRA and integration unit); this one comes from ` +
-        `the ${from ?? 'unknown'} stage and holds ${Object.keys(files).sort().join(', ')}. Pick a NAT set.`,
-    );
-  return { lora: adapters.lora, neg: adapters.neg, nat: adapters.nat };
-}
-
 /**
  * The trained LoRA's targets: NAT's and the linear mix's positive LoRA sits where the negative one
  * does (as the stages build it), whatever the config says; every other stage's, the config's.
  */
-function trainedTargets(stage: StageName, c: StageConfig, inputs?: StageAdapters): LoraTarget[] {
-  return (stage === 'nat' || stage === 'linmix') && inputs?.neg ? inputs.neg.config.targets : c.targets;
+function trainedTargets(stage: StageName, c: StageConfig, shapes?: InputShapes): LoraTarget[] {
+  return (stage === 'nat' || stage === 'linmix') && shapes?.neg ? [...shapes.neg.targets] : c.targets;
 }
 
 /** What a run would train on, the plan of one step, and the refusal (if any) to throw. */
@@ -313,8 +260,8 @@ export function prepareRun(
   lengths: Map<string, { pos: Int32Array; neg: Int32Array }>,
   limits: PlanLimits,
   req: TrainPlanRequest,
-  /** The stage's inputs (the frozen adapters), when they are at hand. */
-  inputs?: StageAdapters,
+  /** The input set's frozen adapters (default: the request's `inputShapes`). */
+  shapes: InputShapes | undefined = req.inputShapes,
 ): Prepared {
   const { config, tok, weights } = s;
   const c: StageConfig = req.resume ? req.resume.config : { ...DEFAULT_STAGE, ...req.config };
@@ -361,10 +308,10 @@ export function prepareRun(
       batch: micro * sequencesPerExample(req.stage),
       seq: check.longest,
       rank: c.rank,
-      targets: trainedTargets(req.stage, c, inputs),
+      targets: trainedTargets(req.stage, c, shapes),
       dropout: c.dropout,
       recompute: c.recompute ?? false,
-      variant: stageVariant(req.stage, c, config, inputs),
+      variant: stageVariant(req.stage, c, config, shapes),
       ...(req.memoryBudget !== undefined ? { memoryBudget: req.memoryBudget } : {}),
     },
   );
@@ -478,6 +425,15 @@ export class TrainPlanner {
     return student;
   }
 
+  /**
+   * The shapes of the frozen adapters in an earlier stage's set (its files), for `stage`: what a
+   * plan request's `inputShapes` takes. Refused with the reason when the set is not one `stage` builds on.
+   */
+  async inputShapes(stage: StageName, files: Record<string, ArrayBuffer>): Promise<InputShapes> {
+    await Promise.resolve();
+    return inputShapes(stage, files);
+  }
+
   /** As `TrainerEngine.plan`, for the student `open` gave. */
   async plan(req: TrainPlanRequest): Promise<TrainPlanResult> {
     if (!STAGES.includes(req.stage))
@@ -491,7 +447,6 @@ export class TrainPlanner {
       o.lengths,
       this.limits,
       req,
-      req.inputs ? stageInputs(req.stage, req.inputs) : undefined,
     ).result;
   }
 }

@@ -54,20 +54,19 @@ import {
 import {
   prepareRun,
   sourceKey,
-  stageInputs,
   type Prepared,
   type TrainPlanRequest,
   type TrainPlanResult,
   type TrainStudent,
 } from './train-plan.ts';
+import { shapesOf, stageInputs, type InputShapes } from './stage-inputs.ts';
 
+export { inputSetFor, inputShapes, stageInputs, type InputShapes } from './stage-inputs.ts';
 export type { TrainPlanView, TrainSuggestion } from './big-student.ts';
 export {
   checkStageData,
-  inputSetFor,
   measureItems,
   sequencesPerExample,
-  stageInputs,
   stageSides,
   TrainPlanner,
   type DataCheck,
@@ -92,6 +91,8 @@ export const STUDENT_RECIPE: Readonly<Partial<StageConfig>> = {
 
 /** A run: what `plan` takes, and the inputs of an earlier stage and the checkpoint interval. */
 export interface TrainRequest extends TrainPlanRequest {
+  /** An earlier stage's adapter-set files (Neg for nat / linmix, NAT for nce), by file name. */
+  inputs?: Record<string, ArrayBuffer>;
   /** Steps between checkpoints (default 10; 0 = none but the final one). */
   checkpointEvery?: number;
 }
@@ -321,7 +322,7 @@ export class TrainerEngine {
   }
 
   /** The data as the student reads it (tokenized once per data key), and the plan for one step. */
-  private prepare(req: TrainPlanRequest, inputs?: StageAdapters): Prepared {
+  private prepare(req: TrainPlanRequest, shapes: InputShapes | undefined = req.inputShapes): Prepared {
     const { o, config, tok, weights } = this.current();
     return prepareRun(
       this.describe(o),
@@ -329,7 +330,7 @@ export class TrainerEngine {
       o.lengths,
       this.rt!.gpu.limits,
       req,
-      inputs,
+      shapes,
     );
   }
 
@@ -342,7 +343,7 @@ export class TrainerEngine {
     if (!STAGES.includes(req.stage))
       throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
     await Promise.resolve();
-    return this.prepare(req, req.inputs ? stageInputs(req.stage, req.inputs) : undefined).result;
+    return this.prepare(req).result;
   }
 
   get modelInfo(): StudentModelInfo | null {
@@ -370,7 +371,7 @@ export class TrainerEngine {
       if (!STAGES.includes(req.stage))
         throw new EngineError('BAD_ARGUMENT', `There is no stage "${String(req.stage)}".`);
       inputs = stageInputs(req.stage, req.inputs);
-      const p = this.prepare(req, inputs);
+      const p = this.prepare(req, shapesOf(req.stage, inputs));
       if (p.error) throw p.error;
       data = p.data;
     } catch (e) {
