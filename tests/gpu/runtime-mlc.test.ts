@@ -14,7 +14,7 @@ import { generate } from '../../src/engine/infer/generate.ts';
 import { LlamaRunner } from '../../src/engine/infer/runner.ts';
 import { memoryFolder, openMlc, readMlcWeightsF32 } from '../../src/engine/io/mlc.ts';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
-import { spmTokenizerFromHfJson } from '../../src/engine/io/spm-files.ts';
+import { spmTokenizerFromHfJson } from '../../src/engine/io/spm-json.ts';
 import { destroyLlama, loadLlama, type LlamaModel } from '../../src/engine/model/llama.ts';
 import { StudentRuntime, type LoadProgress } from '../../src/method/api/runtime.ts';
 import { SolverEngine, type SolveEvent } from '../../src/method/api/solver.ts';

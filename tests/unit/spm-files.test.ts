@@ -1,4 +1,4 @@
-// LLaMA-2-style tokenizers from tokenizer.model and tokenizer.json (src/engine/io/spm-files.ts)
+// LLaMA-2-style tokenizers from tokenizer.model (src/engine/io/spm-files.ts) and tokenizer.json (spm-json.ts)
 // against sentencepiece itself. tests/fixtures/spm/tokenizer.model is the model that
 // tools/make_spm_fixtures.py trained (sentencepiece 0.1.97, LLaMA's options); tokenizer.json is
 // that model converted by tools/spm_to_hf_json.py as transformers' LlamaConverter does; vocab.json and
@@ -9,11 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.ts';
 import {
   readSpmModelProto,
-  spmTokenizerFromHfJson,
   spmTokenizerFromModelProto,
-  spmVocabFromHfJson,
   spmVocabFromModelProto,
 } from '../../src/engine/io/spm-files.ts';
+import { spmTokenizerFromHfJson, spmVocabFromHfJson } from '../../src/engine/io/spm-json.ts';
 import { SpmTokenizer } from '../../src/engine/io/spm.ts';
 import { readSpmCases, readSpmVocab, spmFixture } from '../helpers/spm-fixture.ts';
 

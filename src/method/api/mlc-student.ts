@@ -7,7 +7,7 @@
  *
  * Opening reads mlc-chat-config.json (the config; a non-LLaMA model or a quantization other than
  * q4f16_1 / q4f32_1 is BAD_FILE), the manifest (every shard present at its size), and the tokenizer
- * (tokenizer.json, else tokenizer.model: SentencePiece, src/engine/io/spm-files.ts). What each
+ * (tokenizer.json, else tokenizer.model: src/engine/io/spm-json.ts, spm-files.ts). What each
  * tensor becomes on the GPU is `mlcLoadPlan` (src/engine/io/load-mlc.ts): q4f16_1 matrices as
  * stored, q4f32_1 ones and the embedding repacked to q4_0 (the same 0.5625 bytes per value), rows
  * not a multiple of 32 in f32, norms f32 — which is what the planner counts.
@@ -35,7 +35,8 @@ import {
   type MlcModel,
   type MlcQuantization,
 } from '../../engine/io/mlc.ts';
-import { spmTokenizerFromHfJson, spmTokenizerFromModelProto } from '../../engine/io/spm-files.ts';
+import { spmTokenizerFromModelProto } from '../../engine/io/spm-files.ts';
+import { spmTokenizerFromHfJson } from '../../engine/io/spm-json.ts';
 import type { SpmTokenizer } from '../../engine/io/spm.ts';
 import { paramCount, type LlamaConfig } from '../../engine/model/config.ts';
 import { weightLabel, type LlamaModel } from '../../engine/model/llama.ts';
