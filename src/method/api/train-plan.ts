@@ -198,8 +198,11 @@ export function sourceKey(src: StudentSource): string {
 
 /** What the plan of a stage's step holds besides its one trained LoRA (said on the Train card). */
 const STAGE_NOTES: Partial<Record<StageName, string>> = {
-  nat: 'Counted with the positive LoRA: the frozen negative LoRA and the integration unit (trained, with its optimizer state).',
-  linmix: 'Counted with the positive LoRA: the frozen negative LoRA.',
+  nat:
+    'Counted with the positive LoRA: the frozen negative LoRA and the integration unit (trained, with its optimizer state). ' +
+    "The positive LoRA and the unit sit on the negative LoRA's layers, whatever is ticked here.",
+  linmix:
+    "Counted with the positive LoRA: the frozen negative LoRA. The positive LoRA sits on the negative LoRA's layers, whatever is ticked here.",
   nce:
     "Counted with the student's LoRA: the frozen NAT model (its two LoRAs and unit) and negative model, " +
     'their forwards on each micro-batch and the logits they keep.',
