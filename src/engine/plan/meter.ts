@@ -154,17 +154,16 @@ export function traceStep(
     const logits = llamaForward(tape, model, batch, hook, trainable);
     ad.crossentropy(tape, logits, batch.targets, batch.weights);
   };
+  // the frozen negative LoRA (NAT, the linear mix, NCE): its own shape where the variant gives one
+  const negSpec = (variant.kind !== 'lora' && variant.frozen?.neg) || lora;
   switch (variant.kind) {
     case 'lora':
       loss(loraHook(tape, adapter, 0, true));
       break;
     case 'linmix':
-      loss(
-        linearMixHook(tape, adapter, meterLora(be, nLayers, c, variant.frozen?.neg ?? lora, 'neg'), 0, true),
-      );
+      loss(linearMixHook(tape, adapter, meterLora(be, nLayers, c, negSpec, 'neg'), 0, true));
       break;
     case 'nat': {
-      const negSpec = variant.frozen?.neg ?? lora;
       const unit = meterNatUnit(be, nLayers, c, variant.du, negSpec.targets);
       const neg = meterLora(be, nLayers, c, negSpec, 'neg');
       // the NAT stage reads α back after the step, so the hook keeps it (as the stage's does)
@@ -172,7 +171,6 @@ export function traceStep(
       break;
     }
     case 'nce': {
-      const negSpec = variant.frozen?.neg ?? lora;
       const unit = meterNatUnit(be, nLayers, c, variant.du, negSpec.targets);
       const pos = meterLora(be, nLayers, c, variant.frozen?.pos ?? lora, 'pos');
       const neg = meterLora(be, nLayers, c, negSpec, 'neg');

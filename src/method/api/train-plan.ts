@@ -223,7 +223,7 @@ export function stageVariant(
   const du = c.du ?? defaultNatWidth(model);
   const frozen: FrozenSpecs = {
     ...(shapes?.neg ? { neg: shapes.neg } : {}),
-    ...(stage === 'nce' && shapes?.pos ? { pos: shapes.pos } : {}),
+    ...(shapes?.pos ? { pos: shapes.pos } : {}),
   };
   const given = Object.keys(frozen).length ? { frozen } : {};
   switch (stage) {

@@ -144,7 +144,7 @@ export function priorMismatch(prior: ReproResult, heldout: string, cfg: ReproCon
     return 'it is not a repro result this version can resume (no held-out set or pending parts named)';
   if (prior.heldout !== heldout)
     return `it was run on another held-out set (${prior.heldout}; this run's is ${heldout})`;
-  // voteProblems may differ: the votes and the ranker then run again (`votesOf`), the rest is kept
+  // voteProblems may differ: the votes and the ranker then run again (repro's `priorDone`), the rest is kept
   const keys = [...new Set([...Object.keys(cfg), ...Object.keys(prior.config ?? {})])]
     .filter((k) => k !== 'voteProblems')
     .sort();
