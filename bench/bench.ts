@@ -27,6 +27,7 @@ import { createLora, destroyLora } from '../src/engine/model/lora.ts';
 import { randomLlamaWeights } from '../src/engine/model/random.ts';
 import { DEFAULT_ADAMW } from '../src/engine/train/adamw.ts';
 import { LoraTrainer } from '../src/engine/train/trainer.ts';
+import type { ActType } from '../src/engine/ops/act.ts';
 import { copyGbs, llama7bConfig, randomQuantLlama, weightBytesPerStep } from './llama7b.ts';
 import { benchMatmul, sweepGemv, type GemvSweep } from './matmul.ts';
 
@@ -53,8 +54,9 @@ async function decodeTps(
   m: number,
   steps: number,
   kv: KvType = 'f32',
+  act: ActType = 'f32',
 ): Promise<number> {
-  const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8, kv });
+  const runner = new LlamaRunner(model, { slots: m, maxT: steps + 8, kv, act });
   const rows = (pos: number) =>
     Array.from({ length: m }, (_, s) => ({ slot: s, pos, token: ((s * 7 + pos) % 100) + 3 }));
   const all = (pos: number) => rows(pos).map((_, i) => i);
@@ -71,7 +73,7 @@ async function decodeTps(
       await runner.forward(rows(p), all(p));
       await prof.collect();
     }
-    log(`  kernels per decode step, m = ${m}, ${kv} KV cache (GPU ms per step):`);
+    log(`  kernels per decode step, m = ${m}, ${kv} KV cache, ${act} activations (GPU ms per step):`);
     for (const r of prof.table()) log(`    ${r.kernel.padEnd(40)} ${(r.totalMs / steps).toFixed(3)}`);
     prof.detach();
   }
@@ -209,13 +211,17 @@ async function main(): Promise<void> {
       const gb = weightBytesPerStep(model) / 1e9;
       const tag = `llama7b_L${L7}_${dtype}`;
       if (!suffix) push(`${tag}_weights_gb`, gb, 'GB per decode step');
-      for (const [m, kv] of [
-        [1, 'f32'],
-        [16, 'f32'],
-        [16, 'f16'],
-      ] as const) {
-        const tps = await decodeTps(model, m, steps7b, kv);
-        const name = `${tag}_decode_m${m}${kv === 'f16' ? '_kvf16' : ''}${suffix}`;
+      // f16 activations (and KV cache) where the device has shader-f16
+      const runs: (readonly [number, KvType, ActType])[] = [
+        [1, 'f32', 'f32'],
+        [16, 'f32', 'f32'],
+        [16, 'f16', 'f32'],
+      ];
+      if (gpu.info.f16) runs.push([1, 'f16', 'f16'], [16, 'f16', 'f16']);
+      for (const [m, kv, act] of runs) {
+        const tps = await decodeTps(model, m, steps7b, kv, act);
+        const kind = act === 'f16' ? '_actf16' : kv === 'f16' ? '_kvf16' : '';
+        const name = `${tag}_decode_m${m}${kind}${suffix}`;
         push(`${name}_tps`, tps, 'tokens/s');
         const gbs = (gb * tps) / m; // a step reads the weights once for all m rows
         push(`${name}_gbs`, gbs, 'GB/s of weights');

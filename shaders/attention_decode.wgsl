@@ -11,6 +11,7 @@
 //                   thread keeps the running sum of its own dims of v in `acc`. pos is clamped
 //                   to maxT − 1 (the caller checks positions; the kernel never reads another slot).
 // Every kernel has an _f16 twin (at the end) for a cache of f16 pairs packed in u32 words.
+// ACT_T (ops/act.ts): the element type of q, k, v and out, f32 or f16; every sum is f32.
 
 override WG: u32 = 64;
 override HSMAX: u32 = 256;
@@ -23,8 +24,8 @@ struct Params { R: u32, NH: u32, NKV: u32, HS: u32, maxT: u32, scale: f32, slot0
 @group(0) @binding(0) var<uniform> pw: Params;
 @group(0) @binding(1) var<storage, read_write> w_kcache: array<f32>;
 @group(0) @binding(2) var<storage, read_write> w_vcache: array<f32>;
-@group(0) @binding(3) var<storage, read> w_k: array<f32>;
-@group(0) @binding(4) var<storage, read> w_v: array<f32>;
+@group(0) @binding(3) var<storage, read> w_k: array<ACT_T>;
+@group(0) @binding(4) var<storage, read> w_v: array<ACT_T>;
 @group(0) @binding(5) var<storage, read> w_info: array<u32>;
 
 @compute @workgroup_size(WG)
@@ -38,13 +39,13 @@ fn kv_cache_write(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg
   let pos = w_info[2u * r + 1u];
   if (pos >= pw.maxT || seq >= arrayLength(&w_kcache) / (pw.maxT * C)) { return; }
   let dst = (seq * pw.maxT + pos) * C + i % C;
-  w_kcache[dst] = w_k[i];
-  w_vcache[dst] = w_v[i];
+  w_kcache[dst] = f32(w_k[i]);
+  w_vcache[dst] = f32(w_v[i]);
 }
 
 @group(0) @binding(0) var<uniform> pd: Params;
-@group(0) @binding(1) var<storage, read_write> d_out: array<f32>;
-@group(0) @binding(2) var<storage, read> d_q: array<f32>;
+@group(0) @binding(1) var<storage, read_write> d_out: array<ACT_T>;
+@group(0) @binding(2) var<storage, read> d_q: array<ACT_T>;
 @group(0) @binding(3) var<storage, read> d_kcache: array<f32>;
 @group(0) @binding(4) var<storage, read> d_vcache: array<f32>;
 @group(0) @binding(5) var<storage, read> d_info: array<u32>;
@@ -86,7 +87,7 @@ fn attention_decode(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
     if (t2 <= pos) {
       let ko = base + t2 * rs;
       var dot = 0.0;
-      for (var d = 0u; d < HS; d++) { dot += d_q[qo + d] * d_kcache[ko + d]; }
+      for (var d = 0u; d < HS; d++) { dot += f32(d_q[qo + d]) * d_kcache[ko + d]; }
       s = dot * pd.scale;
     }
     let mnew = max(m, reduce(lid.x, s, true));
@@ -103,15 +104,15 @@ fn attention_decode(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
     }
     m = mnew;
   }
-  if (mine) { for (var d = lid.x; d < HS; d += WG) { d_out[qo + d] = acc[d] / l; } }
+  if (mine) { for (var d = lid.x; d < HS; d += WG) { d_out[qo + d] = ACT_T(acc[d] / l); } }
 }
 
 // attention_decode_serial  bindings as attention_decode; one thread per (row, head), no barriers.
 // For CPU implementations (SwiftShader), where every workgroup barrier is a fiber switch: the
 // thread runs the online softmax over positions itself and keeps its HS outputs privately.
 @group(0) @binding(0) var<uniform> ps: Params;
-@group(0) @binding(1) var<storage, read_write> s_out: array<f32>;
-@group(0) @binding(2) var<storage, read> s_q: array<f32>;
+@group(0) @binding(1) var<storage, read_write> s_out: array<ACT_T>;
+@group(0) @binding(2) var<storage, read> s_q: array<ACT_T>;
 @group(0) @binding(3) var<storage, read> s_kcache: array<f32>;
 @group(0) @binding(4) var<storage, read> s_vcache: array<f32>;
 @group(0) @binding(5) var<storage, read> s_info: array<u32>;
@@ -135,7 +136,7 @@ fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
   for (var t = 0u; t <= pos; t++) {
     let ko = base + t * rs;
     var s = 0.0;
-    for (var d = 0u; d < HS; d++) { s += s_q[qo + d] * s_kcache[ko + d]; }
+    for (var d = 0u; d < HS; d++) { s += f32(s_q[qo + d]) * s_kcache[ko + d]; }
     s *= ps.scale;
     let mn = max(m, s);
     let corr = exp(m - mn);
@@ -144,7 +145,7 @@ fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
     for (var d = 0u; d < HS; d++) { acc[d] = acc[d] * corr + p * s_vcache[ko + d]; }
     m = mn;
   }
-  for (var d = 0u; d < HS; d++) { s_out[qo + d] = acc[d] / l; }
+  for (var d = 0u; d < HS; d++) { s_out[qo + d] = ACT_T(acc[d] / l); }
 }
 
 // attention_decode_serial4  bindings as attention_decode; the serial kernel for HS = 4·HS4 ≤ 16
@@ -153,7 +154,7 @@ fn attention_decode_serial(@builtin(global_invocation_id) gid: vec3u) {
 // The online softmax rescales only when the running max grows: one exp per position in the usual
 // case instead of two (exp is a long routine on a CPU).
 override HS4: u32 = 2;
-@group(0) @binding(2) var<storage, read> s4_q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> s4_q: array<vec4<ACT_T>>;
 @group(0) @binding(3) var<storage, read> s4_kcache: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> s4_vcache: array<vec4<f32>>;
 
@@ -179,10 +180,10 @@ fn attention_decode_serial4(@builtin(global_invocation_id) gid: vec3u) {
   let base = seq * ps.maxT * rs4 + kvh * HS4;
   let qo = (r * ps.NH + h) * HS4;
   var q: array<vec4<f32>, 4>;
-  q[0] = s4_q[qo] * ps.scale;
-  if (HS4 > 1u) { q[1] = s4_q[qo + 1u] * ps.scale; }
-  if (HS4 > 2u) { q[2] = s4_q[qo + 2u] * ps.scale; }
-  if (HS4 > 3u) { q[3] = s4_q[qo + 3u] * ps.scale; }
+  q[0] = vec4<f32>(s4_q[qo]) * ps.scale;
+  if (HS4 > 1u) { q[1] = vec4<f32>(s4_q[qo + 1u]) * ps.scale; }
+  if (HS4 > 2u) { q[2] = vec4<f32>(s4_q[qo + 2u]) * ps.scale; }
+  if (HS4 > 3u) { q[3] = vec4<f32>(s4_q[qo + 3u]) * ps.scale; }
   var m = NEG_BIG;
   var a0 = vec4<f32>(); var a1 = vec4<f32>(); var a2 = vec4<f32>(); var a3 = vec4<f32>();
   var l = 0.0;
@@ -198,7 +199,7 @@ fn attention_decode_serial4(@builtin(global_invocation_id) gid: vec3u) {
     if (HS4 > 3u) { a3 += p * s4_vcache[ko + 3u]; }
   }
   let o = array<vec4<f32>, 4>(a0, a1, a2, a3);
-  for (var j = 0u; j < HS4 * 4u; j++) { s_out[qo * 4u + j] = o[j / 4u][j % 4u] / l; }
+  for (var j = 0u; j < HS4 * 4u; j++) { s_out[qo * 4u + j] = ACT_T(o[j / 4u][j % 4u] / l); }
 }
 
 // ---- f16 KV cache (src/engine/kvcache.ts): kcache, vcache hold u32 words of two f16 values,
@@ -226,8 +227,8 @@ fn kv_f16(x: f32) -> u32 {
 // kv_cache_write_f16  bindings as kv_cache_write; one thread per word (a pair of values).
 @group(0) @binding(1) var<storage, read_write> wh_kcache: array<u32>;
 @group(0) @binding(2) var<storage, read_write> wh_vcache: array<u32>;
-@group(0) @binding(3) var<storage, read> wh_k: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> wh_v: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> wh_k: array<vec2<ACT_T>>;
+@group(0) @binding(4) var<storage, read> wh_v: array<vec2<ACT_T>>;
 
 @compute @workgroup_size(WG)
 fn kv_cache_write_f16(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -240,8 +241,8 @@ fn kv_cache_write_f16(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let pos = w_info[2u * r + 1u];
   if (pos >= pw.maxT || seq >= arrayLength(&wh_kcache) / (pw.maxT * C2)) { return; }
   let dst = (seq * pw.maxT + pos) * C2 + i % C2;
-  let k = wh_k[i];
-  let v = wh_v[i];
+  let k = vec2<f32>(wh_k[i]);
+  let v = vec2<f32>(wh_v[i]);
   wh_kcache[dst] = kv_f16(k.x) | (kv_f16(k.y) << 16u);
   wh_vcache[dst] = kv_f16(v.x) | (kv_f16(v.y) << 16u);
 }
@@ -272,8 +273,8 @@ fn attention_decode_f16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocat
       var dot = 0.0;
       for (var d2 = 0u; d2 < HS2; d2++) {
         let kk = unpack2x16float(dh_kcache[ko2 + d2]);
-        dot += d_q[qo + 2u * d2] * kk.x;
-        dot += d_q[qo + 2u * d2 + 1u] * kk.y;
+        dot += f32(d_q[qo + 2u * d2]) * kk.x;
+        dot += f32(d_q[qo + 2u * d2 + 1u]) * kk.y;
       }
       s = dot * pd.scale;
     }
@@ -296,8 +297,8 @@ fn attention_decode_f16(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocat
   }
   if (mine) {
     for (var d2 = lid.x; d2 < HS2; d2 += WG) {
-      d_out[qo + 2u * d2] = acc[2u * d2] / l;
-      d_out[qo + 2u * d2 + 1u] = acc[2u * d2 + 1u] / l;
+      d_out[qo + 2u * d2] = ACT_T(acc[2u * d2] / l);
+      d_out[qo + 2u * d2 + 1u] = ACT_T(acc[2u * d2 + 1u] / l);
     }
   }
 }
@@ -327,8 +328,8 @@ fn attention_decode_serial_f16(@builtin(global_invocation_id) gid: vec3u) {
     var s = 0.0;
     for (var d2 = 0u; d2 < HS2; d2++) {
       let kk = unpack2x16float(sh_kcache[ko2 + d2]);
-      s += s_q[qo + 2u * d2] * kk.x;
-      s += s_q[qo + 2u * d2 + 1u] * kk.y;
+      s += f32(s_q[qo + 2u * d2]) * kk.x;
+      s += f32(s_q[qo + 2u * d2 + 1u]) * kk.y;
     }
     s *= ps.scale;
     let mn = max(m, s);
@@ -342,7 +343,7 @@ fn attention_decode_serial_f16(@builtin(global_invocation_id) gid: vec3u) {
     }
     m = mn;
   }
-  for (var d = 0u; d < HS; d++) { s_out[qo + d] = acc[d] / l; }
+  for (var d = 0u; d < HS; d++) { s_out[qo + d] = ACT_T(acc[d] / l); }
 }
 
 // attention_decode_serial4_f16  attention_decode_serial4 on an f16 cache: 4 values are 2 words.
@@ -374,10 +375,10 @@ fn attention_decode_serial4_f16(@builtin(global_invocation_id) gid: vec3u) {
   let base = seq * ps.maxT * rs4 + kvh * HS4;
   let qo = (r * ps.NH + h) * HS4;
   var q: array<vec4<f32>, 4>;
-  q[0] = s4_q[qo] * ps.scale;
-  if (HS4 > 1u) { q[1] = s4_q[qo + 1u] * ps.scale; }
-  if (HS4 > 2u) { q[2] = s4_q[qo + 2u] * ps.scale; }
-  if (HS4 > 3u) { q[3] = s4_q[qo + 3u] * ps.scale; }
+  q[0] = vec4<f32>(s4_q[qo]) * ps.scale;
+  if (HS4 > 1u) { q[1] = vec4<f32>(s4_q[qo + 1u]) * ps.scale; }
+  if (HS4 > 2u) { q[2] = vec4<f32>(s4_q[qo + 2u]) * ps.scale; }
+  if (HS4 > 3u) { q[3] = vec4<f32>(s4_q[qo + 3u]) * ps.scale; }
   var m = NEG_BIG;
   var a0 = vec4<f32>(); var a1 = vec4<f32>(); var a2 = vec4<f32>(); var a3 = vec4<f32>();
   var l = 0.0;
@@ -393,5 +394,5 @@ fn attention_decode_serial4_f16(@builtin(global_invocation_id) gid: vec3u) {
     if (HS4 > 3u) { a3 += p * unpack4(s4h_vcache[ko + 3u]); }
   }
   let o = array<vec4<f32>, 4>(a0, a1, a2, a3);
-  for (var j = 0u; j < HS4 * 4u; j++) { s_out[qo * 4u + j] = o[j / 4u][j % 4u] / l; }
+  for (var j = 0u; j < HS4 * 4u; j++) { s_out[qo * 4u + j] = ACT_T(o[j / 4u][j % 4u] / l); }
 }

@@ -10,6 +10,8 @@
 // from shaders/f16.wgsl, prepended. Each entry computes C (M × NC) = Σ_r A(m,r) · Bt(c,r): a workgroup of
 // TX × TY threads owns a (4·TY) × (4·TX) tile of C, 4×4 per thread; the reduction runs in chunks of
 // TK staged in workgroup memory (rows padded by one vec4 against bank conflicts on transposed stores).
+// IN_T, OUT_T (ops/act.ts): the element types of bindings 2 (a_in / a4) and 1 (c_out), f32 or f16;
+// loads widen to f32, sums are f32, each store rounds once. Only the forwards take f16.
 
 override TX: u32 = 16;
 override TY: u32 = 16;
@@ -18,8 +20,8 @@ override DTYPE: u32 = 0;
 
 struct Params { B: u32, K: u32, N: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> c_out: array<f32>;
-@group(0) @binding(2) var<storage, read> a_in: array<f32>;
+@group(0) @binding(1) var<storage, read_write> c_out: array<OUT_T>;
+@group(0) @binding(2) var<storage, read> a_in: array<IN_T>;
 @group(0) @binding(3) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> b_in: array<f32>;
 
@@ -68,7 +70,7 @@ fn store_row(v: vec4<f32>, m: u32, c0: u32, M: u32, NC: u32, add: bool) {
     let c = c0 + j;
     if (m < M && c < NC) {
       let o = m * NC + c;
-      if (add) { c_out[o] += v[j]; } else { c_out[o] = v[j]; }
+      if (add) { c_out[o] = OUT_T(f32(c_out[o]) + v[j]); } else { c_out[o] = OUT_T(v[j]); }
     }
   }
 }
@@ -91,7 +93,7 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
       let m = e / TK; let r = e % TK; // consecutive threads read consecutive k
       let ok = m0 + m < p.B && r0 + r < p.K;
       var v = 0.0;
-      if (ok) { v = a_in[(m0 + m) * p.K + r0 + r]; }
+      if (ok) { v = f32(a_in[(m0 + m) * p.K + r0 + r]); }
       put_a(m, r, v);
     }
     for (var e = t; e < 4u * TX * TK; e += TX * TY) {
@@ -119,7 +121,7 @@ fn matmul_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
       let m = e / TK; let r = e % TK;
       let ok = m0 + m < p.B && r0 + r < p.N;
       var v = 0.0;
-      if (ok) { v = a_in[(m0 + m) * p.N + r0 + r]; }
+      if (ok) { v = f32(a_in[(m0 + m) * p.N + r0 + r]); }
       put_a(m, r, v);
     }
     for (var e = t; e < 4u * TX * TK; e += TX * TY) {
@@ -147,7 +149,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3u, @builtin(local_invoc
       let m = e % (4u * TY); let r = e / (4u * TY);
       let ok = m0 + m < p.N && r0 + r < p.B;
       var v = 0.0;
-      if (ok) { v = a_in[(r0 + r) * p.N + m0 + m]; }
+      if (ok) { v = f32(a_in[(r0 + r) * p.N + m0 + m]); }
       put_a(m, r, v);
     }
     for (var e = t; e < 4u * TX * TK; e += TX * TY) {
@@ -183,7 +185,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3u, @builtin(local_invoc
 
 override WG: u32 = 64;
 
-@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> a4: array<vec4<IN_T>>;
 @group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;
 
 // The first C row m0 and column c0 of this thread's tile (m0 ≥ M: no tile).
@@ -213,10 +215,10 @@ fn matmul_forward_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) 
   var acc: Acc;
   for (var k = 0u; k < K4; k++) {
     let w0 = b4[r0 + k]; let w1 = b4[r1 + k]; let w2 = b4[r2 + k]; let w3 = b4[r3 + k];
-    acc.r0 += dots4(a4[x0 + k], w0, w1, w2, w3);
-    acc.r1 += dots4(a4[x1 + k], w0, w1, w2, w3);
-    acc.r2 += dots4(a4[x2 + k], w0, w1, w2, w3);
-    acc.r3 += dots4(a4[x3 + k], w0, w1, w2, w3);
+    acc.r0 += dots4(vec4<f32>(a4[x0 + k]), w0, w1, w2, w3);
+    acc.r1 += dots4(vec4<f32>(a4[x1 + k]), w0, w1, w2, w3);
+    acc.r2 += dots4(vec4<f32>(a4[x2 + k]), w0, w1, w2, w3);
+    acc.r3 += dots4(vec4<f32>(a4[x3 + k]), w0, w1, w2, w3);
   }
   tile_store(acc, t.x, t.y, p.B, p.N, p.accumulate != 0u);
 }
@@ -233,10 +235,10 @@ fn matmul_forward_rb1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   var acc: Acc;
   for (var k = 0u; k < p.K; k++) {
     let wv = vec4<f32>(b_in[r0 + k], b_in[r1 + k], b_in[r2 + k], b_in[r3 + k]);
-    acc.r0 += a_in[x0 + k] * wv;
-    acc.r1 += a_in[x1 + k] * wv;
-    acc.r2 += a_in[x2 + k] * wv;
-    acc.r3 += a_in[x3 + k] * wv;
+    acc.r0 += f32(a_in[x0 + k]) * wv;
+    acc.r1 += f32(a_in[x1 + k]) * wv;
+    acc.r2 += f32(a_in[x2 + k]) * wv;
+    acc.r3 += f32(a_in[x3 + k]) * wv;
   }
   tile_store(acc, t.x, t.y, p.B, p.N, p.accumulate != 0u);
 }
@@ -267,10 +269,10 @@ fn matmul_forward_rb_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
       for (var q = 0u; q < 8u; q++) {
         let w0 = i8x4(w[(g0 + kb) * 8u + q]); let w1 = i8x4(w[(g1 + kb) * 8u + q]);
         let w2 = i8x4(w[(g2 + kb) * 8u + q]); let w3 = i8x4(w[(g3 + kb) * 8u + q]);
-        s.r0 += dots4(a4[x0 + i + q], w0, w1, w2, w3);
-        s.r1 += dots4(a4[x1 + i + q], w0, w1, w2, w3);
-        s.r2 += dots4(a4[x2 + i + q], w0, w1, w2, w3);
-        s.r3 += dots4(a4[x3 + i + q], w0, w1, w2, w3);
+        s.r0 += dots4(vec4<f32>(a4[x0 + i + q]), w0, w1, w2, w3);
+        s.r1 += dots4(vec4<f32>(a4[x1 + i + q]), w0, w1, w2, w3);
+        s.r2 += dots4(vec4<f32>(a4[x2 + i + q]), w0, w1, w2, w3);
+        s.r3 += dots4(vec4<f32>(a4[x3 + i + q]), w0, w1, w2, w3);
       }
     } else {
       for (var q = 0u; q < 4u; q++) { // word q: elements 4q.. (low nibbles) and 16 + 4q.. (high)
@@ -278,10 +280,10 @@ fn matmul_forward_rb_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
         let u2 = w[(g2 + kb) * 4u + q]; let u3 = w[(g3 + kb) * 4u + q];
         let l0 = nib(u0, 0u); let l1 = nib(u1, 0u); let l2 = nib(u2, 0u); let l3 = nib(u3, 0u);
         let h0 = nib(u0, 4u); let h1 = nib(u1, 4u); let h2 = nib(u2, 4u); let h3 = nib(u3, 4u);
-        s.r0 += dots4(a4[x0 + i + q], l0, l1, l2, l3) + dots4(a4[x0 + i + 4u + q], h0, h1, h2, h3);
-        s.r1 += dots4(a4[x1 + i + q], l0, l1, l2, l3) + dots4(a4[x1 + i + 4u + q], h0, h1, h2, h3);
-        s.r2 += dots4(a4[x2 + i + q], l0, l1, l2, l3) + dots4(a4[x2 + i + 4u + q], h0, h1, h2, h3);
-        s.r3 += dots4(a4[x3 + i + q], l0, l1, l2, l3) + dots4(a4[x3 + i + 4u + q], h0, h1, h2, h3);
+        s.r0 += dots4(vec4<f32>(a4[x0 + i + q]), l0, l1, l2, l3) + dots4(vec4<f32>(a4[x0 + i + 4u + q]), h0, h1, h2, h3);
+        s.r1 += dots4(vec4<f32>(a4[x1 + i + q]), l0, l1, l2, l3) + dots4(vec4<f32>(a4[x1 + i + 4u + q]), h0, h1, h2, h3);
+        s.r2 += dots4(vec4<f32>(a4[x2 + i + q]), l0, l1, l2, l3) + dots4(vec4<f32>(a4[x2 + i + 4u + q]), h0, h1, h2, h3);
+        s.r3 += dots4(vec4<f32>(a4[x3 + i + q]), l0, l1, l2, l3) + dots4(vec4<f32>(a4[x3 + i + 4u + q]), h0, h1, h2, h3);
       }
     }
     let d = vec4<f32>(scale_at(g0 + kb), scale_at(g1 + kb), scale_at(g2 + kb), scale_at(g3 + kb));
@@ -304,7 +306,7 @@ fn matmul_backward_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   for (var n = 0u; n < N4; n++) {
     let o = 4u * n * K4 + kq;
     let w0 = b4[o]; let w1 = b4[o + K4]; let w2 = b4[o + 2u * K4]; let w3 = b4[o + 3u * K4];
-    let d0 = a4[x0 + n]; let d1 = a4[x1 + n]; let d2 = a4[x2 + n]; let d3 = a4[x3 + n];
+    let d0 = vec4<f32>(a4[x0 + n]); let d1 = vec4<f32>(a4[x1 + n]); let d2 = vec4<f32>(a4[x2 + n]); let d3 = vec4<f32>(a4[x3 + n]);
     acc.r0 += d0.x * w0 + d0.y * w1 + d0.z * w2 + d0.w * w3;
     acc.r1 += d1.x * w0 + d1.y * w1 + d1.z * w2 + d1.w * w3;
     acc.r2 += d2.x * w0 + d2.y * w1 + d2.z * w2 + d2.w * w3;
@@ -326,10 +328,10 @@ fn matmul_backward_rb1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups
   for (var n = 0u; n < p.N; n++) {
     let o = n * p.K;
     let wv = vec4<f32>(b_in[o + k0], b_in[o + k1], b_in[o + k2], b_in[o + k3]);
-    acc.r0 += a_in[x0 + n] * wv;
-    acc.r1 += a_in[x1 + n] * wv;
-    acc.r2 += a_in[x2 + n] * wv;
-    acc.r3 += a_in[x3 + n] * wv;
+    acc.r0 += f32(a_in[x0 + n]) * wv;
+    acc.r1 += f32(a_in[x1 + n]) * wv;
+    acc.r2 += f32(a_in[x2 + n]) * wv;
+    acc.r3 += f32(a_in[x3 + n]) * wv;
   }
   tile_store(acc, t.x, t.y, p.B, p.K, p.accumulate != 0u);
 }
@@ -351,10 +353,10 @@ fn matmul_backward_rb_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
     var q: vec4<f32>;
     if (DTYPE == 8u) { q = i8x4(w[n * (p.K / 4u) + wq]); } else { q = nib(w[g * 4u + wq], sh); }
     let wv = q * scale_at(g);
-    acc.r0 += a_in[x0 + n] * wv;
-    acc.r1 += a_in[x1 + n] * wv;
-    acc.r2 += a_in[x2 + n] * wv;
-    acc.r3 += a_in[x3 + n] * wv;
+    acc.r0 += f32(a_in[x0 + n]) * wv;
+    acc.r1 += f32(a_in[x1 + n]) * wv;
+    acc.r2 += f32(a_in[x2 + n]) * wv;
+    acc.r3 += f32(a_in[x3 + n]) * wv;
   }
   tile_store(acc, t.x, t.y, p.B, p.K, p.accumulate != 0u);
 }
@@ -362,10 +364,10 @@ fn matmul_backward_rb_q(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
 // Weights as the files store them (matmul_quant.wgsl), one 32-value unit of 4 weight rows at a time.
 // Σ over a unit of row U against the batch row whose first vec4 is a4[x].
 fn udot4(U: Unit, x: u32) -> f32 {
-  return dot(U.q[0], a4[x + U.o.x]) + dot(U.q[1], a4[x + U.o.x + 1u]) +
-         dot(U.q[2], a4[x + U.o.y]) + dot(U.q[3], a4[x + U.o.y + 1u]) +
-         dot(U.q[4], a4[x + U.o.z]) + dot(U.q[5], a4[x + U.o.z + 1u]) +
-         dot(U.q[6], a4[x + U.o.w]) + dot(U.q[7], a4[x + U.o.w + 1u]);
+  return dot(U.q[0], vec4<f32>(a4[x + U.o.x])) + dot(U.q[1], vec4<f32>(a4[x + U.o.x + 1u])) +
+         dot(U.q[2], vec4<f32>(a4[x + U.o.y])) + dot(U.q[3], vec4<f32>(a4[x + U.o.y + 1u])) +
+         dot(U.q[4], vec4<f32>(a4[x + U.o.z])) + dot(U.q[5], vec4<f32>(a4[x + U.o.z + 1u])) +
+         dot(U.q[6], vec4<f32>(a4[x + U.o.w])) + dot(U.q[7], vec4<f32>(a4[x + U.o.w + 1u]));
 }
 
 @compute @workgroup_size(WG)
@@ -399,10 +401,10 @@ fn matmul_backward_rb_u(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
   var acc: Acc;
   for (var n = 0u; n < p.N; n++) {
     let wv = w4_at(n, t.y);
-    acc.r0 += a_in[x0 + n] * wv;
-    acc.r1 += a_in[x1 + n] * wv;
-    acc.r2 += a_in[x2 + n] * wv;
-    acc.r3 += a_in[x3 + n] * wv;
+    acc.r0 += f32(a_in[x0 + n]) * wv;
+    acc.r1 += f32(a_in[x1 + n]) * wv;
+    acc.r2 += f32(a_in[x2 + n]) * wv;
+    acc.r3 += f32(a_in[x3 + n]) * wv;
   }
   tile_store(acc, t.x, t.y, p.B, p.K, p.accumulate != 0u);
 }
@@ -417,7 +419,7 @@ fn matmul_backward_weight_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_work
   let K4 = p.K / 4u; let N4 = p.N / 4u; let kq = t.y / 4u; let nq = t.x / 4u;
   var acc: Acc;
   for (var b = 0u; b < p.B; b++) {
-    let dv = a4[b * N4 + nq];
+    let dv = vec4<f32>(a4[b * N4 + nq]);
     let iv = b4[b * K4 + kq];
     acc.r0 += dv.x * iv;
     acc.r1 += dv.y * iv;
@@ -440,10 +442,10 @@ fn matmul_backward_weight_rb1(@builtin(workgroup_id) wg: vec3u, @builtin(num_wor
   for (var b = 0u; b < p.B; b++) {
     let o = b * p.N; let ok = b * p.K;
     let iv = vec4<f32>(b_in[ok + k0], b_in[ok + k1], b_in[ok + k2], b_in[ok + k3]);
-    acc.r0 += a_in[o + n0] * iv;
-    acc.r1 += a_in[o + n1] * iv;
-    acc.r2 += a_in[o + n2] * iv;
-    acc.r3 += a_in[o + n3] * iv;
+    acc.r0 += f32(a_in[o + n0]) * iv;
+    acc.r1 += f32(a_in[o + n1]) * iv;
+    acc.r2 += f32(a_in[o + n2]) * iv;
+    acc.r3 += f32(a_in[o + n3]) * iv;
   }
   tile_store(acc, t.x, t.y, p.N, p.K, true);
 }

@@ -13,6 +13,8 @@
 //                        DTYPE 1 (q4f16_1) | 2 (q4_k) | 3 (q6_k); matmul_quant.wgsl appended; a
 //                        row's TPR threads take its 32-value units in turn (K % 256 for q4_k/q6_k)
 // f16_bits, i8x4 and nib: shaders/f16.wgsl, prepended.
+// IN_T, OUT_T (ops/act.ts): inp's and out's element types, f32 or f16; loads widen to f32, sums
+// are f32, each store rounds once.
 
 override TPR: u32 = 16; // threads per row
 override RPW: u32 = 4; // rows per workgroup
@@ -21,8 +23,8 @@ override DTYPE: u32 = 8;
 
 struct Params { B: u32, K: u32, N: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> inp: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<OUT_T>;
+@group(0) @binding(2) var<storage, read> inp: array<vec4<IN_T>>;
 @group(0) @binding(3) var<storage, read> w: array<vec4<f32>>; // f32 entry
 @group(0) @binding(3) var<storage, read> wq: array<vec4<u32>>; // q entry
 @group(0) @binding(4) var<storage, read> ws: array<u32>;
@@ -36,7 +38,7 @@ struct Acc { a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32> }
 fn row_of(wg: vec3u, nwg: vec3u, r: u32) -> u32 { return (wg.y * nwg.x + wg.x) * RPW + r; }
 
 // inp vec4 number i of batch row b (rows past B read row B − 1: computed, never written).
-fn x_at(b: u32, i: u32) -> vec4<f32> { return inp[min(b, p.B - 1u) * (p.K / 4u) + i]; }
+fn x_at(b: u32, i: u32) -> vec4<f32> { return vec4<f32>(inp[min(b, p.B - 1u) * (p.K / 4u) + i]); }
 
 // out[b0 + b, n] = or += Σ over the row's TPR threads of acc[b].
 fn finish(acc: Acc, n: u32, b0: u32, j: u32, r: u32) {
@@ -53,7 +55,7 @@ fn finish(acc: Acc, n: u32, b0: u32, j: u32, r: u32) {
         for (var t = 0u; t < TPR; t++) { s += part[r * TPR + t][b / 4u][b % 4u]; }
       }
       let o = (b0 + b) * p.N + n;
-      if (p.accumulate != 0u) { out[o] += s; } else { out[o] = s; }
+      if (p.accumulate != 0u) { out[o] = OUT_T(f32(out[o]) + s); } else { out[o] = OUT_T(s); }
     }
   }
 }
@@ -189,13 +191,13 @@ fn matmul_forward_gemv_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgro
   var acc: Acc4;
   for (var i = 0u; i < K4; i++) {
     let w0 = w[r0 + i]; let w1 = w[r1 + i]; let w2 = w[r2 + i]; let w3 = w[r3 + i];
-    let a = inp[x0 + i];
+    let a = vec4<f32>(inp[x0 + i]);
     acc.b0 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    let b = inp[x1 + i];
+    let b = vec4<f32>(inp[x1 + i]);
     acc.b1 += vec4<f32>(dot(w0, b), dot(w1, b), dot(w2, b), dot(w3, b));
-    let c = inp[x2 + i];
+    let c = vec4<f32>(inp[x2 + i]);
     acc.b2 += vec4<f32>(dot(w0, c), dot(w1, c), dot(w2, c), dot(w3, c));
-    let d = inp[x3 + i];
+    let d = vec4<f32>(inp[x3 + i]);
     acc.b3 += vec4<f32>(dot(w0, d), dot(w1, d), dot(w2, d), dot(w3, d));
   }
   let rows = array<vec4<f32>, 4>(acc.b0, acc.b1, acc.b2, acc.b3);
@@ -205,7 +207,7 @@ fn matmul_forward_gemv_rb(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgro
       let n = n0 + j;
       if (b < p.B && n < p.N) {
         let o = b * p.N + n;
-        if (p.accumulate != 0u) { out[o] += rows[bi][j]; } else { out[o] = rows[bi][j]; }
+        if (p.accumulate != 0u) { out[o] = OUT_T(f32(out[o]) + rows[bi][j]); } else { out[o] = OUT_T(rows[bi][j]); }
       }
     }
   }
@@ -237,21 +239,21 @@ fn matmul_forward_gemv_rb8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgr
   var acc: Acc8;
   for (var i = 0u; i < K4; i++) {
     let w0 = w[r0 + i]; let w1 = w[r1 + i]; let w2 = w[r2 + i]; let w3 = w[r3 + i];
-    var a = inp[x0 + i];
+    var a = vec4<f32>(inp[x0 + i]);
     acc.b0 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x1 + i];
+    a = vec4<f32>(inp[x1 + i]);
     acc.b1 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x2 + i];
+    a = vec4<f32>(inp[x2 + i]);
     acc.b2 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x3 + i];
+    a = vec4<f32>(inp[x3 + i]);
     acc.b3 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x4 + i];
+    a = vec4<f32>(inp[x4 + i]);
     acc.b4 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x5 + i];
+    a = vec4<f32>(inp[x5 + i]);
     acc.b5 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x6 + i];
+    a = vec4<f32>(inp[x6 + i]);
     acc.b6 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
-    a = inp[x7 + i];
+    a = vec4<f32>(inp[x7 + i]);
     acc.b7 += vec4<f32>(dot(w0, a), dot(w1, a), dot(w2, a), dot(w3, a));
   }
   let rows = array<vec4<f32>, 8>(acc.b0, acc.b1, acc.b2, acc.b3, acc.b4, acc.b5, acc.b6, acc.b7);
@@ -261,7 +263,7 @@ fn matmul_forward_gemv_rb8(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgr
       let n = n0 + j;
       if (b < p.B && n < p.N) {
         let o = b * p.N + n;
-        if (p.accumulate != 0u) { out[o] += rows[bi][j]; } else { out[o] = rows[bi][j]; }
+        if (p.accumulate != 0u) { out[o] = OUT_T(f32(out[o]) + rows[bi][j]); } else { out[o] = OUT_T(rows[bi][j]); }
       }
     }
   }
@@ -341,7 +343,7 @@ fn matmul_forward_gemv_r(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgrou
           for (var t = 0u; t < TPR; t++) { s += part_r[(slot + r) * TPR + t][b / 4u][b % 4u]; }
         }
         let o = (b0 + b) * p.N + n;
-        if (p.accumulate != 0u) { out[o] += s; } else { out[o] = s; }
+        if (p.accumulate != 0u) { out[o] = OUT_T(f32(out[o]) + s); } else { out[o] = OUT_T(s); }
       }
     }
   }

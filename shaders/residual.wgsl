@@ -7,6 +7,7 @@
 // residual_add_inplace4   as residual_add_inplace on vec4s, params {N / 4}        N % 4 == 0
 // One thread per element; the grid is 2D when N / WG exceeds the per-dimension limit
 // (element i = gid.x + gid.y · nwg.x · WG, see grid() in src/engine/ops/residual.ts).
+// Y_T (ops/act.ts): the add_inplace kernels' y, f32 or f16 (x, the residual stream, stays f32).
 
 override WG: u32 = 256;
 
@@ -49,25 +50,25 @@ fn residual_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
 
 @group(0) @binding(0) var<uniform> pa: Fwd;
 @group(0) @binding(1) var<storage, read_write> a_x: array<f32>;
-@group(0) @binding(2) var<storage, read> a_y: array<f32>;
+@group(0) @binding(2) var<storage, read> a_y: array<Y_T>;
 
 @compute @workgroup_size(WG)
 fn residual_add_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= pa.N) { return; }
-  a_x[i] += a_y[i];
+  a_x[i] += f32(a_y[i]);
 }
 
 // residual_add_inplace4  as residual_add_inplace over N / 4 vec4s (N % 4 == 0; params N = N / 4)
 @group(0) @binding(0) var<uniform> pa4: Fwd;
 @group(0) @binding(1) var<storage, read_write> a4_x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> a4_y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> a4_y: array<vec4<Y_T>>;
 
 @compute @workgroup_size(WG)
 fn residual_add_inplace4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= pa4.N) { return; }
-  a4_x[i] += a4_y[i];
+  a4_x[i] += vec4<f32>(a4_y[i]);
 }
 
 @group(0) @binding(0) var<uniform> ps: Scale;

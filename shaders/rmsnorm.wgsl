@@ -5,6 +5,8 @@
 // rmsnorm_backward_weight  bindings: 0 params {N, C}, 1 dweight (C) +=, 2 dout, 3 inp, 4 rstd
 // One workgroup per row for the row kernels; one thread per column for dweight (no atomics,
 // deterministic order).
+// OUT_T (ops/act.ts): the forwards' output element type, f32 or f16 (stored once, rounded); the
+// sums are f32 either way.
 
 override WG: u32 = 64;
 
@@ -27,7 +29,7 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
 }
 
 @group(0) @binding(0) var<uniform> pf: Fwd;
-@group(0) @binding(1) var<storage, read_write> f_out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> f_out: array<OUT_T>;
 @group(0) @binding(2) var<storage, read_write> f_rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> f_inp: array<f32>;
 @group(0) @binding(4) var<storage, read> f_w: array<f32>;
@@ -40,7 +42,7 @@ fn rmsnorm_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   for (var i = lid.x; i < pf.C; i += WG) { let v = f_inp[base + i]; ss += v * v; }
   let total = reduce_sum(lid.x, ss);
   let r = inverseSqrt(total / f32(pf.C) + pf.eps);
-  for (var i = lid.x; i < pf.C; i += WG) { f_out[base + i] = f_inp[base + i] * r * f_w[i]; }
+  for (var i = lid.x; i < pf.C; i += WG) { f_out[base + i] = OUT_T(f_inp[base + i] * r * f_w[i]); }
   if (lid.x == 0u) { f_rstd[row] = r; }
 }
 
@@ -86,7 +88,7 @@ fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3u) {
 // rmsnorm_forward_serial  bindings as rmsnorm_forward; one thread per row, no barriers (for CPU
 // implementations such as SwiftShader, where a barrier is a fiber switch).
 @group(0) @binding(0) var<uniform> ps: Fwd;
-@group(0) @binding(1) var<storage, read_write> s_out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> s_out: array<OUT_T>;
 @group(0) @binding(2) var<storage, read_write> s_rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> s_inp: array<f32>;
 @group(0) @binding(4) var<storage, read> s_w: array<f32>;
@@ -99,14 +101,14 @@ fn rmsnorm_forward_serial(@builtin(global_invocation_id) gid: vec3u) {
   var ss = 0.0;
   for (var i = 0u; i < ps.C; i++) { let v = s_inp[base + i]; ss += v * v; }
   let r = inverseSqrt(ss / f32(ps.C) + ps.eps);
-  for (var i = 0u; i < ps.C; i++) { s_out[base + i] = s_inp[base + i] * r * s_w[i]; }
+  for (var i = 0u; i < ps.C; i++) { s_out[base + i] = OUT_T(s_inp[base + i] * r * s_w[i]); }
   s_rstd[row] = r;
 }
 
 // rmsnorm_forward_serial4  as rmsnorm_forward_serial for C % 4 == 0: vec4 loads and stores, a
 // quarter of the loop trips (the software GPU's cost per row is the loop, not the arithmetic).
 @group(0) @binding(0) var<uniform> ps4: Fwd;
-@group(0) @binding(1) var<storage, read_write> s4_out: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> s4_out: array<vec4<OUT_T>>;
 @group(0) @binding(2) var<storage, read_write> s4_rstd: array<f32>;
 @group(0) @binding(3) var<storage, read> s4_inp: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> s4_w: array<vec4<f32>>;
@@ -120,7 +122,7 @@ fn rmsnorm_forward_serial4(@builtin(global_invocation_id) gid: vec3u) {
   var ss = vec4<f32>(0.0);
   for (var i = 0u; i < C4; i++) { let v = s4_inp[base + i]; ss += v * v; }
   let r = inverseSqrt((ss.x + ss.y + ss.z + ss.w) / f32(ps4.C) + ps4.eps);
-  for (var i = 0u; i < C4; i++) { s4_out[base + i] = s4_inp[base + i] * r * s4_w[i]; }
+  for (var i = 0u; i < C4; i++) { s4_out[base + i] = vec4<OUT_T>(s4_inp[base + i] * r * s4_w[i]); }
   s4_rstd[row] = r;
 }
 

@@ -8,6 +8,7 @@
 // rope_backward         bindings: 0 params {N, NH, HS, theta, accumulate}, 1 dinp (N,NH*HS),
 //                       2 dout (N,NH*HS), 3 positions (N)     dinp = or += rotation of dout by −angle
 // One thread per pair; the 1-D thread index is spread over a 2-D grid (x · y workgroups).
+// X_T (ops/act.ts): rope_forward_inplace's element type, f32 or f16 (the rotation is f32).
 
 override WG: u32 = 64;
 
@@ -62,7 +63,7 @@ fn rope_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
 }
 
 @group(0) @binding(0) var<uniform> pi: Params;
-@group(0) @binding(1) var<storage, read_write> i_x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> i_x: array<X_T>;
 @group(0) @binding(2) var<storage, read> i_pos: array<u32>;
 
 @compute @workgroup_size(WG)
@@ -71,10 +72,10 @@ fn rope_forward_inplace(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
   let s = rope_site(wg, nwg, lid, pi);
   if (s.x >= pi.N) { return; }
   let cs = rope_cos_sin(i_pos[s.x], s.y, pi.HS, pi.theta);
-  let v0 = i_x[s.z];
-  let v1 = i_x[s.z + 1u];
-  i_x[s.z] = v0 * cs.x - v1 * cs.y;
-  i_x[s.z + 1u] = v0 * cs.y + v1 * cs.x;
+  let v0 = f32(i_x[s.z]);
+  let v1 = f32(i_x[s.z + 1u]);
+  i_x[s.z] = X_T(v0 * cs.x - v1 * cs.y);
+  i_x[s.z + 1u] = X_T(v0 * cs.y + v1 * cs.x);
 }
 
 @group(0) @binding(0) var<uniform> pb: Params;

@@ -13,6 +13,7 @@ import {
 import { generate, type TextTokenizer } from '../engine/infer/generate.ts';
 import { LlamaRunner } from '../engine/infer/runner.ts';
 import type { KvType } from '../engine/kvcache.ts';
+import type { ActType } from '../engine/ops/act.ts';
 import type { LlamaModel } from '../engine/model/llama.ts';
 import { destroyLora, loadLora, type LoraAdapter } from '../engine/model/lora.ts';
 import { destroyNatUnit, loadNatUnit, type NatUnit } from '../engine/model/nat.ts';
@@ -133,6 +134,8 @@ export interface SolveOptions {
   seed?: number;
   /** The KV cache type (the runtime's `kv`: f16 for a big model, as its plan counts); default f32. */
   kv?: KvType;
+  /** The activation type (the runtime's `act`: f16 for a big model on a GPU with shader-f16); default f32. */
+  act?: ActType;
   /** Positions per sequence at most, prompt included (a big model's planned context); default the model's. */
   context?: number;
   onBatch?: (done: number, total: number) => void;
@@ -169,6 +172,7 @@ export async function solve<T extends BackendTensor>(
     maxT,
     maxRows: Math.max(64, batch),
     ...(opts.kv ? { kv: opts.kv } : {}),
+    ...(opts.act ? { act: opts.act } : {}),
   });
   const adapter = student.inference(runner.maxRows);
   runner.setAdapter(adapter);

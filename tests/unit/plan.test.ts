@@ -63,17 +63,18 @@ describe('LLaMA-7b q4_0 inference at m = 16, context 1024 (the hand computation)
     expect(plan.items.kv).toBe(perToken * 16 * 1024);
     expect(plan.items.kv).toBe(8 * GiB);
 
-    // The runner's buffers for R = max(64, m) = 64 rows: x, h, q, att, o, sel (R×4096), k, v
-    // (R×4096), g, u, s (R×11008) in f16, rstd (R) f32; logits R×32000 f32.
-    expect(plan.items.activations).toBe(64 * (8 * 4096 + 3 * 11008) * 2 + 64 * 4);
-    expect(plan.items.activations).toBe(8_421_632);
+    // The runner's buffers for R = max(64, m) = 64 rows: h, q, att, o, k, v (R×4096), g, u, s
+    // (R×11008) in f16; the residual stream x and its selected rows sel (R×4096) and rstd (R) in
+    // f32; logits R×32000 f32.
+    expect(plan.items.activations).toBe(64 * (6 * 4096 + 3 * 11008) * 2 + 64 * 2 * 4096 * 4 + 64 * 4);
+    expect(plan.items.activations).toBe(9_470_208);
     expect(plan.items.logits).toBe(64 * 32000 * 4);
     // Scratch: tokens, positions, outIdx (R) and rowInfo (2R) u32; the logits' readback staging,
     // bucket(8,192,000) = 8 × 1 MiB (quarter-power-of-two buckets above 64 KiB).
     expect(plan.items.scratch).toBe(5 * 64 * 4 + 8 * MiB);
     expect(plan.items.adapters + plan.items.optimizer + plan.items.gradients + plan.items.recompute).toBe(0);
-    expect(plan.items.total).toBe(weights + 8 * GiB + 8_421_632 + 8_192_000 + 1280 + 8 * MiB);
-    expect(plan.items.total).toBe(12_406_212_096);
+    expect(plan.items.total).toBe(weights + 8 * GiB + 9_470_208 + 8_192_000 + 1280 + 8 * MiB);
+    expect(plan.items.total).toBe(12_407_260_672);
     expect(plan.verdict).toBe('ok');
     expect(plan.error).toBeNull();
     expect(plan.splits).toEqual([]);
@@ -84,7 +85,7 @@ describe('LLaMA-7b q4_0 inference at m = 16, context 1024 (the hand computation)
         'inference: 16 × 1,024 positions, f16 activations/KV',
         '  weights         3.5 GiB  226 × q4_0, 65 × f32',
         '  KV cache        8.0 GiB  0.5 MiB per token per sequence',
-        '  activations     8.0 MiB',
+        '  activations     9.0 MiB',
         '  logits          7.8 MiB  64 rows × 32,000 f32',
         '  scratch         8.0 MiB',
         '  total          11.6 GiB  of a 16.0 GiB budget',
@@ -98,26 +99,27 @@ describe('LLaMA-7b q4_0 inference at m = 16, context 1024 (the hand computation)
     expect(plan.verdict).toBe('refused');
     expect(plan.error).toBeInstanceOf(EngineError);
     expect(plan.error!.code).toBe('OUT_OF_MEMORY');
-    // Everything but the KV cache: 3,816,277,504 B. What is left of 8 GiB holds
-    // floor(4,773,657,088 / (1024 × 0.5 MiB)) = 8 sequences of 1024 positions, or
-    // floor(4,773,657,088 / (16 × 0.5 MiB)) = 569 positions for 16 sequences.
-    const rest = 3_791_273_984 + 8_421_632 + 8_192_000 + 1280 + 8 * MiB;
-    expect(rest).toBe(3_816_277_504);
+    // Everything but the KV cache: 3,817,326,080 B. What is left of 8 GiB holds
+    // floor(4,772,608,512 / (1024 × 0.5 MiB)) = 8 sequences of 1024 positions, or
+    // floor(4,772,608,512 / (16 × 0.5 MiB)) = 568 positions for 16 sequences.
+    const rest = 3_791_273_984 + 9_470_208 + 8_192_000 + 1280 + 8 * MiB;
+    expect(rest).toBe(3_817_326_080);
     const free = 8 * GiB - rest;
+    expect(free).toBe(4_772_608_512);
     expect(Math.floor(free / (1024 * 0.5 * MiB))).toBe(8);
-    expect(Math.floor(free / (16 * 0.5 * MiB))).toBe(569);
+    expect(Math.floor(free / (16 * 0.5 * MiB))).toBe(568);
     expect(plan.suggestions.map((s) => s.kind)).toEqual(['sequences', 'context']);
     expect(plan.suggestions[0]).toMatchObject({ sequences: 8, total: rest + 8 * 1024 * 0.5 * MiB });
-    expect(plan.suggestions[1]).toMatchObject({ context: 569, total: rest + 16 * 569 * 0.5 * MiB });
+    expect(plan.suggestions[1]).toMatchObject({ context: 568, total: rest + 16 * 568 * 0.5 * MiB });
     const over = 12_406_212_096 - 8 * GiB;
     expect(plan.error!.message).toBe(
-      `Inference with 16 sequences × 1,024 positions needs 11.6 GiB (KV cache 8.0 GiB, weights 3.5 GiB, …) but the memory budget is 8.0 GiB: ${formatBytes(over)} over. To fit: at most 8 sequences at 1,024 positions (7.6 GiB); or 16 sequences at most 569 positions long (8.0 GiB).`,
+      `Inference with 16 sequences × 1,024 positions needs 11.6 GiB (KV cache 8.0 GiB, weights 3.5 GiB, …) but the memory budget is 8.0 GiB: ${formatBytes(over)} over. To fit: at most 8 sequences at 1,024 positions (7.6 GiB); or 16 sequences at most 568 positions long (8.0 GiB).`,
     );
     expect(() => requirePlan(plan)).toThrow(plan.error!);
     // The suggestions are the largest that fit: one more does not.
     expect(planMemory({ ...req, sequences: 8, limits: big(8 * GiB) }).verdict).toBe('ok');
     expect(planMemory({ ...req, sequences: 9, limits: big(8 * GiB) }).verdict).toBe('refused');
-    expect(planMemory({ ...req, context: 569, limits: big(8 * GiB) }).verdict).toBe('ok');
+    expect(planMemory({ ...req, context: 568, limits: big(8 * GiB) }).verdict).toBe('ok');
     expect(planMemory({ ...req, context: 570, limits: big(8 * GiB) }).verdict).toBe('refused');
   });
 
@@ -415,9 +417,9 @@ describe('budgets and weight types', () => {
       '(4.0 GiB is an assumption: WebGPU does not report GPU memory; if your GPU has more, set the memory budget.)',
     );
     // Not even one sequence of 1024 positions fits next to the 3.8 GB of weights; 4 sequences fit
-    // ⌊(4 GiB − 3,816,277,504 B) / (4 × 0.5 MiB)⌋ = 228 positions.
-    expect(Math.floor((4 * GiB - 3_816_277_504) / (4 * 0.5 * MiB))).toBe(228);
-    expect(plan.suggestions[0]).toMatchObject({ kind: 'context', context: 228 });
+    // ⌊(4 GiB − 3,817,326,080 B) / (4 × 0.5 MiB)⌋ = 227 positions.
+    expect(Math.floor((4 * GiB - 3_817_326_080) / (4 * 0.5 * MiB))).toBe(227);
+    expect(plan.suggestions[0]).toMatchObject({ kind: 'context', context: 227 });
     expect(formatPlan(plan)).toContain('of a 4.0 GiB budget (assumed: WebGPU does not report GPU memory)');
   });
 

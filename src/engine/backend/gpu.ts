@@ -20,6 +20,8 @@
  */
 import { EngineError, formatBytes } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
+import { f16Table } from '../kvcache.ts';
+import { f32ToF16 } from '../quant.ts';
 import { byteSize, numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
 import * as GpuOps from '../ops/index.ts';
 import {
@@ -150,6 +152,25 @@ export function uploadWeightSplit(
   return new SplitWeight([rows, K], dtype, label, parts);
 }
 
+/** Bytes to read back for a tensor's values: f16 ones rounded up to whole words. */
+function wordBytes(t: Tensor): number {
+  return t.dtype === 'f16' ? Math.ceil(numel(t.shape) / 2) * 4 : numel(t.shape) * 4;
+}
+
+/** f32 values as f16 bits (round to nearest even), two per u32 word, low half first. */
+export function packF16(values: Float32Array): Uint32Array {
+  const h = new Uint16Array(2 * Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) h[i] = f32ToF16(values[i]!);
+  return new Uint32Array(h.buffer);
+}
+
+/** The first `n` f16 values of `bytes`, exactly, as f32. */
+export function unpackF16(bytes: ArrayBuffer, n: number): Float32Array {
+  const h = new Uint16Array(bytes, 0, n);
+  const table = f16Table();
+  return Float32Array.from(h, (b) => table[b]!);
+}
+
 /** The buffers holding a tensor's data, in order: its parts' when split. */
 function pieces(t: Tensor): readonly Tensor[] {
   return t.parts ? t.parts.map((p) => p.tensor) : [t];
@@ -161,6 +182,10 @@ export class GpuBackend implements Backend<Tensor> {
   /** The binding limit; a weight over it is split by rows (`weight`), other tensors must fit. */
   get maxTensorBytes(): number {
     return bindingLimit(this.gpu);
+  }
+  /** The device has `shader-f16`: tensors of dtype f16 and the kernels that take them (ops/act.ts). */
+  get f16(): boolean {
+    return this.gpu.info.f16;
   }
   constructor(readonly gpu: Gpu) {
     const ops: Record<string, unknown> = {};
@@ -204,7 +229,8 @@ export class GpuBackend implements Backend<Tensor> {
     return uploadWeightSplit(this.gpu, dtype, data, shape[0], shape[1], label, this.maxTensorBytes);
   }
   write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
-    this.gpu.upload(t, data);
+    // an f16 tensor takes f32 values, each rounded to the nearest f16 (ties to even)
+    this.gpu.upload(t, t.dtype === 'f16' && data instanceof Float32Array ? packF16(data) : data);
   }
   zero(t: Tensor): void {
     this.gpu.zero(t);
@@ -214,17 +240,19 @@ export class GpuBackend implements Backend<Tensor> {
   }
   async read(t: Tensor): Promise<Float32Array> {
     if (t.parts) return (await this.readMany([t]))[0]!;
+    if (t.dtype === 'f16') return unpackF16(await this.gpu.readBytes(t, 0, wordBytes(t)), numel(t.shape));
     return new Float32Array(await this.gpu.readBytes(t, 0, numel(t.shape) * 4));
   }
   /** Several tensors in one round trip; a split (f32) weight comes back whole, its parts joined. */
   async readMany(ts: readonly Tensor[]): Promise<Float32Array[]> {
     const bufs = await this.gpu.readRanges(
       ts.flatMap((t) =>
-        pieces(t).map((p) => ({ buffer: p.buffer, byteOffset: 0, byteLength: numel(p.shape) * 4 })),
+        pieces(t).map((p) => ({ buffer: p.buffer, byteOffset: 0, byteLength: wordBytes(p) })),
       ),
     );
     let i = 0;
     return ts.map((t) => {
+      if (t.dtype === 'f16') return unpackF16(bufs[i++]!, numel(t.shape));
       if (!t.parts) return new Float32Array(bufs[i++]!);
       const out = new Float32Array(numel(t.shape));
       let o = 0;

@@ -29,6 +29,8 @@ export interface Backend<T extends BackendTensor> {
   readonly ops: Ops<T>;
   /** Largest tensor this backend can hold in one piece (the device's binding limit; ∞ on the CPU). */
   readonly maxTensorBytes: number;
+  /** f16 activations are possible (a GPU with `shader-f16`; never on the CPU). */
+  readonly f16: boolean;
   /** Scratch tensor (pooled on the GPU); contents undefined. */
   scratch(shape: readonly number[], label: string, dtype?: DType): T;
   /** Zero-filled scratch tensor. */

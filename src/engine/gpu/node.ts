@@ -20,6 +20,15 @@ const SWIFTSHADER_ICDS = [
   '/usr/lib64/chromium-browser/vk_swiftshader_icd.json',
 ];
 
+/**
+ * Dawn toggles turned on in Node. `vulkan_enable_f16_on_nvidia`: Dawn's Vulkan backend withholds
+ * `shader-f16` from NVIDIA GPUs unless this is on (Chrome likewise, unless started with
+ * `--enable-dawn-features=vulkan_enable_f16_on_nvidia`); the engine uses f16 only where asked
+ * (LlamaRunner's `act`, ops/act.ts), and its f16 kernels are tested on such a GPU
+ * (tests/gpu/act-f16.test.ts). Elsewhere the toggle does nothing.
+ */
+const DAWN_FEATURES = ['vulkan_enable_f16_on_nvidia'];
+
 const cached = new Map<boolean, GPU>();
 
 export interface NodeGpuOptions {
@@ -37,7 +46,9 @@ export async function nodeGpu(opts: NodeGpuOptions = {}): Promise<GPU> {
     globals: Record<string, unknown>;
   };
   Object.assign(globalThis, mod.globals);
-  const flags = robustness ? [] : ['enable-dawn-features=disable_robustness'];
+  const flags = [
+    `enable-dawn-features=${[...(robustness ? [] : ['disable_robustness']), ...DAWN_FEATURES].join(',')}`,
+  ];
   let gpu = mod.create(flags);
   if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES) {
     const probe = await gpu.requestAdapter();

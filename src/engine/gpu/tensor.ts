@@ -3,7 +3,11 @@
  * weights only) keep their blocks in one buffer; the layouts are in quant.ts (q8_0, q4_0) and
  * quant-gpu.ts (q4f16_1: MLC / web-llm's 4-bit groups; q4_k, q6_k: GGUF K-quants).
  */
-export type DType = 'f32' | 'u32' | 'i32' | 'q8_0' | 'q4_0' | 'q4f16_1' | 'q4_k' | 'q6_k';
+/**
+ * 'f16': binary16 activations (two bytes each), only on devices with `shader-f16` (ops/act.ts);
+ * the buffer is rounded up to whole u32 words.
+ */
+export type DType = 'f32' | 'f16' | 'u32' | 'i32' | 'q8_0' | 'q4_0' | 'q4f16_1' | 'q4_k' | 'q6_k';
 
 export interface Tensor {
   readonly buffer: GPUBuffer;
@@ -45,6 +49,8 @@ export function byteSize(shape: readonly number[], dtype: DType): number {
     case 'u32':
     case 'i32':
       return 4 * n;
+    case 'f16':
+      return 2 * n;
     case 'q8_0':
       return n + 4 * Math.ceil(n / 32 / 2); // int8 quants, then f16 scales packed two per u32
     case 'q4_0':

@@ -8,6 +8,7 @@ import type { Backend, BackendTensor } from '../backend/types.ts';
 import { EngineError, formatBytes } from '../errors.ts';
 import { kvBytesPerValue, type KvType } from '../kvcache.ts';
 import { headSize, kvDim } from '../model/config.ts';
+import type { ActType } from '../ops/act.ts';
 import type { LinearSite, LlamaModel } from '../model/llama.ts';
 import { loraInference, type InferenceAdapter } from './adapters.ts';
 import type { LoraAdapter } from '../model/lora.ts';
@@ -31,6 +32,15 @@ export interface RunnerOptions {
    * value rounded to f16 once, when written (head sizes are even: RoPE rotates pairs).
    */
   kv?: KvType;
+  /**
+   * Activation element type. 'f32' (default). 'f16' (needs a GPU with `shader-f16`): the matmuls'
+   * inputs and outputs, q/k/v, attention output and the FFN's gate, up and product are stored as
+   * f16, each rounded once when written; every kernel computes and accumulates in f32, and the
+   * residual stream, the norms' statistics and the logits stay f32. The KV cache defaults to f16
+   * with it. An adapter (LoRA, NAT, linear mix) runs in f32 at its sites: the site's input is
+   * widened into an f32 buffer and its output rounded back (ops `castInto`).
+   */
+  act?: ActType;
 }
 
 export class LlamaRunner<T extends BackendTensor> {
@@ -38,6 +48,7 @@ export class LlamaRunner<T extends BackendTensor> {
   readonly maxT: number;
   readonly maxRows: number;
   readonly kv: KvType;
+  readonly act: ActType;
   /** Bytes of the KV cache tensors (k and v, every layer), as allocated. */
   readonly cacheBytes: number;
   private readonly be: Backend<T>;
@@ -66,7 +77,13 @@ export class LlamaRunner<T extends BackendTensor> {
     this.slots = opts.slots;
     this.maxT = Math.min(opts.maxT, c.maxSeqLen);
     this.maxRows = Math.max(opts.maxRows ?? 64, opts.slots);
-    this.kv = opts.kv ?? 'f32';
+    this.act = opts.act ?? 'f32';
+    if (this.act === 'f16' && !this.be.f16)
+      throw new EngineError(
+        'FEATURE_MISSING',
+        'f16 activations need the WebGPU feature shader-f16, which this GPU (or browser) does not offer: run with f32 activations (an f16 KV cache needs no feature and halves the larger part of the memory).',
+      );
+    this.kv = opts.kv ?? this.act;
     const KV = kvDim(c),
       C = c.dim,
       H = c.hiddenDim,
@@ -100,17 +117,18 @@ export class LlamaRunner<T extends BackendTensor> {
         this.kcache.push(ks);
         this.vcache.push(vs);
       }
-      const shapes: Record<string, [number[], 'f32' | 'u32']> = {
+      const A = this.act;
+      const shapes: Record<string, [number[], 'f32' | 'f16' | 'u32']> = {
         x: [[R, C], 'f32'],
-        h: [[R, C], 'f32'],
-        q: [[R, C], 'f32'],
-        k: [[R, KV], 'f32'],
-        v: [[R, KV], 'f32'],
-        att: [[R, C], 'f32'],
-        o: [[R, C], 'f32'],
-        g: [[R, H], 'f32'],
-        u: [[R, H], 'f32'],
-        s: [[R, H], 'f32'],
+        h: [[R, C], A],
+        q: [[R, C], A],
+        k: [[R, KV], A],
+        v: [[R, KV], A],
+        att: [[R, C], A],
+        o: [[R, C], A],
+        g: [[R, H], A],
+        u: [[R, H], A],
+        s: [[R, H], A],
         rstd: [[R], 'f32'],
         sel: [[R, C], 'f32'],
         logits: [[R, V], 'f32'],
@@ -134,7 +152,7 @@ export class LlamaRunner<T extends BackendTensor> {
     this.cacheBytes = allocated;
   }
 
-  private alloc(shape: number[], label: string, dtype: 'f32' | 'u32' = 'f32'): T {
+  private alloc(shape: number[], label: string, dtype: 'f32' | 'f16' | 'u32' = 'f32'): T {
     const t = this.be.empty(shape, label, dtype);
     this.owned.push(t);
     return t;
@@ -149,6 +167,12 @@ export class LlamaRunner<T extends BackendTensor> {
     this.ownAdapter = false;
     this.adapter = null;
     if (!adapter) return;
+    if (this.act === 'f16' && !this.buf.adapterIn) {
+      // f32 staging for the adapters' sites (f16 activations): an input and an output row each
+      const W = Math.max(this.model.config.dim, this.model.config.hiddenDim);
+      this.buf.adapterIn = this.alloc([this.maxRows, W], 'run.adapterIn');
+      this.buf.adapterOut = this.alloc([this.maxRows, W], 'run.adapterOut');
+    }
     if ('apply' in adapter) {
       this.adapter = adapter;
       return;
@@ -159,8 +183,14 @@ export class LlamaRunner<T extends BackendTensor> {
 
   private linear(l: number, site: LinearSite, out: T, inp: T, rows: number, K: number, N: number): void {
     const W = this.model.layers[l]![site];
-    if (this.adapter) this.adapter.apply(l, site, out, inp, W, rows, K, N);
-    else this.be.ops.matmulForward(out, inp, W, rows, K, N, false);
+    if (!this.adapter) this.be.ops.matmulForward(out, inp, W, rows, K, N, false);
+    else if (this.act === 'f32') this.adapter.apply(l, site, out, inp, W, rows, K, N);
+    else {
+      const { adapterIn, adapterOut } = this.buf as Record<string, T>;
+      this.be.ops.castInto(adapterIn!, inp, rows * K);
+      this.adapter.apply(l, site, adapterOut!, adapterIn!, W, rows, K, N);
+      this.be.ops.castInto(out, adapterOut!, rows * N);
+    }
   }
 
   /**

@@ -9,6 +9,7 @@ import { f32, type Gpu } from '../gpu/gpu.ts';
 import { kvTypeOf } from '../kvcache.ts';
 import type { KernelSpec } from '../gpu/pipelines.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { actOf, needF16, typed, type ActType } from './act.ts';
 
 const WG = 64;
 const HSMAX = 256;
@@ -178,15 +179,28 @@ export function kvCacheWrite(
   slot0 = 0,
 ): void {
   const f16 = kvTypeOf('kvCacheWrite', kcache.dtype, vcache.dtype, HS) === 'f16';
+  const types = { ACT_T: sameAct('kvCacheWrite', gpu, k, v) };
   const n = Math.ceil((R * NKV * HS) / (f16 ? 2 : 1) / WG);
   const x = Math.min(n, gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535);
   const grid: [number, number] = [x, x === 0 ? 0 : Math.ceil(n / x)];
   gpu.dispatch(
-    f16 ? cacheWriteF16 : cacheWrite,
+    typed(f16 ? cacheWriteF16 : cacheWrite, types),
     grid,
     [kcache, vcache, k, v, rowInfo],
     [R, 0, NKV, HS, maxT, f32(0), slot0],
   );
+}
+
+/** The one activation type of two tensors (f32, or f16 with shader-f16; ops/act.ts). */
+function sameAct(fn: string, gpu: Gpu, a: Tensor, b: Tensor): ActType {
+  const t = actOf(a, fn);
+  if (actOf(b, fn) !== t)
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `${fn}: "${a.label}" is ${a.dtype} but "${b.label}" is ${b.dtype}; give both one type.`,
+    );
+  needF16(gpu.info.f16, [t], fn);
+  return t;
 }
 
 /**
@@ -222,6 +236,7 @@ export function attentionDecode(
     );
   if (HS > HSMAX) throw new EngineError('BAD_ARGUMENT', `attentionDecode: head size ${HS} exceeds ${HSMAX}.`);
   const sfx = kvTypeOf('attentionDecode', kcache.dtype, vcache.dtype, HS) === 'f16' ? '_f16' : '';
+  const types = { ACT_T: sameAct('attentionDecode', gpu, q, out) };
   const params = [R, NH, NKV, HS, maxT, f32(1 / Math.sqrt(HS)), slot0];
   const bindings = [out, q, kcache, vcache, rowInfo];
   if (variant === 'serial4') {
@@ -230,15 +245,15 @@ export function attentionDecode(
       entry: `attention_decode_serial4${sfx}`,
       constants: { WG: 16, HS4: HS / 4 },
     };
-    gpu.dispatch(spec, [Math.ceil((R * NH) / 16)], bindings, params);
+    gpu.dispatch(typed(spec, types), [Math.ceil((R * NH) / 16)], bindings, params);
   } else if (variant === 'serial') {
     gpu.dispatch(
-      { ...decodeSerial, entry: `attention_decode_serial${sfx}` },
+      typed({ ...decodeSerial, entry: `attention_decode_serial${sfx}` }, types),
       [Math.ceil((R * NH) / 16)],
       bindings,
       params,
     );
   } else {
-    gpu.dispatch({ ...decode, entry: `attention_decode${sfx}` }, [NH, R], bindings, params);
+    gpu.dispatch(typed({ ...decode, entry: `attention_decode${sfx}` }, types), [NH, R], bindings, params);
   }
 }

@@ -23,6 +23,7 @@ import { EngineError } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import type { KernelSpec } from '../gpu/pipelines.ts';
 import { numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
+import { actOf, needF16, typed, type ActType } from './act.ts';
 import { grid } from './residual.ts';
 
 /** Forward takes the decode kernel up to this many rows (the whole batch sits in registers). */
@@ -98,6 +99,16 @@ export function matmulVariant(gpu: Gpu): MatmulVariant {
   return gpu.info.software ? 'blocked' : 'tiled';
 }
 const RB_WG = 64; // threads per workgroup of the blocked kernels
+
+/**
+ * The kernels' IN_T (binding 2: inp, or dout in the backwards) and OUT_T (binding 1: out, dinp or
+ * dweight): f32, or f16 on devices with shader-f16 (ops/act.ts).
+ */
+function io(gpu: Gpu, out: Tensor, inp: Tensor, fn: string): { IN_T: ActType; OUT_T: ActType } {
+  const t = { IN_T: actOf(inp, fn), OUT_T: actOf(out, fn) };
+  needF16(gpu.info.f16, [t.IN_T, t.OUT_T], fn);
+  return t;
+}
 
 function dtypeId(weight: Tensor, N: number, K: number, fn: string): number {
   const id = DTYPE_ID[weight.dtype];
@@ -191,6 +202,7 @@ export function matmulForwardGemv(
   const DTYPE = dtypeId(weight, N, K, 'matmulForward');
   if (K % 4 !== 0)
     throw new EngineError('SHAPE_MISMATCH', `matmulForwardGemv: K=${K} is not a multiple of 4.`);
+  const types = io(gpu, out, inp, 'matmulForward');
   if (B === 0 || N === 0) return;
   if (cfg.blocked && DTYPE === 0) {
     const BB = B >= 8 ? 8 : 4; // batch rows per thread: 8 once there are enough rows to fill them
@@ -203,7 +215,12 @@ export function matmulForwardGemv(
       entry: BB === 8 ? 'matmul_forward_gemv_rb8' : 'matmul_forward_gemv_rb',
       constants: { RPW },
     };
-    gpu.dispatch(spec, [wx, wy, Math.ceil(B / BB)], [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
+    gpu.dispatch(
+      typed(spec, types),
+      [wx, wy, Math.ceil(B / BB)],
+      [out, inp, weight],
+      [B, K, N, accumulate ? 1 : 0],
+    );
     return;
   }
   const { TPR, RPW } = cfg.blocked ? { TPR: 1, RPW: 64 } : cfg;
@@ -226,7 +243,7 @@ export function matmulForwardGemv(
       constants: { TPR, RPW, BT, RT, DTYPE },
     };
     gpu.dispatch(
-      spec,
+      typed(spec, types),
       [rx, ry, Math.ceil(B / BT)],
       [out, inp, weight, weight], // f32 weights too: the kernel reads them through the u32 view
       [B, K, N, accumulate ? 1 : 0],
@@ -240,7 +257,7 @@ export function matmulForwardGemv(
       ? { op: 'matmul', code: gemvCode, entry: 'matmul_forward_gemv', constants: { TPR, RPW, BT } }
       : { op: 'matmul', code: gemvCode, entry, constants: { TPR, RPW, BT, DTYPE } };
   const bindings = DTYPE === 0 ? [out, inp, weight] : [out, inp, weight, weight]; // quants and scales views
-  gpu.dispatch(spec, [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
+  gpu.dispatch(typed(spec, types), [wx, wy, Math.ceil(B / BT)], bindings, [B, K, N, accumulate ? 1 : 0]);
 }
 
 /** `groups` workgroups as an x × y grid (x up to the device's per-dimension limit). */
@@ -272,7 +289,8 @@ export function matmulForwardTiled(
     variant === 'blocked'
       ? blocked(gpu, 'matmul_forward_rb', DTYPE, K % 4 === 0, B, N)
       : tiled('matmul_forward', DTYPE, B, N);
-  gpu.dispatch(spec, grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
+  const types = io(gpu, out, inp, 'matmulForward');
+  gpu.dispatch(typed(spec, types), grid, [out, inp, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
 /** dinp (B,K) = or += (accumulate) dout (B,N) · weight; weight (N,K) of any weight dtype. */
@@ -296,7 +314,8 @@ export function matmulBackwardInput(
     variant === 'blocked'
       ? blocked(gpu, 'matmul_backward_rb', DTYPE, K % 4 === 0 && N % 4 === 0, B, K)
       : tiled('matmul_backward', DTYPE, B, K);
-  gpu.dispatch(spec, grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
+  const types = io(gpu, dinp, dout, 'matmulBackwardInput');
+  gpu.dispatch(typed(spec, types), grid, [dinp, dout, weight], [B, K, N, accumulate ? 1 : 0]);
 }
 
 /** dweight (N,K) += doutᵀ (N,B) · inp (B,K); f32 only (trainable matrices, e.g. LoRA). */
@@ -326,7 +345,8 @@ export function matmulBackwardWeight(
     variant === 'blocked'
       ? blocked(gpu, 'matmul_backward_weight_rb', 0, K % 4 === 0 && N % 4 === 0, N, K)
       : tiled('matmul_backward_weight', 0, N, K);
-  gpu.dispatch(spec, grid, [dweight, dout, inp], [B, K, N, 0]);
+  const types = io(gpu, dweight, dout, 'matmulBackwardWeight');
+  gpu.dispatch(typed(spec, types), grid, [dweight, dout, inp], [B, K, N, 0]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +413,7 @@ function forwardParts(
     const o = gpu.scratch([B, p.rows], `${p.tensor.label}.out`);
     run(o, p.tensor, p.rows);
     gpu.dispatch(
-      scatterSpec,
+      typed(scatterSpec, { DST_T: actOf(out, 'matmulForward'), SRC_T: 'f32' }),
       grid(gpu, B * p.rows, SPLIT_WG),
       [out, o],
       [B, p.rows, N, p.row0, accumulate ? 1 : 0],
@@ -420,9 +440,25 @@ function backwardInputParts(
   let add = accumulate;
   for (const p of parts) {
     const d = gpu.scratch([B, p.rows], `${p.tensor.label}.dout`);
-    gpu.dispatch(gatherSpec, grid(gpu, B * p.rows, SPLIT_WG), [d, dout], [B, p.rows, N, p.row0, 0]);
+    gpu.dispatch(
+      typed(gatherSpec, { DST_T: 'f32', SRC_T: actOf(dout, 'matmulBackwardInput') }),
+      grid(gpu, B * p.rows, SPLIT_WG),
+      [d, dout],
+      [B, p.rows, N, p.row0, 0],
+    );
     matmulBackwardInput(gpu, dinp, d, p.tensor, B, K, p.rows, add, variant);
     gpu.release(d);
     add = true;
   }
+}
+
+/**
+ * out (n) = inp (n) converted: f32 ↔ f16 (each f16 store rounds once, to nearest), or a plain copy
+ * between two tensors of one type. The runner's f16 activations meet the adapters' f32 here.
+ */
+export function castInto(gpu: Gpu, out: Tensor, inp: Tensor, n: number): void {
+  const types = { DST_T: actOf(out, 'castInto'), SRC_T: actOf(inp, 'castInto') };
+  needF16(gpu.info.f16, [types.DST_T, types.SRC_T], 'castInto');
+  if (n === 0) return;
+  gpu.dispatch(typed(scatterSpec, types), grid(gpu, n, SPLIT_WG), [out, inp], [1, n, n, 0, 0]);
 }

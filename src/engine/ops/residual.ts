@@ -5,13 +5,15 @@
 import code from '../../../shaders/residual.wgsl?raw';
 import { f32, type Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { actOf, needF16, typed } from './act.ts';
 
 const WG = 256;
-const fwd = { op: 'residual', code, entry: 'residual_forward', constants: { WG } } as const;
-const bwd = { op: 'residual', code, entry: 'residual_backward', constants: { WG } } as const;
+const F32 = { Y_T: 'f32' } as const;
+const fwd = typed({ op: 'residual', code, entry: 'residual_forward', constants: { WG } }, F32);
+const bwd = typed({ op: 'residual', code, entry: 'residual_backward', constants: { WG } }, F32);
 const add = { op: 'residual', code, entry: 'residual_add_inplace', constants: { WG } } as const;
 const add4 = { op: 'residual', code, entry: 'residual_add_inplace4', constants: { WG } } as const;
-const scale = { op: 'residual', code, entry: 'residual_scale_inplace', constants: { WG } } as const;
+const scale = typed({ op: 'residual', code, entry: 'residual_scale_inplace', constants: { WG } }, F32);
 
 /**
  * Workgroups for `count` threads in groups of `wg`: [x, y] with x ≤ the per-dimension limit.
@@ -42,10 +44,12 @@ export function residualBackward(
   gpu.dispatch(bwd, grid(gpu, N, WG), [da, db, dout], [N, accumulate ? 1 : 0]);
 }
 
-/** x (N) += y: the residual stream's add (on vec4s when N % 4 == 0). */
+/** x (N) += y: the residual stream's add (on vec4s when N % 4 == 0); y may be f16 (ops/act.ts). */
 export function addInplace(gpu: Gpu, x: Tensor, y: Tensor, N: number): void {
-  if (N % 4 === 0) gpu.dispatch(add4, grid(gpu, N / 4, WG), [x, y], [N / 4]);
-  else gpu.dispatch(add, grid(gpu, N, WG), [x, y], [N]);
+  const types = { Y_T: actOf(y, 'addInplace') };
+  needF16(gpu.info.f16, [types.Y_T], 'addInplace');
+  if (N % 4 === 0) gpu.dispatch(typed(add4, types), grid(gpu, N / 4, WG), [x, y], [N / 4]);
+  else gpu.dispatch(typed(add, types), grid(gpu, N, WG), [x, y], [N]);
 }
 
 /** x (N) *= s. */

@@ -2,8 +2,10 @@
 import code from '../../../shaders/rmsnorm.wgsl?raw';
 import { f32, type Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { actOf, needF16, typed } from './act.ts';
 
 const WG = 64;
+const F32 = { OUT_T: 'f32' } as const;
 const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
 const fwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial', constants: { WG } } as const;
 const fwdSerial4 = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial4', constants: { WG } } as const;
@@ -16,11 +18,11 @@ export type RowVariant = 'parallel' | 'serial';
 export function rowVariant(gpu: Gpu): RowVariant {
   return gpu.info.software ? 'serial' : 'parallel';
 }
-const bwd = { op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: { WG } } as const;
-const bwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_serial', constants: { WG } } as const;
-const bwdW = { op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } } as const;
+const bwd = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: { WG } }, F32);
+const bwdSerial = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward_serial', constants: { WG } }, F32);
+const bwdW = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } }, F32);
 
-/** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. */
+/** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. `out` may be f16 (ops/act.ts). */
 export function rmsnormForward(
   gpu: Gpu,
   out: Tensor,
@@ -32,14 +34,16 @@ export function rmsnormForward(
   eps: number,
   variant: RowVariant = rowVariant(gpu),
 ): void {
+  const types = { OUT_T: actOf(out, 'rmsnormForward') };
+  needF16(gpu.info.f16, [types.OUT_T], 'rmsnormForward');
   if (variant === 'serial')
     gpu.dispatch(
-      C % 4 === 0 ? fwdSerial4 : fwdSerial,
+      typed(C % 4 === 0 ? fwdSerial4 : fwdSerial, types),
       [Math.ceil(N / WG)],
       [out, rstd, inp, weight],
       [N, C, f32(eps)],
     );
-  else gpu.dispatch(fwd, [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
+  else gpu.dispatch(typed(fwd, types), [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
 }
 
 /** dinp (N,C) = or += (accumulate) the input gradient; dweight (C) += when given. */

@@ -3,11 +3,13 @@ import code from '../../../shaders/rope.wgsl?raw';
 import { EngineError } from '../errors.ts';
 import { f32, type Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { actOf, needF16, typed } from './act.ts';
 
 const WG = 64;
-const fwd = { op: 'rope', code, entry: 'rope_forward', constants: { WG } } as const;
+const F32 = { X_T: 'f32' } as const;
+const fwd = typed({ op: 'rope', code, entry: 'rope_forward', constants: { WG } }, F32);
 const fwdInplace = { op: 'rope', code, entry: 'rope_forward_inplace', constants: { WG } } as const;
-const bwd = { op: 'rope', code, entry: 'rope_backward', constants: { WG } } as const;
+const bwd = typed({ op: 'rope', code, entry: 'rope_backward', constants: { WG } }, F32);
 
 /** Workgroups for one thread per pair, folded into 2-D when they exceed one dimension's limit. */
 function grid(gpu: Gpu, N: number, NH: number, HS: number): [number, number] {
@@ -45,7 +47,9 @@ export function ropeForwardInplace(
   HS: number,
   theta: number,
 ): void {
-  gpu.dispatch(fwdInplace, grid(gpu, N, NH, HS), [x, positions], [N, NH, HS, f32(theta), 0]);
+  const types = { X_T: actOf(x, 'ropeForwardInplace') };
+  needF16(gpu.info.f16, [types.X_T], 'ropeForwardInplace');
+  gpu.dispatch(typed(fwdInplace, types), grid(gpu, N, NH, HS), [x, positions], [N, NH, HS, f32(theta), 0]);
 }
 
 /** dinp (N, NH*HS) = or += (accumulate) dout rotated by −angle. */

@@ -176,9 +176,10 @@ function evaluateInference(r: InferenceRequest): Core {
       });
     }
   }
-  // The runner's per-row buffers (infer/runner.ts), bound whole by the kernels.
+  // The runner's per-row buffers (infer/runner.ts), bound whole by the kernels. With f16
+  // activations the residual stream (x, sel) and the norms' rstd stay f32.
   const act: [string, number, number][] = [
-    ['run.x', R * C, a],
+    ['run.x', R * C, 4],
     ['run.h', R * C, a],
     ['run.q', R * C, a],
     ['run.k', R * KV, a],
@@ -188,9 +189,12 @@ function evaluateInference(r: InferenceRequest): Core {
     ['run.g', R * H, a],
     ['run.u', R * H, a],
     ['run.s', R * H, a],
-    ['run.sel', R * C, a],
+    ['run.sel', R * C, 4],
     ['run.rstd', R, 4],
   ];
+  // f16 activations with adapters: the adapters' sites run in f32 through two staging buffers
+  if (a === 2 && (r.adapters ?? []).length > 0)
+    act.push(['run.adapterIn', R * Math.max(C, H), 4], ['run.adapterOut', R * Math.max(C, H), 4]);
   const logits = R * V * 4;
   const indices = 5 * R * 4; // tokens, positions, outIdx (R each), rowInfo (2R), u32
   for (const [name, n, bytes] of act)

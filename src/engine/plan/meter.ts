@@ -44,6 +44,7 @@ export const noop = () => undefined;
 
 export class Meter implements Backend<MeterTensor> {
   readonly kind = 'cpu';
+  readonly f16 = false;
   readonly maxTensorBytes = Infinity;
   readonly ops = new Proxy({}, { get: () => noop }) as Ops<MeterTensor>;
   readonly allocs: Alloc[] = [];

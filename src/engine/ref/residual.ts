@@ -22,6 +22,14 @@ export function addInplace(x: FloatArray, y: FloatArray, N: number): void {
   for (let i = 0; i < N; i++) x[i] = x[i]! + y[i]!;
 }
 
+/**
+ * out (n) = inp (n): the CPU has no f16 activations, so this is a copy (on the GPU, ops/matmul.ts
+ * `castInto` converts between f32 and f16).
+ */
+export function castInto(out: FloatArray, inp: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = inp[i]!;
+}
+
 export function scaleInplace(x: FloatArray, s: number, N: number): void {
   for (let i = 0; i < N; i++) x[i] = x[i]! * s;
 }

@@ -24,6 +24,7 @@ import type { LlamaModel, LoraTarget } from '../../engine/model/llama.ts';
 import {
   formatPlan,
   planMemory,
+  type ActDType,
   type DeviceLimits,
   type InferenceRequest,
   type Plan,
@@ -54,6 +55,11 @@ export interface BigPlanOptions {
   context?: number;
   /** The GPU memory the user says can be used, in bytes; absent: the planner assumes 4 GiB. */
   memoryBudget?: number;
+  /**
+   * Activation type the Solve runner will use: f16 where the device has shader-f16 (the runtime
+   * sets it, `StudentRuntime.act`). Default f32.
+   */
+  act?: ActDType;
 }
 /** The same options under the name the GGUF path had first. */
 export type GgufPlanOptions = BigPlanOptions;
@@ -101,6 +107,8 @@ export interface PlanView extends PlanVerdict<{
   context: number;
   /** KV cache element type planned for (the Solve runner's). */
   kv: KvType;
+  /** Activation type planned for (the Solve runner's). */
+  act: ActDType;
 }
 
 /** How a load reports progress and is cancelled (per chunk or tensor read). */
@@ -220,7 +228,7 @@ function planRequest(
     limits: planLimits(limits, p.memoryBudget),
     sequences,
     context,
-    act: 'f32',
+    act: p.act ?? 'f32',
     kv: BIG_KV,
     maxRows: Math.max(64, sequences),
   };
@@ -250,6 +258,7 @@ export function planBig(
     sequences: req.sequences,
     context: req.context,
     kv: BIG_KV,
+    act: req.act ?? 'f32',
     ...verdictOf(plan, error, suggestions),
   };
   return { view, error };

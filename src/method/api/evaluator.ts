@@ -414,6 +414,7 @@ export class EvalEngine {
               maxNew: req.maxNew,
               batch: req.batch,
               kv: rt.kv,
+              act: rt.act,
               ...(limits ? { context: limits.context } : {}),
               onBatch: (done, n) => {
                 onProgress?.(progress(i, set, done));

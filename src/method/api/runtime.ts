@@ -30,6 +30,7 @@ import { EngineError, formatBytes } from '../../engine/errors.ts';
 import type { DeviceRequest, GpuInfo } from '../../engine/gpu/device.ts';
 import { Gpu } from '../../engine/gpu/gpu.ts';
 import type { Tensor } from '../../engine/gpu/tensor.ts';
+import type { ActType } from '../../engine/ops/act.ts';
 import { CharTokenizer, checkTokenizerVocab } from '../../engine/io/chartok.ts';
 import { readLlamaSafetensors } from '../../engine/io/checkpoint.ts';
 import type { KvType } from '../../engine/kvcache.ts';
@@ -208,6 +209,21 @@ export class StudentRuntime {
   }
 
   /**
+   * The activation type Solve's runner uses: f16 for a big model on a device with shader-f16
+   * (infer/runner.ts `act`; computed in f32, stored in f16), else f32 — always f32 for our small
+   * models, whose greedy text is llama2.c's to the token.
+   */
+  get act(): ActType {
+    const f = this._info?.format;
+    return (f === 'gguf' || f === 'mlc') && this.gpu.info.f16 ? 'f16' : 'f32';
+  }
+
+  /** The plan options with the activation type a big model would run with on this device. */
+  private planned(p: BigPlanOptions | undefined): BigPlanOptions {
+    return { act: this.gpu.info.f16 ? 'f16' : 'f32', ...p };
+  }
+
+  /**
    * Loads a model; the old one stays loaded until the new one is read, checked and on the GPU (so
    * a failed load leaves the previous model in use). A GGUF or MLC source is planned first and
    * refused (LIMIT_EXCEEDED / OUT_OF_MEMORY with the planner's suggestions) before anything is
@@ -238,7 +254,7 @@ export class StudentRuntime {
   async inspectGguf(src: StudentSource): Promise<GgufInspection> {
     const g = await openGgufStudent(src, this.opened, this.be.maxTensorBytes);
     this.opened = g;
-    return { facts: g.facts(), plan: planBig(this.gpu.limits, g, src.plan ?? {}).view };
+    return { facts: g.facts(), plan: planBig(this.gpu.limits, g, this.planned(src.plan)).view };
   }
 
   /**
@@ -249,7 +265,7 @@ export class StudentRuntime {
   async inspectMlc(src: StudentSource): Promise<MlcInspection> {
     const m = await openMlcStudent(src, this.opened, this.opts.caches);
     this.opened = m;
-    return { facts: m.facts(), plan: planBig(this.gpu.limits, m, src.plan ?? {}).view };
+    return { facts: m.facts(), plan: planBig(this.gpu.limits, m, this.planned(src.plan)).view };
   }
 
   private async openBig(src: StudentSource): Promise<BigStudent<unknown>> {
@@ -263,7 +279,7 @@ export class StudentRuntime {
 
   private async loadBig(src: StudentSource, opts: StudentLoadOptions): Promise<StudentModelInfo> {
     const s = await this.openBig(src);
-    const { view, error } = planBig(this.gpu.limits, s, src.plan ?? {});
+    const { view, error } = planBig(this.gpu.limits, s, this.planned(src.plan));
     if (error) throw error; // before anything is allocated
     opts.signal?.throwIfAborted();
     const made: { model?: LlamaModel<Tensor> } = {};

@@ -563,6 +563,7 @@ export class SolverEngine {
         maxT,
         maxRows: Math.max(64, slots),
         kv: this.runtime.kv,
+        act: this.runtime.act,
       });
     }
     if (!this.runnerAdapter && this.student) {
