@@ -17,6 +17,7 @@ import { GpuBackend } from '../src/engine/backend/gpu.ts';
 import { Gpu } from '../src/engine/gpu/gpu.ts';
 import { nodeGpu } from '../src/engine/gpu/node.ts';
 import { Profiler } from '../src/engine/gpu/profiler.ts';
+import { rmsnormForward } from '../src/engine/ops/rmsnorm.ts';
 import type { Tensor } from '../src/engine/gpu/tensor.ts';
 import { parseLlama2c } from '../src/engine/io/llama2c.ts';
 import { LlamaRunner } from '../src/engine/infer/runner.ts';
@@ -253,6 +254,87 @@ async function main(): Promise<void> {
     destroyLlama(model);
   }
   if (want('llama7b')) await llama7b('');
+  if (want('rmsnorm') && !gpu.info.software) {
+    // The parallel RMSNorm forward at decode sizes with 64 and 256 threads per row, interleaved:
+    // µs per dispatch over `n` dispatches in one submission (wall clock, synced).
+    const C = 4096,
+      n = quick ? 50 : 2000;
+    for (const R of [1, 16]) {
+      const x = gpu.fromData(
+        [R, C],
+        new Float32Array(R * C).map((_, i) => Math.sin(i)),
+        'bench.x',
+      );
+      const w = gpu.fromData([C], new Float32Array(C).fill(1), 'bench.w');
+      const out = gpu.tensor([R, C], 'bench.out');
+      const rstd = gpu.tensor([R], 'bench.rstd');
+      const t: Record<number, number[]> = { 64: [], 256: [] };
+      for (let r = 0; r < 3; r++)
+        for (const wg of [64, 256]) {
+          rmsnormForward(gpu, out, rstd, x, w, R, C, 1e-5, 'parallel', wg);
+          await gpu.sync();
+          const t0 = performance.now();
+          for (let i = 0; i < n; i++) rmsnormForward(gpu, out, rstd, x, w, R, C, 1e-5, 'parallel', wg);
+          await gpu.sync();
+          t[wg]!.push(((performance.now() - t0) * 1000) / n);
+        }
+      push(`rmsnorm_R${R}_C${C}_wg64_us`, median(t[64]!), 'µs per dispatch');
+      push(`rmsnorm_R${R}_C${C}_wg256_us`, median(t[256]!), 'µs per dispatch');
+      for (const b of [x, w, out, rstd]) gpu.destroyBuffer(b.buffer);
+    }
+  }
+  if (want('gemvb1') && !gpu.info.software) {
+    // The decode matmul at B = 1 (7B-shaped decode, m = 1): the one-row kernel (16 × 4, the
+    // hardware default) against the `_r` kernel with the sweep's best B = 1 shape (RT weight rows
+    // per thread), interleaved.
+    for (const dtype of ['q4_0', 'q4f16_1'] as const) {
+      const model = randomQuantLlama(be, llama7bConfig(L7), dtype);
+      const key = dtype === 'q4_0' ? 'q_b1' : 'u_b1';
+      const acts: ActType[] = gpu.info.f16 ? ['f32', 'f16'] : ['f32'];
+      for (const act of acts) {
+        const t: Record<string, number[]> = { rows: [], one: [] };
+        for (let r = 0; r < (quick ? 1 : 3); r++)
+          for (const k of ['one', 'rows'] as const) {
+            const rows = key === 'q_b1' ? { TPR: 8, RPW: 8, RT: 2 } : { TPR: 8, RPW: 8, RT: 4 };
+            gpu.tuning = { gemv: { [key]: k === 'one' ? { TPR: 16, RPW: 4 } : rows } };
+            t[k]!.push(await decodeTps(model, 1, quick ? 2 : 32, 'f16', act));
+          }
+        gpu.tuning = {};
+        const tag = `llama7b_L${L7}_${dtype}_decode_m1_act${act}`;
+        push(`${tag}_one_row_tps`, median(t.one!), 'tokens/s (one-row kernel, 16 × 4)');
+        push(`${tag}_rows_tps`, median(t.rows!), 'tokens/s (`_r`: RT rows per thread, the sweep’s best)');
+        push(
+          `${tag}_rows_speedup`,
+          median(t.rows!.map((x, r) => x / t.one![r]!)),
+          '× (median of the rounds)',
+        );
+      }
+      destroyLlama(model);
+    }
+  }
+  if (want('actf16') && gpu.info.f16) {
+    // f16 against f32 activations on one LLaMA-7b-shaped q4_0 model, both with the f16 KV cache,
+    // interleaved in `rounds` rounds (a GPU's decode speed drifts between runs): medians and the
+    // median of the per-round ratios.
+    const model = randomQuantLlama(be, llama7bConfig(L7), 'q4_0');
+    const rounds = quick ? 1 : 3;
+    const steps7b = quick ? 2 : 32;
+    for (const m of [1, 16]) {
+      const t: Record<ActType, number[]> = { f32: [], f16: [] };
+      for (let r = 0; r < rounds; r++)
+        for (const act of ['f32', 'f16'] as const)
+          t[act].push(await decodeTps(model, m, steps7b, 'f16', act));
+      const tag = `llama7b_L${L7}_q4_0_decode_m${m}_kvf16`;
+      push(`${tag}_act_f32_tps`, median(t.f32), 'tokens/s');
+      push(`${tag}_act_f16_tps`, median(t.f16), 'tokens/s');
+      push(
+        `${tag}_act_f16_speedup`,
+        median(t.f16.map((x, r) => x / t.f32[r]!)),
+        `× (median of ${rounds} rounds)`,
+      );
+    }
+    destroyLlama(model);
+  }
   if (want('train7b')) {
     // a LoRA step (r8 on q, v; AdamW) on the LLaMA-7b-shaped q4_0 model at 1 × 512 tokens with
     // activation recompute: the time, and the GPU bytes held after two steps (weights, adapter,

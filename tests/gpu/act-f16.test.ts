@@ -5,10 +5,22 @@
 //   outputs of f16 inputs equal to the f32 path's.
 // - The runner: stories260K and a random model with LLaMA-7b's layer shapes (1 layer, q4_0) at
 //   m = 16, and a LoRA at its sites, with act 'f16' against act 'f32' on the same weights.
+// - Every device: each such shader built with i32 standing in for f16 compiles (a missed
+//   conversion would not), so the f16 builds' typing is checked where they cannot be compiled.
 // - Without shader-f16 (SwiftShader, this project's CI): the runner and every kernel refuse f16
 //   with FEATURE_MISSING. The f16 group is skipped there and runs on a GPU that has the feature;
 //   D2G_REQUIRE_F16=1 (the GPU runs) makes a missing feature a failure instead.
 import { describe, expect, it } from 'vitest';
+import attentionDecodeWgsl from '../../shaders/attention_decode.wgsl?raw';
+import f16Wgsl from '../../shaders/f16.wgsl?raw';
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import gemvWgsl from '../../shaders/matmul_gemv.wgsl?raw';
+import quantWgsl from '../../shaders/matmul_quant.wgsl?raw';
+import residualWgsl from '../../shaders/residual.wgsl?raw';
+import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
+import ropeWgsl from '../../shaders/rope.wgsl?raw';
+import splitWgsl from '../../shaders/split_cols.wgsl?raw';
+import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
 import { GpuBackend, uploadWeightSplit } from '../../src/engine/backend/gpu.ts';
 import { EngineError } from '../../src/engine/errors.ts';
 import type { Tensor } from '../../src/engine/gpu/tensor.ts';
@@ -91,6 +103,48 @@ function argmaxAgreement(a: Float32Array, b: Float32Array, V: number): number {
   for (let r = 0; r < n; r++) if (arg(a, r) === arg(b, r)) same++;
   return same / n;
 }
+
+/**
+ * Compiles `code` inside a validation error scope (a failed compile is also a device error, which
+ * the Gpu would otherwise report at the next check): its error messages and the scope's error.
+ */
+async function compile(code: string): Promise<[GPUCompilationMessage[], GPUError | null]> {
+  gpu.device.pushErrorScope('validation');
+  const module = gpu.device.createShaderModule({ code });
+  const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+  return [messages, await gpu.device.popErrorScope()];
+}
+
+describe('the f16 builds convert every aliased load and store', () => {
+  // Every device: each shader that takes f16 activations, built with i32 in place of its aliases.
+  // WGSL mixes neither i32 nor f16 with f32 implicitly, so a load or store the kernel forgot to
+  // convert fails this compile as it would the f16 build (which needs shader-f16 to compile).
+  const files: [string, string, string[]][] = [
+    ['rmsnorm', rmsnormWgsl, ['OUT_T']],
+    ['rope', ropeWgsl, ['X_T']],
+    ['swiglu', swigluWgsl, ['ACT_T']],
+    ['residual', residualWgsl, ['Y_T']],
+    ['split_cols', splitWgsl, ['DST_T', 'SRC_T']],
+    ['attention_decode', attentionDecodeWgsl, ['ACT_T']],
+    ['matmul', `${f16Wgsl}\n${matmulWgsl}\n${quantWgsl}`, ['IN_T', 'OUT_T']],
+    ['matmul_gemv', `${f16Wgsl}\n${gemvWgsl}\n${quantWgsl}`, ['IN_T', 'OUT_T']],
+  ];
+  for (const [name, wgsl, aliases] of files)
+    it(`${name}.wgsl with ${aliases.join(', ')} = i32 compiles; with f32 too`, async () => {
+      for (const ty of ['i32', 'f32']) {
+        const prefix = aliases.map((a) => `alias ${a} = ${ty};`).join('\n');
+        const [errors] = await compile(`${prefix}\n${wgsl}`);
+        expect(errors.map((e) => `${ty}: line ${e.lineNum - aliases.length}: ${e.message}`)).toEqual([]);
+      }
+    });
+  it('a forgotten conversion fails that compile', async () => {
+    const [errors, scoped] = await compile(
+      `alias Y_T = i32;\n${residualWgsl.replace('a_x[i] += f32(a_y[i]);', 'a_x[i] += a_y[i];')}`,
+    );
+    expect(errors.length).toBeGreaterThan(0);
+    expect(scoped).not.toBeNull(); // caught here, not left for the next test's error check
+  });
+});
 
 describe.skipIf(f16)('without shader-f16: f16 activations are refused', () => {
   it('the adapter does not offer shader-f16 (else the group below runs)', () => {

@@ -333,8 +333,8 @@ describe('d2g plan', () => {
   const MiB = 2 ** 20;
 
   it('7b, q4_0, m = 16 × 1024, f16 KV: refused at 8 GiB with the largest m and context (exit 2)', () => {
-    // plan.test.ts's hand computation: everything but the KV cache is 3,816,277,504 B; the rest of
-    // 8 GiB holds 8 sequences of 1024 positions (0.5 MiB per token) or 569 positions for 16.
+    // plan.test.ts's hand computation: everything but the KV cache is 3,817,326,080 B; the rest of
+    // 8 GiB holds 8 sequences of 1024 positions (0.5 MiB per token) or 568 positions for 16.
     const r = d2g(
       'plan',
       '--config',
@@ -357,7 +357,7 @@ describe('d2g plan', () => {
       'refused (OUT_OF_MEMORY): Inference with 16 sequences × 1,024 positions needs 11.6 GiB (KV cache 8.0 GiB, weights 3.5 GiB, …) but the memory budget is 8.0 GiB',
     );
     expect(r.out).toMatch(
-      /\nto fit, change one of:\n {2}--m 8 {10}at most 8 sequences at 1,024 positions \(7\.6 GiB\)\n {2}--context 569 {2}16 sequences at most 569 positions long \(8\.0 GiB\)\n$/,
+      /\nto fit, change one of:\n {2}--m 8 {10}at most 8 sequences at 1,024 positions \(7\.6 GiB\)\n {2}--context 568 {2}16 sequences at most 568 positions long \(8\.0 GiB\)\n$/,
     );
   });
 
@@ -372,14 +372,14 @@ describe('d2g plan', () => {
       suggestions: { kind: string; flag: string; total: number }[];
       model: { weights: unknown };
     };
-    const rest = 3_816_277_504;
+    const rest = 3_817_326_080;
     expect(j.model.weights).toEqual({ matrices: 'q4_0' });
-    expect([j.items.weights, j.items.kv, j.items.total]).toEqual([3_791_273_984, 8 * GiB, 12_406_212_096]);
+    expect([j.items.weights, j.items.kv, j.items.total]).toEqual([3_791_273_984, 8 * GiB, 12_407_260_672]);
     expect(j.verdict).toBe('refused');
     expect(j.error.code).toBe('OUT_OF_MEMORY');
     expect(j.suggestions.map((s) => [s.kind, s.flag, s.total])).toEqual([
       ['sequences', '--m 8', rest + 8 * 1024 * 0.5 * MiB],
-      ['context', '--context 569', rest + 16 * 569 * 0.5 * MiB],
+      ['context', '--context 568', rest + 16 * 568 * 0.5 * MiB],
     ]);
     const ok = await run(planCommand, ...args, '--budget', '16GiB');
     expect(ok.code).toBe(0);

@@ -69,10 +69,13 @@ export function gemvConfig(gpu: Gpu, dtype: DType = 'f32', B = 1): GemvConfig {
 
 /**
  * Hardware defaults other than 16 × 4, from `npm run bench -- --tune` on an NVIDIA H100 (Vulkan
- * through Dawn, 2026-11-26): quantized weights at B = 2–16 take 4 weight rows per thread and 8
- * batch rows per workgroup: 390 µs for LLaMA-7b's two shapes at B = 16 against 1,480 µs for the
- * one-row kernel (16 × 4, BT 16), and 7B-shaped decode at m = 16 went from 100 to 271 tokens/s. At
- * B = 1 and for f32 the shapes swept were within a few percent of one another: 16 × 4 stays.
+ * through Dawn, 2026-11-26; every shape's time in docs/bench/nvidia-h100-2026-11-26-tune.json):
+ * quantized weights at B = 2–16 take 4 weight rows per thread and 8 batch rows per workgroup: 390
+ * µs for LLaMA-7b's two shapes at B = 16 against 1,480 µs for the one-row kernel (16 × 4, BT 16),
+ * and 7B-shaped decode at m = 16 went from 100 to 271 tokens/s. At B = 1 the one-row kernel stays:
+ * the sweep, timing the two shapes alone, had the `_r` kernel ahead (149 against 209 µs for q4_0),
+ * but in a whole 7B decode step it was not (`npm run bench -- --only gemvb1`, H100, 2026-11-27:
+ * 0.80–1.02× with f32 activations, 0.61–0.86× with f16).
  */
 const HARDWARE_GEMV: Partial<Record<string, GemvConfig>> = {
   q_bn: { TPR: 32, RPW: 2, RT: 4, BT: 8 },

@@ -5,8 +5,14 @@ import type { Tensor } from '../gpu/tensor.ts';
 import { actOf, needF16, typed } from './act.ts';
 
 const WG = 64;
+/**
+ * Threads per row of the parallel forward. 256, not 64: at decode a norm is one row per sequence,
+ * one workgroup each, so the row's 4096 values and the reduction's steps are all the latency there
+ * is (`npm run bench -- --only rmsnorm` times both).
+ */
+export const RMSNORM_ROW_WG = 256;
 const F32 = { OUT_T: 'f32' } as const;
-const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward', constants: { WG } } as const;
+const fwd = { op: 'rmsnorm', code, entry: 'rmsnorm_forward' } as const;
 const fwdSerial = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial', constants: { WG } } as const;
 const fwdSerial4 = { op: 'rmsnorm', code, entry: 'rmsnorm_forward_serial4', constants: { WG } } as const;
 
@@ -22,7 +28,10 @@ const bwd = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward', constants: {
 const bwdSerial = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward_serial', constants: { WG } }, F32);
 const bwdW = typed({ op: 'rmsnorm', code, entry: 'rmsnorm_backward_weight', constants: { WG } }, F32);
 
-/** out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. `out` may be f16 (ops/act.ts). */
+/**
+ * out (N,C) = inp / rms(inp) * weight; rstd (N) saved for the backward. `out` may be f16
+ * (ops/act.ts). `rowWg`: the parallel variant's threads per row (a power of two, ≤ 256).
+ */
 export function rmsnormForward(
   gpu: Gpu,
   out: Tensor,
@@ -33,6 +42,7 @@ export function rmsnormForward(
   C: number,
   eps: number,
   variant: RowVariant = rowVariant(gpu),
+  rowWg = RMSNORM_ROW_WG,
 ): void {
   const types = { OUT_T: actOf(out, 'rmsnormForward') };
   needF16(gpu.info.f16, [types.OUT_T], 'rmsnormForward');
@@ -43,7 +53,13 @@ export function rmsnormForward(
       [out, rstd, inp, weight],
       [N, C, f32(eps)],
     );
-  else gpu.dispatch(typed(fwd, types), [N], [out, rstd, inp, weight], [N, C, f32(eps)]);
+  else
+    gpu.dispatch(
+      typed({ ...fwd, constants: { WG: rowWg } }, types),
+      [N],
+      [out, rstd, inp, weight],
+      [N, C, f32(eps)],
+    );
 }
 
 /** dinp (N,C) = or += (accumulate) the input gradient; dweight (C) += when given. */
