@@ -112,6 +112,10 @@ describe('app: a GGUF LLaMA as the student', () => {
     expect(await page.getByTestId('gguf-samples').inputValue()).toBe('32');
     expect(await page.getByTestId('gguf-context').inputValue()).toBe('512');
     expect(await page.getByTestId('plan-kv').innerText()).toMatch(/KV cache\s+10\.0 MiB/); // f16: 2·5·32·512·32·2 B
+    // SwiftShader has no shader-f16: the plan is for f32 activations (f16 where a GPU has it)
+    expect(await page.getByTestId('plan').locator('.head').innerText()).toMatch(
+      /^32 samples × 512 positions, f16 KV cache, f32 activations; this GPU binds at most/,
+    );
     expect(await page.getByTestId('plan-budget').innerText()).toMatch(/4\.0 GiB \(assumed/);
 
     // a budget of 3 MiB: refused, with the planner's suggestion one click away
