@@ -580,6 +580,39 @@ describe("the planner's figures are the engine's allocations (a small GQA model 
     expect(adapterBytes).toBe(plan.items.adapters + plan.items.gradients + 8 * 4 * 4);
   });
 
+  it('inference: what LlamaRunner allocates with f16 activations (and so an f16 KV cache), with a LoRA', () => {
+    // A counting backend that says it can hold f16 tensors (the runner only allocates here).
+    const be = new (class extends CountingCpu {
+      override readonly f16 = true;
+    })();
+    const model = loadLlama(be, config, weights);
+    const weightBytes = be.dedicated;
+    const runner = new LlamaRunner(model, { slots: 3, maxT: 20, maxRows: 8, act: 'f16' });
+    expect(runner.kv).toBe('f16');
+    const runnerBytes = be.dedicated - weightBytes;
+    const adapter = createLora(be, config, lora, 1);
+    const adapterOwn = be.dedicated - weightBytes - runnerBytes;
+    runner.setAdapter(adapter);
+    // setAdapter: the u scratch (8 rows × rank 4) and the two f32 staging rows for the sites
+    const staging = 2 * 8 * Math.max(config.dim, config.hiddenDim) * 4;
+    expect(be.dedicated - weightBytes - runnerBytes - adapterOwn).toBe(8 * 4 * 4 + staging);
+    const req = {
+      kind: 'inference',
+      config,
+      weights: { matrices: 'f32' },
+      sequences: 3,
+      context: 20,
+      maxRows: 8,
+      act: 'f16',
+      limits: big(GiB),
+    } as const;
+    const plan = planMemory(req);
+    expect(runnerBytes).toBe(plan.items.kv + plan.items.activations + plan.items.logits + 5 * 8 * 4);
+    // with an adapter the plan adds the staging rows to the activations
+    const withLora = planMemory({ ...req, adapters: [lora] });
+    expect(withLora.items.activations - plan.items.activations).toBe(staging);
+  });
+
   it('training: what a LoraTrainer step allocates, without recompute', async () => {
     const be = new CountingCpu();
     const model = loadLlama(be, config, weights);

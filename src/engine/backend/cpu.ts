@@ -26,7 +26,7 @@ function unwrap(a: unknown): unknown {
  */
 export class CpuBackend implements Backend<CpuTensor> {
   readonly kind = 'cpu';
-  readonly f16 = false;
+  readonly f16: boolean = false;
   private readonly f64: boolean;
   readonly ops: Ops<CpuTensor>;
   readonly maxTensorBytes = Infinity;
