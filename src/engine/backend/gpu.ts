@@ -20,7 +20,7 @@
  */
 import { EngineError, formatBytes } from '../errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
-import { f16Table } from '../kvcache.ts';
+import { unpackKvF16 } from '../kvcache.ts';
 import { f32ToF16 } from '../quant.ts';
 import { byteSize, numel, type DType, type Tensor, type TensorPart } from '../gpu/tensor.ts';
 import * as GpuOps from '../ops/index.ts';
@@ -157,18 +157,19 @@ function wordBytes(t: Tensor): number {
   return t.dtype === 'f16' ? Math.ceil(numel(t.shape) / 2) * 4 : numel(t.shape) * 4;
 }
 
-/** f32 values as f16 bits (round to nearest even), two per u32 word, low half first. */
-export function packF16(values: Float32Array): Uint32Array {
+/**
+ * f32 values as f16 bits, two per u32 word, low half first: round to nearest even with subnormals
+ * kept (kvcache.ts `packKvF16` flushes them, the KV cache's own rule).
+ */
+function packF16(values: Float32Array): Uint32Array {
   const h = new Uint16Array(2 * Math.ceil(values.length / 2));
   for (let i = 0; i < values.length; i++) h[i] = f32ToF16(values[i]!);
   return new Uint32Array(h.buffer);
 }
 
-/** The first `n` f16 values of `bytes`, exactly, as f32. */
-export function unpackF16(bytes: ArrayBuffer, n: number): Float32Array {
-  const h = new Uint16Array(bytes, 0, n);
-  const table = f16Table();
-  return Float32Array.from(h, (b) => table[b]!);
+/** The first `n` f16 values of `bytes` (words of f16 pairs), exactly, as f32. */
+function unpackF16(bytes: ArrayBuffer, n: number): Float32Array {
+  return unpackKvF16(new Uint32Array(bytes)).subarray(0, n);
 }
 
 /** The buffers holding a tensor's data, in order: its parts' when split. */

@@ -186,7 +186,7 @@ export class LlamaRunner<T extends BackendTensor> {
     if (!this.adapter) this.be.ops.matmulForward(out, inp, W, rows, K, N, false);
     else if (this.act === 'f32') this.adapter.apply(l, site, out, inp, W, rows, K, N);
     else {
-      const { adapterIn, adapterOut } = this.buf as Record<string, T>;
+      const { adapterIn, adapterOut } = this.buf;
       this.be.ops.castInto(adapterIn!, inp, rows * K);
       this.adapter.apply(l, site, adapterOut!, adapterIn!, W, rows, K, N);
       this.be.ops.castInto(out, adapterOut!, rows * N);

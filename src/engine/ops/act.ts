@@ -36,13 +36,15 @@ const made = new Map<string, KernelSpec>();
  * keeps the plain one. Memoized: a decode step asks for the same few specs every time.
  */
 export function typed(base: KernelSpec, aliases: Readonly<Record<string, ActType>>): KernelSpec {
-  const tag = Object.keys(aliases)
-    .sort()
-    .filter((n) => aliases[n] === 'f16')
-    .join(',');
-  const key = `${base.op}\u0000${base.entry}\u0000${JSON.stringify(base.constants ?? {})}\u0000${JSON.stringify(aliases)}`;
+  let sig = '';
+  for (const n in aliases) sig += `${n}=${aliases[n]};`;
+  const key = `${base.op}\u0000${base.entry}\u0000${JSON.stringify(base.constants ?? {})}\u0000${sig}`;
   let spec = made.get(key);
   if (!spec) {
+    const tag = Object.keys(aliases)
+      .sort()
+      .filter((n) => aliases[n] === 'f16')
+      .join(',');
     spec = {
       ...base,
       op: tag ? `${base.op}[f16:${tag}]` : base.op,
